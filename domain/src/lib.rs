@@ -1,0 +1,15 @@
+//! The pure core of clerk-sync.
+//!
+//! Everything here is free of I/O and clocks: the event envelope and the user
+//! it concerns, how a user is routed to a shard queue, and the names of the
+//! queue topology. The `runtime` feature adds the few I/O-facing definitions
+//! both binaries share (settings, telemetry, declaring the topology), so that
+//! each exists in exactly one place.
+
+pub mod envelope;
+pub mod message_headers;
+pub mod shard;
+pub mod topology;
+
+#[cfg(feature = "runtime")]
+pub mod runtime;

@@ -1,0 +1,208 @@
+//! Connecting to RabbitMQ and declaring the topology, for both binaries.
+//!
+//! Every queue and exchange argument is written out here, once. Declaring is
+//! idempotent; a queue that already exists with other arguments is reported
+//! by name instead of being changed (RabbitMQ cannot change them in place).
+
+use super::secret_url::SecretUrl;
+use crate::topology::Topology;
+use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
+use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::{Channel, Connection, ConnectionProperties, ErrorKind, ExchangeKind};
+use std::time::Duration;
+
+/// How long connecting may take before the broker counts as unreachable.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum AmqpError {
+    #[error("RabbitMQ at {url} is unreachable: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error(
+        "RabbitMQ {kind} '{name}' already exists with different arguments ({reason}); \
+         clerk-sync does not change an existing {kind}: drain and delete it, or set \
+         amqp.prefix to use new names"
+    )]
+    TopologyMismatch {
+        kind: &'static str,
+        name: String,
+        reason: String,
+    },
+    #[error("declaring RabbitMQ {kind} '{name}' failed: {source}")]
+    Declare {
+        kind: &'static str,
+        name: String,
+        source: lapin::Error,
+    },
+}
+
+/// Open a connection, named so operators can tell processes apart in the
+/// management UI. Fails within [`CONNECT_TIMEOUT`].
+pub async fn connect(url: &SecretUrl, connection_name: &str) -> Result<Connection, AmqpError> {
+    let properties = ConnectionProperties::default().with_connection_name(connection_name.into());
+    let unreachable = |reason: String| AmqpError::Unreachable {
+        url: url.redacted(),
+        reason,
+    };
+    match tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        Connection::connect(url.expose(), properties),
+    )
+    .await
+    {
+        Ok(Ok(connection)) => Ok(connection),
+        Ok(Err(e)) => Err(unreachable(e.to_string())),
+        Err(_) => Err(unreachable(format!("no answer within {CONNECT_TIMEOUT:?}"))),
+    }
+}
+
+/// The arguments of a shard queue. Quorum queues replicate across a
+/// cluster's nodes; the delivery limit stops a poison message from cycling
+/// forever and sends it to the dead-letter exchange instead.
+pub fn shard_queue_arguments(topology: &Topology, delivery_limit: u32) -> FieldTable {
+    let mut arguments = FieldTable::default();
+    arguments
+        .insert("x-queue-type".into(), text("quorum"))
+        .insert(
+            "x-delivery-limit".into(),
+            AMQPValue::LongLongInt(i64::from(delivery_limit)),
+        )
+        .insert(
+            "x-dead-letter-exchange".into(),
+            text(&topology.dead_letter_exchange()),
+        )
+        // At-least-once dead-lettering (quorum queues only) needs
+        // reject-publish overflow: a dead letter is never dropped in transit.
+        .insert("x-dead-letter-strategy".into(), text("at-least-once"))
+        .insert("x-overflow".into(), text("reject-publish"));
+    arguments
+}
+
+/// The dead-letter queue is a plain quorum queue: nothing leaves it unless
+/// an operator redrives or discards it.
+pub fn dead_letter_queue_arguments() -> FieldTable {
+    let mut arguments = FieldTable::default();
+    arguments.insert("x-queue-type".into(), text("quorum"));
+    arguments
+}
+
+fn text(value: &str) -> AMQPValue {
+    AMQPValue::LongString(LongString::from(value))
+}
+
+/// Declare exchanges, queues and bindings. Safe to run from any number of
+/// processes at once. Opens and closes a channel of its own, because a
+/// refused declaration closes the channel it was made on.
+pub async fn declare_topology(
+    connection: &Connection,
+    topology: &Topology,
+    delivery_limit: u32,
+) -> Result<(), AmqpError> {
+    let channel = connection
+        .create_channel()
+        .await
+        .map_err(|source| AmqpError::Declare {
+            kind: "channel",
+            name: "for declarations".to_owned(),
+            source,
+        })?;
+    let durable_exchange = ExchangeDeclareOptions {
+        durable: true,
+        ..ExchangeDeclareOptions::default()
+    };
+    let exchange = topology.exchange();
+    let dead_letter_exchange = topology.dead_letter_exchange();
+    declare_exchange(&channel, &exchange, ExchangeKind::Direct, durable_exchange).await?;
+    declare_exchange(
+        &channel,
+        &dead_letter_exchange,
+        ExchangeKind::Fanout,
+        durable_exchange,
+    )
+    .await?;
+
+    let dead_letter_queue = topology.dead_letter_queue();
+    declare_queue(&channel, &dead_letter_queue, dead_letter_queue_arguments()).await?;
+    bind(&channel, &dead_letter_queue, &dead_letter_exchange, "").await?;
+
+    for queue in topology.shard_queues() {
+        declare_queue(
+            &channel,
+            &queue,
+            shard_queue_arguments(topology, delivery_limit),
+        )
+        .await?;
+        // The routing key of a shard is its queue name.
+        bind(&channel, &queue, &exchange, &queue).await?;
+    }
+    // Best effort: the channel goes away with the connection anyway.
+    let _ = channel.close(200, "declared".into()).await;
+    Ok(())
+}
+
+async fn declare_exchange(
+    channel: &Channel,
+    name: &str,
+    kind: ExchangeKind,
+    options: ExchangeDeclareOptions,
+) -> Result<(), AmqpError> {
+    channel
+        .exchange_declare(name.into(), kind, options, FieldTable::default())
+        .await
+        .map_err(|source| classify("exchange", name, source))
+}
+
+async fn declare_queue(
+    channel: &Channel,
+    name: &str,
+    arguments: FieldTable,
+) -> Result<(), AmqpError> {
+    let options = QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
+    };
+    channel
+        .queue_declare(name.into(), options, arguments)
+        .await
+        .map(drop)
+        .map_err(|source| classify("queue", name, source))
+}
+
+async fn bind(
+    channel: &Channel,
+    queue: &str,
+    exchange: &str,
+    routing_key: &str,
+) -> Result<(), AmqpError> {
+    channel
+        .queue_bind(
+            queue.into(),
+            exchange.into(),
+            routing_key.into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(|source| classify("binding of queue", queue, source))
+}
+
+fn classify(kind: &'static str, name: &str, source: lapin::Error) -> AmqpError {
+    if let ErrorKind::ProtocolError(error) = source.kind()
+        && matches!(
+            error.kind(),
+            AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED)
+        )
+    {
+        return AmqpError::TopologyMismatch {
+            kind,
+            name: name.to_owned(),
+            reason: error.get_message().to_string(),
+        };
+    }
+    AmqpError::Declare {
+        kind,
+        name: name.to_owned(),
+        source,
+    }
+}

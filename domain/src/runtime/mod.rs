@@ -1,0 +1,6 @@
+//! I/O-facing definitions shared by both binaries (feature `runtime`).
+
+pub mod amqp;
+pub mod secret_url;
+pub mod settings;
+pub mod telemetry;

@@ -1,0 +1,142 @@
+use super::*;
+use secrecy::ExposeSecret;
+use std::io::Write;
+
+fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn load(pairs: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+    // A file that does not exist is an error, so point at an empty one.
+    let mut file = tempfile();
+    file.1.flush().ok();
+    Settings::load_from(Some(&file.0), &env(pairs))
+}
+
+fn tempfile() -> (std::path::PathBuf, std::fs::File) {
+    let path = std::env::temp_dir().join(format!("clerk-sync-test-{}.toml", uuid::Uuid::new_v4()));
+    let file = std::fs::File::create(&path).unwrap_or_else(|e| panic!("{e}"));
+    (path, file)
+}
+
+#[test]
+fn defaults_match_the_contract() {
+    let settings = load(&[]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        settings.database.url.expose(),
+        "postgres://postgres@127.0.0.1:5432/clerk_sync"
+    );
+    assert_eq!(
+        settings.amqp.url.expose(),
+        "amqp://guest:guest@127.0.0.1:5672/%2f"
+    );
+    assert_eq!(settings.ingest.listen.to_string(), "0.0.0.0:8080");
+    assert_eq!(settings.ingest.body_limit_bytes, 1_048_576);
+    assert_eq!(settings.amqp.shards, 8);
+    assert!(settings.webhook.secrets.is_empty());
+    assert_eq!(settings.log.format, LogFormat::Pretty);
+}
+
+#[test]
+fn well_known_variables_win_over_prefixed_ones_and_the_file() {
+    let (path, mut file) = tempfile();
+    writeln!(
+        file,
+        "[amqp]\nurl = \"amqp://file@h/%2f\"\nshards = 3\n[ingest]\nlisten = \"127.0.0.1:1\""
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let settings = Settings::load_from(
+        Some(&path),
+        &env(&[
+            ("CLERK_SYNC__AMQP__URL", "amqp://prefixed@h/%2f"),
+            ("AMQP_URL", "amqp://wellknown@h/%2f"),
+            ("CLERK_SYNC__AMQP__SHARDS", "16"),
+            ("INGEST_LISTEN", "127.0.0.1:9999"),
+            ("CLERK_WEBHOOK_SECRET", "whsec_a, whsec_b whsec_c"),
+            ("CLERK_SYNC__LOG__FORMAT", "json"),
+        ]),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(settings.amqp.url.expose(), "amqp://wellknown@h/%2f");
+    assert_eq!(settings.amqp.shards, 16, "env beats the file");
+    assert_eq!(settings.ingest.listen.to_string(), "127.0.0.1:9999");
+    assert_eq!(settings.webhook.secrets.len(), 3);
+    assert_eq!(settings.log.format, LogFormat::Json);
+    let secrets: Vec<&str> = settings
+        .webhook
+        .secrets
+        .iter()
+        .map(|s| s.expose_secret())
+        .collect();
+    assert_eq!(secrets, ["whsec_a", "whsec_b", "whsec_c"]);
+}
+
+#[test]
+fn a_bad_setting_is_one_line_naming_it() {
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (
+            &[("CLERK_SYNC__AMQP__SHARDS", "0")],
+            "setting amqp.shards (CLERK_SYNC__AMQP__SHARDS): must be between 1 and 1024",
+        ),
+        (
+            &[("AMQP_URL", "http://x/")],
+            "setting amqp.url (AMQP_URL or CLERK_SYNC__AMQP__URL): must be a amqp/amqps URL",
+        ),
+        (
+            &[("DATABASE_URL", "nonsense")],
+            "setting database.url (DATABASE_URL or CLERK_SYNC__DATABASE__URL): not a valid URL",
+        ),
+        (
+            &[("CLERK_SYNC__AMQP__PREFIX", "a b")],
+            "setting amqp.prefix",
+        ),
+        (&[("CLERK_SYNC__AMQP__SHARDS", "many")], "amqp.shards"),
+        (&[("INGEST_LISTEN", "port eighty")], "ingest.listen"),
+        (&[("CLERK_SYNC__AMQP__SHARDZ", "3")], "shardz"),
+    ];
+    for (pairs, expected) in cases {
+        let error = load(pairs).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(error.contains(expected), "{pairs:?}: got {error:?}");
+        assert!(!error.contains('\n'), "one line: {error:?}");
+    }
+}
+
+#[test]
+fn a_missing_config_file_given_explicitly_is_an_error() {
+    let missing = std::path::Path::new("/nonexistent/clerk-sync.toml");
+    let error = Settings::load_from(Some(missing), &HashMap::new())
+        .err()
+        .map(|e| e.to_string());
+    assert!(error.is_some_and(|e| e.contains("/nonexistent/clerk-sync.toml")));
+}
+
+#[test]
+fn the_ingest_requires_a_secret() {
+    let settings = load(&[]).unwrap_or_else(|e| panic!("{e}"));
+    let error = settings
+        .require_webhook_secrets()
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(error.starts_with(
+        "setting webhook.secrets (CLERK_WEBHOOK_SECRET or CLERK_SYNC__WEBHOOK__SECRETS): missing"
+    ));
+}
+
+#[test]
+fn secrets_never_appear_in_debug_output() {
+    let settings = load(&[
+        ("CLERK_WEBHOOK_SECRET", "whsec_topsecretvalue"),
+        ("AMQP_URL", "amqp://u:amqppassword@h/%2f"),
+        ("DATABASE_URL", "postgres://u:dbpassword@h/db"),
+    ])
+    .unwrap_or_else(|e| panic!("{e}"));
+    let dump = format!("{settings:?} {settings:#?}");
+    for secret in ["topsecretvalue", "amqppassword", "dbpassword"] {
+        assert!(!dump.contains(secret), "{secret} leaked: {dump}");
+    }
+    assert!(dump.contains("WebhookSecrets([1 redacted])"));
+}
