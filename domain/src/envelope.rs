@@ -26,9 +26,9 @@ impl EnvelopeSummary {
             .event_type
             .as_deref()
             .is_some_and(|t| t.starts_with("user."));
-        let clerk_user_id =
-            raw.data
-                .and_then(|data| if is_user_event { data.id } else { data.user_id });
+        let clerk_user_id = raw
+            .data
+            .and_then(|data| if is_user_event { data.id } else { data.user_id });
         Self {
             event_type: raw.event_type,
             clerk_user_id: clerk_user_id.filter(|id| !id.is_empty()),

@@ -1,0 +1,9 @@
+//! clerk-sync-ingest: verifies Clerk's Svix-signed webhooks on the raw body
+//! and publishes each to RabbitMQ, answering 2xx only once it is durable.
+
+pub mod broker;
+pub mod metrics;
+pub mod publisher;
+pub mod routes;
+pub mod startup;
+pub mod verify;

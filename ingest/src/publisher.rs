@@ -1,0 +1,160 @@
+//! Publishing one verified webhook, confirmed by RabbitMQ.
+//!
+//! Each request publishes on the shared confirm-mode channel and awaits its
+//! own confirm, so many requests have publishes in flight at once and none
+//! waits for another's confirm.
+
+use crate::broker::{Broker, Shared};
+use crate::metrics::{QueueLabels, ReasonLabels};
+use crate::verify::VerifiedWebhook;
+use clerk_sync_domain::envelope::EnvelopeSummary;
+use clerk_sync_domain::message_headers as header;
+use lapin::options::BasicPublishOptions;
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{BasicProperties, Confirmation};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Why an event could not be made durable: answered 503, Svix retries.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("RabbitMQ is unavailable; retry later")]
+    Unavailable,
+    #[error("RabbitMQ did not confirm the event within {0} ms; retry later")]
+    ConfirmTimeout(u64),
+    #[error("RabbitMQ refused the event (nack); retry later")]
+    Nacked,
+    #[error("RabbitMQ could not route the event to queue {0}; retry later")]
+    Unroutable(String),
+    #[error("RabbitMQ connection failed while publishing; retry later")]
+    Broken(#[source] lapin::Error),
+}
+
+impl PublishError {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Unavailable => "unavailable",
+            Self::ConfirmTimeout(_) => "confirm_timeout",
+            Self::Nacked => "nack",
+            Self::Unroutable(_) => "unroutable",
+            Self::Broken(_) => "connection_failed",
+        }
+    }
+}
+
+/// A cheap, cloneable handle that publishes over the [`Broker`]'s link.
+#[derive(Debug, Clone)]
+pub struct Publisher {
+    shared: Arc<Shared>,
+}
+
+impl Publisher {
+    pub fn new(broker: &Broker) -> Self {
+        Self {
+            shared: broker.shared(),
+        }
+    }
+
+    /// True while the broker link is usable (`/readyz`).
+    pub fn ready(&self) -> bool {
+        self.shared.ready()
+    }
+
+    /// Publish the body as received, persistent and mandatory, to the shard
+    /// queue of its routing key; return that queue once RabbitMQ confirmed.
+    pub async fn publish(
+        &self,
+        event: &VerifiedWebhook,
+        summary: &EnvelopeSummary,
+        received_at_ms: u64,
+    ) -> Result<String, PublishError> {
+        let started = Instant::now();
+        let outcome = self.publish_confirmed(event, summary, received_at_ms).await;
+        let metrics = &self.shared.metrics;
+        match &outcome {
+            Ok(queue) => {
+                metrics
+                    .confirm_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                metrics
+                    .published
+                    .get_or_create(&QueueLabels {
+                        queue: queue.clone(),
+                    })
+                    .inc();
+            }
+            Err(e) => {
+                metrics
+                    .publish_failures
+                    .get_or_create(&ReasonLabels { reason: e.reason() })
+                    .inc();
+            }
+        }
+        outcome
+    }
+
+    async fn publish_confirmed(
+        &self,
+        event: &VerifiedWebhook,
+        summary: &EnvelopeSummary,
+        received_at_ms: u64,
+    ) -> Result<String, PublishError> {
+        let link = self.shared.current().ok_or(PublishError::Unavailable)?;
+        let svix = event.headers();
+        let routing_key = summary.routing_key(&svix.id);
+        let queue = self.shared.topology.queue_for(routing_key);
+
+        let mut headers = FieldTable::default();
+        headers
+            .insert(header::SVIX_ID.into(), text(&svix.id))
+            .insert(header::SVIX_TIMESTAMP.into(), text(&svix.timestamp))
+            .insert(header::SVIX_SIGNATURE.into(), text(&svix.signature))
+            .insert(header::ROUTING_KEY.into(), text(routing_key))
+            .insert(
+                header::RECEIVED_AT_MS.into(),
+                AMQPValue::Timestamp(received_at_ms),
+            );
+        if let Some(event_type) = &summary.event_type {
+            headers.insert(header::EVENT_TYPE.into(), text(event_type));
+        }
+        // The svix-id was checked to fit a short string when it was read.
+        let message_id = ShortString::try_new(svix.id.clone()).map_err(|_| PublishError::Nacked)?;
+        let properties = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_message_id(message_id)
+            .with_content_type("application/json".into())
+            .with_timestamp(received_at_ms / 1000)
+            .with_headers(headers);
+
+        let confirmed = async {
+            link.channel
+                .basic_publish(
+                    self.shared.topology.exchange().into(),
+                    queue.as_str().into(),
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..BasicPublishOptions::default()
+                    },
+                    event.body(),
+                    properties,
+                )
+                .await?
+                .await
+        };
+        let timeout = self.shared.confirm_timeout();
+        match tokio::time::timeout(timeout, confirmed).await {
+            Err(_) => Err(PublishError::ConfirmTimeout(timeout.as_millis() as u64)),
+            Ok(Err(e)) => {
+                self.shared.report_broken();
+                Err(PublishError::Broken(e))
+            }
+            Ok(Ok(Confirmation::Ack(None))) => Ok(queue),
+            Ok(Ok(Confirmation::Ack(Some(_)))) => Err(PublishError::Unroutable(queue)),
+            Ok(Ok(Confirmation::Nack(_) | Confirmation::NotRequested)) => Err(PublishError::Nacked),
+        }
+    }
+}
+
+fn text(value: &str) -> AMQPValue {
+    AMQPValue::LongString(LongString::from(value))
+}

@@ -1,0 +1,5 @@
+//! One file per route.
+
+pub mod health;
+pub mod metrics;
+pub mod webhook;

@@ -1,0 +1,164 @@
+//! Building and running the ingest: `Application::build` binds the listener
+//! (port 0 in tests) and connects to RabbitMQ; `run_until_stopped` serves
+//! until SIGTERM/SIGINT (or a [`ServerHandle`] stop), then lets requests in
+//! flight finish, confirms included, and closes the broker link.
+
+use crate::broker::Broker;
+use crate::metrics::{Metrics, RequestLabels};
+use crate::publisher::Publisher;
+use crate::routes;
+use crate::routes::webhook::BodyLimit;
+use crate::verify::{SvixHeaders, Verifier};
+use actix_web::dev::{Server, ServerHandle, Service};
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+use clerk_sync_domain::runtime::settings::Settings;
+use clerk_sync_domain::runtime::telemetry::fields;
+use prometheus_client::metrics::gauge::Gauge;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Instant;
+use tracing::Instrument;
+use tracing::field::Empty;
+
+pub const WEBHOOK_ROUTE: &str = "/api/webhooks/clerk";
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    broker: Broker,
+}
+
+impl Application {
+    pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        let verifier = web::Data::new(Verifier::new(settings.require_webhook_secrets()?)?);
+        let metrics = Arc::new(Metrics::new());
+        let broker = Broker::start(&settings.amqp, metrics.clone()).await?;
+        let publisher = web::Data::new(Publisher::new(&broker));
+        let metrics = web::Data::from(metrics);
+        let limit = web::Data::new(BodyLimit(settings.ingest.body_limit_bytes));
+
+        let listen = settings.ingest.listen;
+        let listener = TcpListener::bind(listen).with_context(|| {
+            format!("setting ingest.listen (INGEST_LISTEN): cannot listen on {listen}")
+        })?;
+        let port = listener.local_addr()?.port();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(verifier.clone())
+                .app_data(publisher.clone())
+                .app_data(metrics.clone())
+                .app_data(limit.clone())
+                .wrap_fn(|request, service| {
+                    let metrics = request.app_data::<web::Data<Metrics>>().cloned();
+                    let span = tracing::info_span!(
+                        "http.request",
+                        http.method = %request.method(),
+                        http.route = Empty,
+                        http.status = Empty,
+                        svix.id = Empty,
+                        clerk.user_id = Empty,
+                        clerk.event_type = Empty,
+                    );
+                    if let Some(id) = SvixHeaders::id_of(request.headers()) {
+                        span.record(fields::SVIX_ID, id.as_str());
+                    }
+                    let in_flight = metrics
+                        .as_ref()
+                        .map(|m| InFlight::enter(&m.requests_in_flight));
+                    let started = Instant::now();
+                    let response = span.in_scope(|| service.call(request));
+                    async move {
+                        let response = response.await?;
+                        drop(in_flight);
+                        let route = response
+                            .request()
+                            .match_pattern()
+                            .unwrap_or_else(|| "unmatched".to_owned());
+                        let status = response.status().as_u16();
+                        let span = tracing::Span::current();
+                        span.record("http.route", route.as_str());
+                        span.record("http.status", status);
+                        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+                        if route == WEBHOOK_ROUTE {
+                            tracing::info!(latency_ms, "request answered");
+                        } else {
+                            tracing::debug!(latency_ms, "request answered");
+                        }
+                        if let Some(metrics) = metrics {
+                            metrics
+                                .requests
+                                .get_or_create(&RequestLabels { route, status })
+                                .inc();
+                        }
+                        Ok(response)
+                    }
+                    .instrument(span)
+                })
+                .service(routes::webhook::receive)
+                .service(routes::health::healthz)
+                .service(routes::health::readyz)
+                .service(routes::metrics::metrics)
+        })
+        .listen(listener)?
+        .shutdown_timeout(settings.ingest.shutdown_timeout_secs);
+        if settings.ingest.http_workers > 0 {
+            server = server.workers(settings.ingest.http_workers);
+        }
+        tracing::info!(
+            listen = %listen,
+            port,
+            amqp = %settings.amqp.url,
+            prefix = %settings.amqp.prefix,
+            shards = settings.amqp.shards,
+            secrets = settings.webhook.secrets.len(),
+            "clerk-sync-ingest ready"
+        );
+        Ok(Self {
+            port,
+            server: server.run(),
+            broker,
+        })
+    }
+
+    /// The port actually bound (useful when `ingest.listen` asked for 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Stops the server as SIGTERM would.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.server.await.context("HTTP server failed")?;
+        tracing::info!("HTTP server stopped; closing the RabbitMQ connection");
+        self.broker.close().await;
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Counts a request as in flight until dropped.
+struct InFlight(Gauge);
+
+impl InFlight {
+    fn enter(gauge: &Gauge) -> Self {
+        gauge.inc();
+        Self(gauge.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
