@@ -1,5 +1,5 @@
 use clap::Parser;
-use clerk_sync_domain::runtime::settings::Settings;
+use clerk_sync_domain::runtime::settings::{Settings, SettingsError};
 use clerk_sync_domain::runtime::telemetry;
 use clerk_sync_ingest::startup::Application;
 use std::path::PathBuf;
@@ -17,6 +17,10 @@ struct Cli {
     config: Option<PathBuf>,
 }
 
+/// Exit code for a setting that is missing or wrong (1 is everything else,
+/// such as an unreachable broker).
+const BAD_SETTINGS: u8 = 2;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -24,25 +28,27 @@ async fn main() -> ExitCode {
         Ok(settings) => settings,
         Err(e) => {
             eprintln!("clerk-sync-ingest: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(BAD_SETTINGS);
         }
     };
     telemetry::init(settings.log.format);
-    let result = async {
-        Application::build(&settings)
-            .await?
-            .run_until_stopped()
-            .await
-    }
-    .await;
-    match result {
+    // A start-up failure is one plain line on stderr: it names the setting
+    // or the service at fault.
+    let application = match Application::build(&settings).await {
+        Ok(application) => application,
+        Err(e) => {
+            eprintln!("clerk-sync-ingest: {e:#}");
+            let settings_fault = e.downcast_ref::<SettingsError>().is_some();
+            return ExitCode::from(if settings_fault { BAD_SETTINGS } else { 1 });
+        }
+    };
+    match application.run_until_stopped().await {
         Ok(()) => {
             tracing::info!("clerk-sync-ingest stopped");
             ExitCode::SUCCESS
         }
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "clerk-sync-ingest failed");
-            eprintln!("clerk-sync-ingest: {e:#}");
             ExitCode::FAILURE
         }
     }

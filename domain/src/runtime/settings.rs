@@ -23,7 +23,7 @@ const WELL_KNOWN: [(&str, &str); 4] = [
     ("INGEST_LISTEN", "ingest.listen"),
 ];
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     pub webhook: WebhookSettings,
@@ -90,18 +90,6 @@ pub enum LogFormat {
     Pretty,
     /// One JSON object per line, for log collectors.
     Json,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            webhook: WebhookSettings::default(),
-            database: DatabaseSettings::default(),
-            amqp: AmqpSettings::default(),
-            ingest: IngestSettings::default(),
-            log: LogSettings::default(),
-        }
-    }
 }
 
 impl Default for DatabaseSettings {

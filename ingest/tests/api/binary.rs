@@ -1,0 +1,243 @@
+//! The real `clerk-sync-ingest` binary: start-up errors, logs, and graceful
+//! shutdown on SIGTERM.
+
+use crate::helpers::*;
+use crate::proxy::Proxy;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The binary with a clean environment and an empty working directory (so
+/// no developer's variables or clerk-sync.toml leak in).
+fn ingest(env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_clerk-sync-ingest"));
+    command.env_clear().current_dir(std::env::temp_dir());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command
+}
+
+fn run(env: &[(&str, &str)]) -> Output {
+    ingest(env).output().unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn without_a_secret_it_refuses_to_start_with_one_line_naming_the_setting() {
+    let output = run(&[]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("clerk-sync-ingest: setting webhook.secrets (CLERK_WEBHOOK_SECRET or CLERK_SYNC__WEBHOOK__SECRETS): missing"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_bad_setting_or_secret_stops_start_up_without_echoing_secrets() {
+    let cases = [
+        (
+            vec![
+                ("CLERK_WEBHOOK_SECRET", SECRET),
+                ("CLERK_SYNC__AMQP__SHARDS", "0"),
+            ],
+            2,
+            "setting amqp.shards",
+        ),
+        (
+            vec![
+                ("CLERK_WEBHOOK_SECRET", SECRET),
+                ("INGEST_LISTEN", "nowhere"),
+            ],
+            2,
+            "ingest.listen",
+        ),
+        (
+            vec![("CLERK_WEBHOOK_SECRET", "whsec_!!notbase64!!")],
+            2,
+            "secret 1 of 1 is not a valid whsec_ secret",
+        ),
+    ];
+    for (env, code, expected) in cases {
+        let output = run(&env);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(code), "{stderr}");
+        assert!(
+            stderr.lines().any(|l| l.contains(expected)),
+            "{expected}: {stderr}"
+        );
+        assert!(!stderr.contains("notbase64"), "{stderr}");
+    }
+}
+
+#[test]
+fn an_unreachable_broker_is_named_at_start_up() {
+    let url = format!("amqp://guest:sekrit@127.0.0.1:{}/%2f", free_port());
+    let output = run(&[
+        ("CLERK_WEBHOOK_SECRET", SECRET),
+        ("AMQP_URL", &url),
+        ("CLERK_SYNC__LOG__FORMAT", "json"),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("clerk-sync-ingest: RabbitMQ at amqp://guest:***@127.0.0.1:"),
+        "{stderr}"
+    );
+    assert!(last.contains("is unreachable"), "{stderr}");
+    assert!(!stderr.contains("sekrit"), "{stderr}");
+}
+
+struct Running {
+    child: Child,
+    address: String,
+    topology: TestTopology,
+}
+
+impl Running {
+    async fn start(amqp_url: &str, extra: &[(&str, &str)]) -> Self {
+        let settings = test_settings();
+        let topology = TestTopology::of(&settings);
+        let port = free_port().to_string();
+        let listen = format!("127.0.0.1:{port}");
+        let mut env = vec![
+            ("CLERK_WEBHOOK_SECRET", SECRET),
+            ("INGEST_LISTEN", listen.as_str()),
+            ("AMQP_URL", amqp_url),
+            ("CLERK_SYNC__AMQP__PREFIX", settings.amqp.prefix.as_str()),
+            ("CLERK_SYNC__AMQP__SHARDS", "4"),
+            ("CLERK_SYNC__LOG__FORMAT", "json"),
+        ];
+        env.extend_from_slice(extra);
+        let child = ingest(&env)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let address = format!("http://{listen}");
+        let started = Instant::now();
+        while reqwest::get(format!("{address}/readyz"))
+            .await
+            .map(|r| r.status().as_u16())
+            .ok()
+            != Some(200)
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "ingest did not become ready"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Self {
+            child,
+            address,
+            topology,
+        }
+    }
+
+    fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(status.success());
+    }
+
+    async fn post(&self, client: &reqwest::Client, body: Vec<u8>) -> (String, u16) {
+        let id = new_svix_id();
+        let mut request = client
+            .post(format!("{}/api/webhooks/clerk", self.address))
+            .body(body.clone());
+        for (name, value) in signed_headers(SECRET, &id, now(), &body) {
+            request = request.header(name, value);
+        }
+        let status = request
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0);
+        (id, status)
+    }
+
+    fn wait(self) -> (Output, TestTopology) {
+        let output = self
+            .child
+            .wait_with_output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        (output, self.topology)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_requests_in_flight_confirms_included_and_exits_0() {
+    // Slow confirms so the requests are surely in flight when SIGTERM lands.
+    let proxy = Proxy::start("127.0.0.1:5672").await;
+    let ingest = Running::start(&proxy.amqp_url(), &[]).await;
+    proxy.delay_replies(Duration::from_millis(500));
+    let client = reqwest::Client::new();
+    let requests: Vec<_> = (0..20)
+        .map(|i| ingest.post(&client, user_event("user.updated", &format!("user_{i}"), i)))
+        .collect();
+    let (answers, ()) = tokio::join!(futures::future::join_all(requests), async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        ingest.terminate();
+    });
+    proxy.delay_replies(Duration::ZERO);
+
+    let (output, topology) = tokio::task::spawn_blocking(move || ingest.wait())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        answers.iter().all(|(_, status)| *status == 202),
+        "{answers:?}"
+    );
+    let mut queued: Vec<String> = topology
+        .drain()
+        .await
+        .into_iter()
+        .filter_map(|m| m.message_id)
+        .collect();
+    let mut sent: Vec<String> = answers.into_iter().map(|(id, _)| id).collect();
+    queued.sort();
+    sent.sort();
+    assert_eq!(queued, sent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_carry_the_svix_id_and_never_the_body_email_or_secret() {
+    let ingest = Running::start(AMQP_URL, &[("RUST_LOG", "debug")]).await;
+    let client = reqwest::Client::new();
+    let (id, status) = ingest
+        .post(&client, user_event("user.created", "user_logged", 1))
+        .await;
+    assert_eq!(status, 202);
+    ingest.terminate();
+    let (output, topology) = tokio::task::spawn_blocking(move || ingest.wait())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    topology.drain().await;
+    let logs = String::from_utf8_lossy(&output.stderr);
+    let queued_line = logs
+        .lines()
+        .find(|l| l.contains("event queued"))
+        .unwrap_or_else(|| panic!("no 'event queued' line in {logs}"));
+    let line: serde_json::Value =
+        serde_json::from_str(queued_line).unwrap_or_else(|e| panic!("{e}: {queued_line}"));
+    assert_eq!(line["span"]["svix.id"], id.as_str());
+    assert_eq!(line["span"]["clerk.user_id"], "user_logged");
+    assert_eq!(line["span"]["clerk.event_type"], "user.created");
+    let secret_key = SECRET.trim_start_matches("whsec_");
+    for forbidden in ["ada@example.com", "Lovelace", secret_key, "guest:guest"] {
+        assert!(!logs.contains(forbidden), "{forbidden} in logs:\n{logs}");
+    }
+}

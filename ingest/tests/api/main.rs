@@ -1,0 +1,13 @@
+//! Integration tests of the ingest against the real RabbitMQ. Each test
+//! declares its own uniquely named topology and deletes it afterwards, so
+//! tests run in parallel and leave nothing behind.
+
+mod helpers;
+mod proxy;
+
+mod binary;
+mod concurrency;
+mod outage;
+mod routing;
+mod topology;
+mod webhook;
