@@ -1,1 +1,55 @@
-fn main() {}
+use clap::{Parser, Subcommand};
+use clerk_sync_domain::runtime::settings::{Settings, SettingsError};
+use clerk_sync_domain::runtime::telemetry;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+mod migrate;
+
+/// Applies Clerk user events from RabbitMQ to the application's tables.
+///
+/// Settings come from clerk-sync.toml (or --config), CLERK_SYNC__SECTION__KEY
+/// variables and DATABASE_URL, AMQP_URL: see README.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    /// Settings file (default: clerk-sync.toml in the working directory, if any).
+    #[arg(long, value_name = "PATH", global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Declare the RabbitMQ topology (exchanges, shard queues, dead letters).
+    /// Idempotent; safe to run from several processes at once.
+    Migrate,
+}
+
+/// Exit code for a setting that is missing or wrong; 1 is everything else.
+const BAD_SETTINGS: u8 = 2;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("clerk-sync-worker: {e}");
+            return ExitCode::from(BAD_SETTINGS);
+        }
+    };
+    telemetry::init(settings.log.format);
+    let result = match cli.command {
+        Command::Migrate => migrate::run(&settings).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("clerk-sync-worker: {e:#}");
+            let settings_fault = e.downcast_ref::<SettingsError>().is_some();
+            ExitCode::from(if settings_fault { BAD_SETTINGS } else { 1 })
+        }
+    }
+}
