@@ -6,10 +6,15 @@
 //! both binaries share (settings, telemetry, declaring the topology), so that
 //! each exists in exactly one place.
 
+pub mod clerk_event;
 pub mod envelope;
+pub mod ids;
 pub mod message_headers;
+pub mod projection;
+pub mod roles;
 pub mod shard;
 pub mod topology;
+pub mod version;
 
 #[cfg(feature = "runtime")]
 pub mod runtime;

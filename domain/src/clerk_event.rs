@@ -1,0 +1,219 @@
+//! Clerk webhook events, parsed leniently: the envelope first (`type`,
+//! `data`, `timestamp`), `data` second, reading only what clerk-sync uses and
+//! ignoring every field Clerk adds. Unknown event types are a value
+//! ([`EventKind::Unhandled`]), not an error.
+
+use crate::version::{Rank, Version, to_millis};
+use serde_json::{Map, Value};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParsedEvent {
+    pub event_type: String,
+    /// The envelope's `timestamp`, in milliseconds.
+    pub timestamp_ms: Option<i64>,
+    pub kind: EventKind,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventKind {
+    /// `user.created` or `user.updated`.
+    UserUpsert {
+        rank: Rank,
+        user: Box<ClerkUser>,
+    },
+    UserDeleted {
+        user_id: String,
+    },
+    /// A type clerk-sync has no handler for: logged as `ignored`.
+    Unhandled,
+}
+
+/// The part of a Clerk User object clerk-sync projects.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ClerkUser {
+    pub id: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub image_url: Option<String>,
+    pub primary_email_address_id: Option<String>,
+    pub email_addresses: Vec<EmailAddress>,
+    /// Milliseconds.
+    pub created_at_ms: Option<i64>,
+    /// Milliseconds.
+    pub updated_at_ms: Option<i64>,
+    pub public_metadata: Map<String, Value>,
+    pub private_metadata: Map<String, Value>,
+    pub unsafe_metadata: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailAddress {
+    pub id: String,
+    pub email_address: String,
+}
+
+impl ClerkUser {
+    /// The address whose id is `primary_email_address_id`; none when there
+    /// is no primary or it is not in the list.
+    pub fn primary_email(&self) -> Option<&str> {
+        let primary = self.primary_email_address_id.as_deref()?;
+        self.email_addresses
+            .iter()
+            .find(|address| address.id == primary)
+            .map(|address| address.email_address.as_str())
+    }
+
+    #[cfg(test)]
+    pub(crate) fn for_tests(id: &str) -> Self {
+        Self {
+            id: id.to_owned(),
+            ..Self::default()
+        }
+    }
+}
+
+/// Why a body is not a usable Clerk event: logged as `failed`, never retried.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("body is not JSON ({0})")]
+    NotJson(String),
+    #[error("body is not a JSON object")]
+    NotAnObject,
+    #[error("event has no string \"type\"")]
+    NoType,
+    #[error("{event_type} has no object \"data\"")]
+    NoData { event_type: String },
+    #[error("{event_type} has no string \"data.id\"")]
+    NoUserId { event_type: String },
+}
+
+impl ParsedEvent {
+    pub fn parse(body: &[u8]) -> Result<Self, ParseError> {
+        let value: Value =
+            serde_json::from_slice(body).map_err(|e| ParseError::NotJson(e.classify_name()))?;
+        let Value::Object(envelope) = value else {
+            return Err(ParseError::NotAnObject);
+        };
+        let event_type = text(&envelope, "type").ok_or(ParseError::NoType)?;
+        let timestamp_ms = integer(&envelope, "timestamp").map(to_millis);
+        let kind = match event_type.as_str() {
+            "user.created" | "user.updated" | "user.deleted" => {
+                let data = match envelope.get("data") {
+                    Some(Value::Object(data)) => data,
+                    _ => return Err(ParseError::NoData { event_type }),
+                };
+                let Some(id) = text(data, "id").filter(|id| !id.is_empty()) else {
+                    return Err(ParseError::NoUserId { event_type });
+                };
+                match event_type.as_str() {
+                    "user.deleted" => EventKind::UserDeleted { user_id: id },
+                    "user.created" => EventKind::UserUpsert {
+                        rank: Rank::Created,
+                        user: Box::new(user(id, data)),
+                    },
+                    _ => EventKind::UserUpsert {
+                        rank: Rank::Updated,
+                        user: Box::new(user(id, data)),
+                    },
+                }
+            }
+            _ => EventKind::Unhandled,
+        };
+        Ok(Self {
+            event_type,
+            timestamp_ms,
+            kind,
+        })
+    }
+
+    /// The event's place in Clerk's order. `svix_timestamp_secs` is the
+    /// last resort for the time when the body has none.
+    pub fn version(&self, svix_id: &str, svix_timestamp_secs: i64) -> Option<Version> {
+        let fallback = self
+            .timestamp_ms
+            .unwrap_or_else(|| to_millis(svix_timestamp_secs));
+        let (at_ms, rank) = match &self.kind {
+            EventKind::UserUpsert { rank, user } => (user.updated_at_ms.unwrap_or(fallback), *rank),
+            EventKind::UserDeleted { .. } => (fallback, Rank::Deleted),
+            EventKind::Unhandled => return None,
+        };
+        Some(Version {
+            at_ms,
+            rank,
+            svix_id: svix_id.to_owned(),
+        })
+    }
+
+    /// The user this event concerns, if it is a user event.
+    pub fn user_id(&self) -> Option<&str> {
+        match &self.kind {
+            EventKind::UserUpsert { user, .. } => Some(&user.id),
+            EventKind::UserDeleted { user_id } => Some(user_id),
+            EventKind::Unhandled => None,
+        }
+    }
+}
+
+fn user(id: String, data: &Map<String, Value>) -> ClerkUser {
+    let email_addresses = match data.get("email_addresses") {
+        Some(Value::Array(addresses)) => addresses
+            .iter()
+            .filter_map(|address| {
+                let address = address.as_object()?;
+                Some(EmailAddress {
+                    id: text(address, "id")?,
+                    email_address: text(address, "email_address")?,
+                })
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    ClerkUser {
+        id,
+        first_name: text(data, "first_name"),
+        last_name: text(data, "last_name"),
+        image_url: text(data, "image_url"),
+        primary_email_address_id: text(data, "primary_email_address_id"),
+        email_addresses,
+        created_at_ms: integer(data, "created_at").map(to_millis),
+        updated_at_ms: integer(data, "updated_at").map(to_millis),
+        public_metadata: object(data, "public_metadata"),
+        private_metadata: object(data, "private_metadata"),
+        unsafe_metadata: object(data, "unsafe_metadata"),
+    }
+}
+
+fn text(map: &Map<String, Value>, key: &str) -> Option<String> {
+    map.get(key).and_then(Value::as_str).map(str::to_owned)
+}
+
+fn integer(map: &Map<String, Value>, key: &str) -> Option<i64> {
+    map.get(key).and_then(Value::as_i64)
+}
+
+fn object(map: &Map<String, Value>, key: &str) -> Map<String, Value> {
+    match map.get(key) {
+        Some(Value::Object(object)) => object.clone(),
+        _ => Map::new(),
+    }
+}
+
+/// `serde_json`'s error category, without echoing any of the body.
+trait Classify {
+    fn classify_name(&self) -> String;
+}
+
+impl Classify for serde_json::Error {
+    fn classify_name(&self) -> String {
+        format!(
+            "{:?} error at line {} column {}",
+            self.classify(),
+            self.line(),
+            self.column()
+        )
+    }
+}
+
+#[cfg(test)]
+#[path = "clerk_event_tests.rs"]
+mod tests;

@@ -1,0 +1,182 @@
+use super::*;
+use proptest::prelude::*;
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = format!(
+        "{}/../../shared/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {path}: {e}"))
+}
+
+fn parse(name: &str) -> ParsedEvent {
+    ParsedEvent::parse(&fixture(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn upserted(event: &ParsedEvent) -> &ClerkUser {
+    match &event.kind {
+        EventKind::UserUpsert { user, .. } => user,
+        other => panic!("not an upsert: {other:?}"),
+    }
+}
+
+#[test]
+fn clerk_docs_user_created() {
+    let event = parse("user.created.json");
+    assert_eq!(event.event_type, "user.created");
+    let user = upserted(&event);
+    assert_eq!(user.id, "user_29w83sxmDNGwOuEthce5gg56FcC");
+    assert_eq!(user.primary_email(), Some("example@example.org"));
+    assert_eq!(user.first_name.as_deref(), Some("Example"));
+    assert_eq!(user.updated_at_ms, Some(1_654_012_591_835));
+    assert_eq!(user.created_at_ms, Some(1_654_012_591_514));
+    let version = event
+        .version("msg_1", 0)
+        .unwrap_or_else(|| panic!("no version"));
+    assert_eq!(
+        (version.at_ms, version.rank),
+        (1_654_012_591_835, Rank::Created)
+    );
+}
+
+#[test]
+fn every_user_fixture_parses() {
+    for name in [
+        "user.created.json",
+        "user.updated.json",
+        "user.deleted.json",
+        "user.created.captured-anonymized.compact.json",
+        "openapi-spec/user.created.json",
+        "openapi-spec/user.updated.json",
+        "openapi-spec/user.deleted.json",
+        "synthetic/user.created.phone-only.json",
+        "synthetic/user.updated.role-instructor.json",
+    ] {
+        let event = parse(name);
+        assert!(
+            event.user_id().is_some_and(|id| id.starts_with("user_")),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn the_spec_example_names_a_primary_that_is_not_in_the_list() {
+    let event = parse("openapi-spec/user.created.json");
+    let user = upserted(&event);
+    assert!(user.primary_email_address_id.is_some());
+    assert_eq!(user.primary_email(), None);
+}
+
+#[test]
+fn a_phone_only_user_has_no_email_and_no_names() {
+    let event = parse("synthetic/user.created.phone-only.json");
+    let user = upserted(&event);
+    assert_eq!(user.primary_email(), None);
+    assert_eq!(user.first_name, None);
+}
+
+#[test]
+fn a_deleted_event_is_versioned_by_its_envelope_timestamp_in_seconds_or_ms() {
+    let docs = parse("user.deleted.json");
+    assert_eq!(
+        docs.version("m", 0).map(|v| (v.at_ms, v.rank)),
+        Some((1_661_861_640_000, Rank::Deleted))
+    );
+    let spec = parse("openapi-spec/user.deleted.json");
+    assert_eq!(
+        spec.version("m", 0).map(|v| v.at_ms),
+        Some(1_716_883_200_000),
+        "seconds in the spec example"
+    );
+    let bare = ParsedEvent::parse(br#"{"type":"user.deleted","data":{"id":"user_1"}}"#)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        bare.version("m", 1_700_000_000).map(|v| v.at_ms),
+        Some(1_700_000_000_000),
+        "svix-timestamp last"
+    );
+}
+
+#[test]
+fn the_primary_email_is_found_wherever_it_is_in_the_list() {
+    let body = br#"{"type":"user.updated","data":{"id":"user_1","primary_email_address_id":"idn_2",
+        "email_addresses":[{"id":"idn_1","email_address":"first@example.com"},{"id":"idn_2","email_address":"primary@example.com"}]}}"#;
+    let event = ParsedEvent::parse(body).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        upserted(&event).primary_email(),
+        Some("primary@example.com")
+    );
+}
+
+#[test]
+fn other_events_are_unhandled_not_errors() {
+    for name in [
+        "session.created.json",
+        "organization.created.json",
+        "email.created.json",
+        "openapi-spec/sms.created.json",
+    ] {
+        assert_eq!(parse(name).kind, EventKind::Unhandled, "{name}");
+    }
+}
+
+#[test]
+fn bodies_that_are_not_clerk_events_are_errors_that_say_why() {
+    let cases: &[(&[u8], &str)] = &[
+        (b"", "body is not JSON"),
+        (b"not json", "body is not JSON"),
+        (b"[1]", "body is not a JSON object"),
+        (br#"{"data":{}}"#, "event has no string \"type\""),
+        (
+            br#"{"type":"user.created"}"#,
+            "user.created has no object \"data\"",
+        ),
+        (
+            br#"{"type":"user.created","data":{"first_name":"x"}}"#,
+            "user.created has no string \"data.id\"",
+        ),
+        (
+            br#"{"type":"user.deleted","data":{"id":""}}"#,
+            "user.deleted has no string \"data.id\"",
+        ),
+    ];
+    for (body, expected) in cases {
+        let error = ParsedEvent::parse(body)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(error.starts_with(expected), "{error}");
+    }
+}
+
+#[test]
+fn a_json_error_never_echoes_the_body() {
+    let error = ParsedEvent::parse(b"{\"email\": \"secret@example.com\" oops")
+        .err()
+        .map(|e| e.to_string());
+    assert!(error.is_some_and(|e| !e.contains("secret@example.com")));
+}
+
+proptest! {
+    #[test]
+    fn never_panics_on_any_bytes(body in proptest::collection::vec(any::<u8>(), 0..512)) {
+        if let Ok(event) = ParsedEvent::parse(&body) {
+            let _ = event.version("msg", 0);
+        }
+    }
+
+    #[test]
+    fn never_panics_on_json_shaped_input(
+        event_type in prop::sample::select(vec!["user.created", "user.updated", "user.deleted", "x"]),
+        id in prop::option::of(".{0,8}"),
+        updated_at in prop::option::of(any::<i64>()),
+        timestamp in prop::option::of(any::<i64>()),
+    ) {
+        let body = serde_json::json!({"type": event_type, "timestamp": timestamp,
+            "data": {"id": id, "updated_at": updated_at, "email_addresses": [1, {"id": 2}]}});
+        if let Ok(event) = ParsedEvent::parse(body.to_string().as_bytes()) {
+            let _ = event.version("msg", i64::MAX);
+        }
+    }
+}
