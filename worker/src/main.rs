@@ -4,6 +4,7 @@ use clerk_sync_domain::runtime::telemetry;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod database;
 mod migrate;
 
 /// Applies Clerk user events from RabbitMQ to the application's tables.
@@ -22,7 +23,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Declare the RabbitMQ topology (exchanges, shard queues, dead letters).
+    /// Create the database if missing, run migrations, declare the RabbitMQ
+    /// topology (exchanges, shard queues, dead letters).
     /// Idempotent; safe to run from several processes at once.
     Migrate,
 }

@@ -1,11 +1,19 @@
-//! `clerk-sync-worker migrate`: bring the broker (and, with the worker
-//! issue, the database) to the shape this version needs. Idempotent.
+//! `clerk-sync-worker migrate`: create the database if it does not exist,
+//! run pending migrations, declare the RabbitMQ topology. Idempotent, and
+//! safe to run from several processes at once.
 
+use crate::database;
 use clerk_sync_domain::runtime::amqp;
 use clerk_sync_domain::runtime::settings::Settings;
 use clerk_sync_domain::topology::Topology;
 
 pub async fn run(settings: &Settings) -> anyhow::Result<()> {
+    database::create_if_missing(&settings.database.url).await?;
+    database::migrate(&settings.database.url).await?;
+    declare_topology(settings).await
+}
+
+pub async fn declare_topology(settings: &Settings) -> anyhow::Result<()> {
     let topology = Topology::new(settings.amqp.prefix.clone(), settings.amqp.shards);
     let connection = amqp::connect(&settings.amqp.url, "clerk-sync-worker migrate").await?;
     amqp::declare_topology(&connection, &topology, settings.amqp.delivery_limit).await?;

@@ -1,19 +1,20 @@
-//! `clerk-sync-worker migrate` against the real RabbitMQ.
+//! `clerk-sync-worker migrate` against the real PostgreSQL and RabbitMQ.
 
-use lapin::options::{ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions};
-use lapin::types::FieldTable;
-use lapin::{Connection, ConnectionProperties};
+mod support;
+
+use diesel::sql_types::{BigInt, Text};
+use diesel_async::RunQueryDsl;
 use std::process::{Command, Output};
+use support::{TestBroker, TestDatabase};
 
-const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
-
-fn migrate(prefix: &str, extra: &[(&str, &str)]) -> Output {
+fn migrate(database: &TestDatabase, broker: &TestBroker, extra: &[(&str, &str)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_clerk-sync-worker"));
     command
         .arg("migrate")
         .env_clear()
         .current_dir(std::env::temp_dir())
-        .env("CLERK_SYNC__AMQP__PREFIX", prefix)
+        .env("DATABASE_URL", database.url.expose())
+        .env("CLERK_SYNC__AMQP__PREFIX", &broker.prefix)
         .env("CLERK_SYNC__AMQP__SHARDS", "3");
     for (name, value) in extra {
         command.env(name, value);
@@ -21,89 +22,169 @@ fn migrate(prefix: &str, extra: &[(&str, &str)]) -> Output {
     command.output().unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// Declares `{prefix}.shard.0..3` passively: fails if one is missing.
-async fn queues_exist(prefix: &str) -> bool {
-    let Ok(connection) = Connection::connect(AMQP_URL, ConnectionProperties::default()).await
-    else {
-        return false;
-    };
-    for queue in (0..3)
-        .map(|i| format!("{prefix}.shard.{i}"))
-        .chain([format!("{prefix}.dead-letter")])
-    {
-        let Ok(channel) = connection.create_channel().await else {
-            return false;
-        };
-        let passive = QueueDeclareOptions {
-            passive: true,
-            ..QueueDeclareOptions::default()
-        };
-        if channel
-            .queue_declare(queue.as_str().into(), passive, FieldTable::default())
-            .await
-            .is_err()
-        {
-            return false;
-        }
-    }
-    true
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
 }
 
-async fn delete(prefix: &str) {
-    let Ok(connection) = Connection::connect(AMQP_URL, ConnectionProperties::default()).await
-    else {
-        return;
-    };
-    let Ok(channel) = connection.create_channel().await else {
-        return;
-    };
-    for queue in (0..3)
-        .map(|i| format!("{prefix}.shard.{i}"))
-        .chain([format!("{prefix}.dead-letter")])
-    {
-        let _ = channel
-            .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-            .await;
-    }
-    for exchange in [format!("{prefix}.events"), format!("{prefix}.dead-letter")] {
-        let _ = channel
-            .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
-            .await;
-    }
+async fn count(database: &TestDatabase, sql: &str) -> i64 {
+    let mut connection = database.connect().await;
+    diesel::sql_query(sql)
+        .get_result::<Count>(&mut connection)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .n
 }
 
 #[tokio::test]
-async fn migrate_declares_the_topology_and_is_idempotent() {
-    let prefix = format!("test_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+async fn migrate_creates_the_database_tables_and_topology_and_is_idempotent() {
+    let database = TestDatabase::named_only();
+    let broker = TestBroker::new(3);
     for _ in 0..2 {
-        let output = migrate(&prefix, &[]);
+        let output = migrate(&database, &broker, &[]);
         assert!(
             output.status.success(),
             "{}",
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    let declared = queues_exist(&prefix).await;
-    delete(&prefix).await;
-    assert!(declared, "shard and dead-letter queues exist after migrate");
+    let tables = count(
+        &database,
+        "SELECT count(*) AS n FROM information_schema.tables WHERE (table_schema = 'public' AND table_name IN ('Student', 'Instructor', 'Course', 'Enrollment')) OR (table_schema = 'clerk_sync' AND table_name IN ('events', 'users'))",
+    )
+    .await;
+    assert_eq!(tables, 6);
+    assert!(
+        broker.queues_exist().await,
+        "shard and dead-letter queues exist after migrate"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_migrations_at_once_all_succeed() {
+    let database = TestDatabase::named_only();
+    let broker = TestBroker::new(3);
+    let outputs = std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..3)
+            .map(|_| scope.spawn(|| migrate(&database, &broker, &[])))
+            .collect();
+        runs.into_iter().map(|run| run.join()).collect::<Vec<_>>()
+    });
+    for output in outputs {
+        let output = output.unwrap_or_else(|_| panic!("migrate thread panicked"));
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    assert_eq!(
+        count(
+            &database,
+            "SELECT count(*) AS n FROM __diesel_schema_migrations"
+        )
+        .await,
+        2
+    );
+}
+
+/// The origin's tables as `prisma migrate` created them (email required).
+const PRISMA_ORIGIN_SQL: &str = r#"
+CREATE TABLE "Student" ("id" TEXT NOT NULL, "clerkId" TEXT NOT NULL, "email" TEXT NOT NULL, "firstName" TEXT NOT NULL, "lastName" TEXT NOT NULL, "imageUrl" TEXT, "createdAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP, "updatedAt" TIMESTAMP(3) NOT NULL, CONSTRAINT "Student_pkey" PRIMARY KEY ("id"));
+CREATE TABLE "Instructor" ("id" TEXT NOT NULL, "clerkId" TEXT NOT NULL, "email" TEXT NOT NULL, "firstName" TEXT NOT NULL, "lastName" TEXT NOT NULL, "imageUrl" TEXT, "bio" TEXT NOT NULL DEFAULT '', "createdAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP, "updatedAt" TIMESTAMP(3) NOT NULL, CONSTRAINT "Instructor_pkey" PRIMARY KEY ("id"));
+CREATE TABLE "Course" ("id" TEXT NOT NULL, "title" TEXT NOT NULL, "description" TEXT, "instructorId" TEXT NOT NULL, "createdAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP, "updatedAt" TIMESTAMP(3) NOT NULL, CONSTRAINT "Course_pkey" PRIMARY KEY ("id"));
+CREATE TABLE "Enrollment" ("id" TEXT NOT NULL, "studentId" TEXT NOT NULL, "courseId" TEXT NOT NULL, "createdAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP, CONSTRAINT "Enrollment_pkey" PRIMARY KEY ("id"));
+CREATE UNIQUE INDEX "Student_clerkId_key" ON "Student"("clerkId");
+CREATE UNIQUE INDEX "Student_email_key" ON "Student"("email");
+CREATE UNIQUE INDEX "Instructor_clerkId_key" ON "Instructor"("clerkId");
+CREATE UNIQUE INDEX "Instructor_email_key" ON "Instructor"("email");
+CREATE UNIQUE INDEX "Enrollment_studentId_courseId_key" ON "Enrollment"("studentId", "courseId");
+ALTER TABLE "Course" ADD CONSTRAINT "Course_instructorId_fkey" FOREIGN KEY ("instructorId") REFERENCES "Instructor"("id") ON DELETE RESTRICT ON UPDATE CASCADE;
+ALTER TABLE "Enrollment" ADD CONSTRAINT "Enrollment_studentId_fkey" FOREIGN KEY ("studentId") REFERENCES "Student"("id") ON DELETE RESTRICT ON UPDATE CASCADE;
+ALTER TABLE "Enrollment" ADD CONSTRAINT "Enrollment_courseId_fkey" FOREIGN KEY ("courseId") REFERENCES "Course"("id") ON DELETE RESTRICT ON UPDATE CASCADE;
+INSERT INTO "Student" ("id", "clerkId", "email", "firstName", "lastName", "updatedAt") VALUES ('prisma-cuid-1', 'user_existing', 'old@example.com', 'Old', 'Row', now());
+"#;
+
+#[tokio::test]
+async fn a_database_prisma_already_built_is_adopted() {
+    let database = TestDatabase::created().await;
+    {
+        let mut connection = database.connect().await;
+        for statement in PRISMA_ORIGIN_SQL
+            .split(";\n")
+            .filter(|s| !s.trim().is_empty())
+        {
+            diesel::sql_query(statement)
+                .execute(&mut connection)
+                .await
+                .unwrap_or_else(|e| panic!("{statement}: {e}"));
+        }
+    }
+    let broker = TestBroker::new(3);
+    let output = migrate(&database, &broker, &[]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = Text)]
+        id: String,
+    }
+    let mut connection = database.connect().await;
+    let rows: Vec<Row> =
+        diesel::sql_query(r#"SELECT "id" FROM "Student" WHERE "clerkId" = 'user_existing'"#)
+            .load(&mut connection)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        ["prisma-cuid-1"],
+        "existing rows keep their ids"
+    );
+    let nullable = count(
+        &database,
+        "SELECT count(*) AS n FROM information_schema.columns WHERE table_name IN ('Student', 'Instructor') AND column_name = 'email' AND is_nullable = 'YES'",
+    )
+    .await;
+    assert_eq!(nullable, 2, "email becomes nullable");
 }
 
 #[test]
-fn an_unreachable_broker_or_a_bad_setting_is_one_line() {
+fn an_unreachable_service_or_a_bad_setting_is_one_line() {
+    let database = TestDatabase::named_only();
+    let broker = TestBroker::new(3);
     let output = migrate(
-        "test_unreachable",
+        &database,
+        &broker,
+        &[("DATABASE_URL", "postgres://postgres@127.0.0.1:1/x")],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.trim().starts_with("clerk-sync-worker: PostgreSQL at postgres://postgres@127.0.0.1:1/postgres is unreachable"), "{stderr}");
+
+    let output = migrate(
+        &database,
+        &broker,
         &[("AMQP_URL", "amqp://guest:guest@127.0.0.1:1/%2f")],
     );
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.trim().starts_with(
+        stderr.lines().last().unwrap_or_default().starts_with(
             "clerk-sync-worker: RabbitMQ at amqp://guest:***@127.0.0.1:1/%2f is unreachable"
         ),
         "{stderr}"
     );
 
-    let output = migrate("bad prefix", &[]);
+    let output = migrate(
+        &database,
+        &broker,
+        &[("CLERK_SYNC__AMQP__PREFIX", "bad prefix")],
+    );
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(

@@ -4,6 +4,7 @@
 //! variables `CLERK_SYNC__SECTION__KEY`, and the four well-known variables.
 
 use super::secret_url::SecretUrl;
+use crate::roles::{DefaultRole, MetadataSource, RolePolicy};
 use secrecy::SecretString;
 use serde::{Deserialize, Deserializer};
 use std::collections::HashMap;
@@ -30,6 +31,8 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub amqp: AmqpSettings,
     pub ingest: IngestSettings,
+    pub worker: WorkerSettings,
+    pub roles: RolesSettings,
     pub log: LogSettings,
 }
 
@@ -76,6 +79,30 @@ pub struct IngestSettings {
     pub http_workers: usize,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkerSettings {
+    /// Address of the worker's /metrics, /healthz and /readyz.
+    pub listen: SocketAddr,
+    /// Most messages applied in one database transaction.
+    pub batch_size: usize,
+    /// How long a batch waits to fill before it is applied anyway.
+    pub linger_ms: u64,
+    /// Database connections in the pool.
+    pub database_pool_size: usize,
+    /// How long shutdown waits for the batch in hand.
+    pub shutdown_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RolesSettings {
+    /// Metadata objects a role is read from, first match wins.
+    pub sources: Vec<MetadataSource>,
+    /// The role of an event that names none (`none`: no row).
+    pub default: DefaultRole,
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogSettings {
@@ -119,6 +146,37 @@ impl Default for IngestSettings {
             body_limit_bytes: 1024 * 1024,
             shutdown_timeout_secs: 30,
             http_workers: 0,
+        }
+    }
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 9090)),
+            batch_size: 500,
+            linger_ms: 20,
+            database_pool_size: 4,
+            shutdown_timeout_secs: 30,
+        }
+    }
+}
+
+impl Default for RolesSettings {
+    fn default() -> Self {
+        let policy = RolePolicy::default();
+        Self {
+            sources: policy.sources,
+            default: policy.default,
+        }
+    }
+}
+
+impl RolesSettings {
+    pub fn policy(&self) -> RolePolicy {
+        RolePolicy {
+            sources: self.sources.clone(),
+            default: self.default,
         }
     }
 }
@@ -253,6 +311,18 @@ impl Settings {
         }
         if self.amqp.confirm_timeout_ms == 0 {
             return Err(invalid("amqp.confirm_timeout_ms", "must be at least 1"));
+        }
+        if self.worker.batch_size == 0 || self.worker.batch_size > 10_000 {
+            return Err(invalid("worker.batch_size", "must be between 1 and 10000"));
+        }
+        if self.worker.database_pool_size == 0 {
+            return Err(invalid("worker.database_pool_size", "must be at least 1"));
+        }
+        if self.roles.sources.is_empty() {
+            return Err(invalid(
+                "roles.sources",
+                "must name at least one of public_metadata, private_metadata, unsafe_metadata",
+            ));
         }
         if self.ingest.body_limit_bytes == 0 {
             return Err(invalid("ingest.body_limit_bytes", "must be at least 1"));

@@ -1,4 +1,5 @@
 use super::*;
+use crate::roles::{DefaultRole, MetadataSource, RolePolicy};
 use secrecy::ExposeSecret;
 use std::io::Write;
 
@@ -139,4 +140,34 @@ fn secrets_never_appear_in_debug_output() {
         assert!(!dump.contains(secret), "{secret} leaked: {dump}");
     }
     assert!(dump.contains("WebhookSecrets([1 redacted])"));
+}
+
+#[test]
+fn roles_and_worker_settings_come_from_the_file() {
+    let (path, mut file) = tempfile();
+    writeln!(file, "[roles]\nsources = [\"public_metadata\", \"unsafe_metadata\"]\ndefault = \"none\"\n[worker]\nbatch_size = 50")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let settings =
+        Settings::load_from(Some(&path), &HashMap::new()).unwrap_or_else(|e| panic!("{e}"));
+    let policy = settings.roles.policy();
+    assert_eq!(
+        policy.sources,
+        [
+            MetadataSource::PublicMetadata,
+            MetadataSource::UnsafeMetadata
+        ]
+    );
+    assert_eq!(policy.default, DefaultRole::None);
+    assert_eq!(settings.worker.batch_size, 50);
+
+    let defaults = load(&[]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(defaults.roles.policy(), RolePolicy::default());
+    let error = load(&[("CLERK_SYNC__ROLES__DEFAULT", "admin")])
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        error.contains("roles.default") || error.contains("admin"),
+        "{error}"
+    );
 }
