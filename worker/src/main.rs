@@ -4,8 +4,16 @@ use clerk_sync_domain::runtime::telemetry;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod apply;
+mod consumer;
 mod database;
+mod http;
+mod incoming;
+mod metrics;
 mod migrate;
+mod plan;
+mod repository;
+mod run;
 
 /// Applies Clerk user events from RabbitMQ to the application's tables.
 ///
@@ -18,11 +26,14 @@ struct Cli {
     #[arg(long, value_name = "PATH", global = true)]
     config: Option<PathBuf>,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Migrate, then consume the shard queues until SIGTERM/SIGINT (the
+    /// default when no command is given).
+    Run,
     /// Create the database if missing, run migrations, declare the RabbitMQ
     /// topology (exchanges, shard queues, dead letters).
     /// Idempotent; safe to run from several processes at once.
@@ -43,7 +54,8 @@ async fn main() -> ExitCode {
         }
     };
     telemetry::init(settings.log.format);
-    let result = match cli.command {
+    let result = match cli.command.unwrap_or(Command::Run) {
+        Command::Run => run::run(settings).await,
         Command::Migrate => migrate::run(&settings).await,
     };
     match result {

@@ -88,8 +88,6 @@ pub struct WorkerSettings {
     pub batch_size: usize,
     /// How long a batch waits to fill before it is applied anyway.
     pub linger_ms: u64,
-    /// Database connections in the pool.
-    pub database_pool_size: usize,
     /// How long shutdown waits for the batch in hand.
     pub shutdown_timeout_secs: u64,
 }
@@ -156,7 +154,6 @@ impl Default for WorkerSettings {
             listen: SocketAddr::from(([0, 0, 0, 0], 9090)),
             batch_size: 500,
             linger_ms: 20,
-            database_pool_size: 4,
             shutdown_timeout_secs: 30,
         }
     }
@@ -314,9 +311,6 @@ impl Settings {
         }
         if self.worker.batch_size == 0 || self.worker.batch_size > 10_000 {
             return Err(invalid("worker.batch_size", "must be between 1 and 10000"));
-        }
-        if self.worker.database_pool_size == 0 {
-            return Err(invalid("worker.database_pool_size", "must be at least 1"));
         }
         if self.roles.sources.is_empty() {
             return Err(invalid(

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod system;
+
 use clerk_sync_domain::runtime::secret_url::SecretUrl;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use lapin::options::{ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions};

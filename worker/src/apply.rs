@@ -1,0 +1,54 @@
+//! Applying a batch of messages in ONE database transaction: lock the users'
+//! sync states (sorted, so workers never deadlock), skip svix-ids already
+//! logged, decide, log every event, write the rows, notify, commit.
+
+use crate::incoming::Incoming;
+use crate::plan::{self, Plan};
+use crate::repository;
+use clerk_sync_domain::roles::RolePolicy;
+use diesel::result::Error;
+use diesel_async::{AsyncConnection, AsyncPgConnection};
+use std::collections::BTreeMap;
+
+pub async fn apply_batch(
+    connection: &mut AsyncPgConnection,
+    messages: &[Incoming],
+    policy: &RolePolicy,
+    now_ms: i64,
+) -> Result<Plan, Error> {
+    connection
+        .transaction(async |connection| {
+            let users: Vec<String> = messages.iter().filter_map(plan::user_of).collect();
+            let states = repository::lock_users(connection, &users).await?;
+            let ids: Vec<String> = messages.iter().map(|m| m.svix_id.clone()).collect();
+            let logged = repository::logged(connection, &ids).await?;
+            let plan = plan::plan(messages, &states, &logged, policy, now_ms);
+            repository::insert_log(connection, &plan.log).await?;
+            repository::save_users(connection, &plan.changed).await?;
+            let (deleted, alive): (BTreeMap<_, _>, BTreeMap<_, _>) = plan
+                .changed
+                .clone()
+                .into_iter()
+                .partition(|(_, state)| state.deleted);
+            repository::remove_rows(connection, &deleted.into_keys().collect::<Vec<_>>()).await?;
+            repository::write_rows(connection, &alive).await?;
+            repository::notify(
+                connection,
+                &plan.changed.keys().cloned().collect::<Vec<_>>(),
+            )
+            .await?;
+            Ok(plan)
+        })
+        .await
+}
+
+/// Whether an error means the database itself is unreachable (wait for it)
+/// rather than something about these messages (isolate and retry them).
+pub fn database_unavailable(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::DatabaseError(diesel::result::DatabaseErrorKind::ClosedConnection, _)
+            | Error::BrokenTransactionManager
+            | Error::AlreadyInTransaction
+    )
+}

@@ -1,0 +1,82 @@
+//! A message taken from a shard queue, read into what the worker needs.
+//! Reading never fails: what cannot be read is judged by the planner.
+
+use clerk_sync_domain::message_headers as header;
+use lapin::message::Delivery;
+use lapin::types::{AMQPValue, FieldTable};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Incoming {
+    pub svix_id: String,
+    pub svix_timestamp: Option<String>,
+    pub svix_signature: Option<String>,
+    pub received_at_ms: Option<i64>,
+    pub body: Vec<u8>,
+    /// How often RabbitMQ delivered it before (quorum queues count).
+    pub delivery_count: u32,
+}
+
+impl Incoming {
+    pub fn from_delivery(delivery: &Delivery) -> Self {
+        let empty = FieldTable::default();
+        let headers = delivery.properties.headers().as_ref().unwrap_or(&empty);
+        let svix_id = delivery
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|id| id.to_string())
+            .or_else(|| text(headers, header::SVIX_ID))
+            // Not from the ingest: give it a stable id so it is logged once.
+            .unwrap_or_else(|| format!("unidentified-{:016x}", fnv(&delivery.data)));
+        let delivery_count = match headers.inner().get("x-delivery-count") {
+            Some(value) => integer(value)
+                .and_then(|n| u32::try_from(n).ok())
+                .unwrap_or(0),
+            None => u32::from(delivery.redelivered),
+        };
+        Self {
+            svix_id,
+            svix_timestamp: text(headers, header::SVIX_TIMESTAMP),
+            svix_signature: text(headers, header::SVIX_SIGNATURE),
+            received_at_ms: headers
+                .inner()
+                .get(header::RECEIVED_AT_MS)
+                .and_then(integer),
+            body: delivery.data.clone(),
+            delivery_count,
+        }
+    }
+
+    /// The svix-timestamp header as seconds, if it is one.
+    pub fn svix_timestamp_secs(&self) -> Option<i64> {
+        self.svix_timestamp.as_deref()?.parse().ok()
+    }
+}
+
+fn text(headers: &FieldTable, name: &str) -> Option<String> {
+    match headers.inner().get(name)? {
+        AMQPValue::LongString(value) => {
+            Some(String::from_utf8_lossy(value.as_bytes()).into_owned())
+        }
+        AMQPValue::ShortString(value) => Some(value.to_string()),
+        _ => None,
+    }
+}
+
+fn integer(value: &AMQPValue) -> Option<i64> {
+    match value {
+        AMQPValue::Timestamp(n) => i64::try_from(*n).ok(),
+        AMQPValue::LongLongInt(n) => Some(*n),
+        AMQPValue::LongInt(n) => Some(i64::from(*n)),
+        AMQPValue::LongUInt(n) => Some(i64::from(*n)),
+        AMQPValue::ShortInt(n) => Some(i64::from(*n)),
+        AMQPValue::ShortUInt(n) => Some(i64::from(*n)),
+        _ => None,
+    }
+}
+
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}

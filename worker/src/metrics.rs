@@ -1,0 +1,117 @@
+//! The worker's Prometheus metrics, served on `worker.listen`.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventLabels {
+    pub event_type: String,
+    pub outcome: &'static str,
+}
+
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    pub events: Family<EventLabels, Counter>,
+    pub batch_size: Histogram,
+    pub apply_seconds: Histogram,
+    pub freshness_seconds: Histogram,
+    pub redeliveries: Counter,
+    pub dead_letters: Counter,
+    pub database_connected: Gauge,
+    pub broker_connected: Gauge,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("clerk_sync_worker");
+        let events = Family::<EventLabels, Counter>::default();
+        registry.register(
+            "events",
+            "Events logged, by type and outcome",
+            events.clone(),
+        );
+        let batch_size = Histogram::new(exponential_buckets(1.0, 2.0, 14));
+        registry.register(
+            "batch_size",
+            "Messages per database transaction",
+            batch_size.clone(),
+        );
+        let apply_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
+        registry.register(
+            "apply_seconds",
+            "Time to apply and commit one batch",
+            apply_seconds.clone(),
+        );
+        let freshness_seconds = Histogram::new(exponential_buckets(0.01, 2.0, 20));
+        registry.register(
+            "freshness_seconds",
+            "From Clerk's event time to the commit that applied it",
+            freshness_seconds.clone(),
+        );
+        let redeliveries = Counter::default();
+        registry.register(
+            "redeliveries",
+            "Messages RabbitMQ delivered more than once",
+            redeliveries.clone(),
+        );
+        let dead_letters = Counter::default();
+        registry.register(
+            "dead_letters",
+            "Messages sent to the dead-letter queue",
+            dead_letters.clone(),
+        );
+        let database_connected = Gauge::default();
+        registry.register(
+            "database_connected",
+            "1 while PostgreSQL is reachable",
+            database_connected.clone(),
+        );
+        let broker_connected = Gauge::default();
+        registry.register(
+            "broker_connected",
+            "1 while consuming from RabbitMQ",
+            broker_connected.clone(),
+        );
+        Self {
+            registry,
+            events,
+            batch_size,
+            apply_seconds,
+            freshness_seconds,
+            redeliveries,
+            dead_letters,
+            database_connected,
+            broker_connected,
+        }
+    }
+
+    pub fn event(&self, event_type: &str, outcome: &'static str) {
+        self.events
+            .get_or_create(&EventLabels {
+                event_type: event_type.to_owned(),
+                outcome,
+            })
+            .inc();
+    }
+
+    pub fn ready(&self) -> bool {
+        self.database_connected.get() == 1 && self.broker_connected.get() == 1
+    }
+
+    pub fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
+        Ok(text)
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,224 @@
+//! Planning a batch: given the locked states of its users and the svix-ids
+//! already logged, decide every message in delivery order. Pure.
+
+use crate::incoming::Incoming;
+use clerk_sync_domain::clerk_event::{EventKind, ParsedEvent};
+use clerk_sync_domain::projection::{Change, Outcome, Profile, UserState, decide};
+use clerk_sync_domain::roles::{Resolution, RolePolicy};
+use std::collections::{BTreeMap, HashSet};
+
+/// One row of `clerk_sync.events`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogRow {
+    pub svix_id: String,
+    pub event_type: Option<String>,
+    pub clerk_user_id: Option<String>,
+    pub occurred_at_ms: Option<i64>,
+    pub received_at_ms: i64,
+    pub payload: serde_json::Value,
+    pub outcome: &'static str,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub log: Vec<LogRow>,
+    /// Users whose state changed, with the new state.
+    pub changed: BTreeMap<String, UserState>,
+    /// Role strings that were neither role: `(svix_id, role)`, for a warning.
+    pub unknown_roles: Vec<(String, String)>,
+}
+
+/// The user a message is about, when its body can be read that far.
+pub fn user_of(message: &Incoming) -> Option<String> {
+    ParsedEvent::parse(&message.body)
+        .ok()?
+        .user_id()
+        .map(str::to_owned)
+}
+
+pub fn plan(
+    messages: &[Incoming],
+    states: &BTreeMap<String, UserState>,
+    already_logged: &HashSet<String>,
+    policy: &RolePolicy,
+    now_ms: i64,
+) -> Plan {
+    let mut plan = Plan::default();
+    let mut current = states.clone();
+    let mut seen: HashSet<&str> = HashSet::new();
+    for message in messages {
+        if already_logged.contains(&message.svix_id) || !seen.insert(&message.svix_id) {
+            continue; // A retry or redelivery: no further effect.
+        }
+        let received_at_ms = message.received_at_ms.unwrap_or(now_ms);
+        let mut row = LogRow {
+            svix_id: message.svix_id.clone(),
+            event_type: None,
+            clerk_user_id: None,
+            occurred_at_ms: None,
+            received_at_ms,
+            payload: payload(message),
+            outcome: "failed",
+            error: None,
+        };
+        let event = match ParsedEvent::parse(&message.body) {
+            Ok(event) => event,
+            Err(e) => {
+                row.error = Some(e.to_string());
+                plan.log.push(row);
+                continue;
+            }
+        };
+        row.event_type = Some(event.event_type.clone());
+        row.occurred_at_ms = event.timestamp_ms;
+        let svix_secs = message
+            .svix_timestamp_secs()
+            .unwrap_or(received_at_ms / 1000);
+        let (Some(user_id), Some(version)) =
+            (event.user_id(), event.version(&message.svix_id, svix_secs))
+        else {
+            row.outcome = "ignored";
+            plan.log.push(row);
+            continue;
+        };
+        row.clerk_user_id = Some(user_id.to_owned());
+        row.occurred_at_ms = Some(version.at_ms);
+        let change = match &event.kind {
+            EventKind::UserUpsert { user, .. } => {
+                let resolution = policy.resolve(user);
+                if let Resolution::Unknown(role) = &resolution {
+                    plan.unknown_roles
+                        .push((message.svix_id.clone(), role.clone()));
+                }
+                Change::Upsert {
+                    profile: Profile::of(user, version.at_ms),
+                    role: resolution.role(),
+                    version,
+                }
+            }
+            _ => Change::Delete { version },
+        };
+        let state = current.entry(user_id.to_owned()).or_default();
+        let decision = decide(state, &change);
+        row.outcome = match decision.outcome {
+            Outcome::Applied => "applied",
+            Outcome::Stale => "stale",
+        };
+        if decision.state != *state {
+            plan.changed
+                .insert(user_id.to_owned(), decision.state.clone());
+        }
+        *state = decision.state;
+        plan.log.push(row);
+    }
+    plan
+}
+
+/// The body exactly as received (as text) and its Svix headers.
+fn payload(message: &Incoming) -> serde_json::Value {
+    serde_json::json!({
+        "headers": {
+            "svix-id": message.svix_id,
+            "svix-timestamp": message.svix_timestamp,
+            "svix-signature": message.svix_signature,
+        },
+        "body": String::from_utf8_lossy(&message.body),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(id: &str, body: &str) -> Incoming {
+        Incoming {
+            svix_id: id.to_owned(),
+            svix_timestamp: Some("1700000000".to_owned()),
+            svix_signature: None,
+            received_at_ms: Some(1),
+            body: body.as_bytes().to_vec(),
+            delivery_count: 0,
+        }
+    }
+
+    fn upsert(kind: &str, user: &str, at: i64) -> String {
+        format!(
+            r#"{{"type":"user.{kind}","data":{{"id":"{user}","updated_at":{at},"first_name":"F{at}"}}}}"#
+        )
+    }
+
+    fn run(messages: &[Incoming], logged: &[&str]) -> Plan {
+        let logged = logged.iter().map(|s| (*s).to_owned()).collect();
+        plan(
+            messages,
+            &BTreeMap::new(),
+            &logged,
+            &RolePolicy::default(),
+            0,
+        )
+    }
+
+    #[test]
+    fn outcomes_follow_the_semantics() {
+        let plan = run(
+            &[
+                message("m1", &upsert("updated", "user_1", 2_000_000_000_000)),
+                message("m2", &upsert("created", "user_1", 1_000_000_000_000)),
+                message("m3", "not json"),
+                message(
+                    "m4",
+                    r#"{"type":"session.created","data":{"user_id":"user_1"}}"#,
+                ),
+                message("m5", r#"{"type":"user.created","data":{}}"#),
+            ],
+            &[],
+        );
+        let outcomes: Vec<_> = plan
+            .log
+            .iter()
+            .map(|r| (r.svix_id.as_str(), r.outcome))
+            .collect();
+        assert_eq!(
+            outcomes,
+            [
+                ("m1", "applied"),
+                ("m2", "stale"),
+                ("m3", "failed"),
+                ("m4", "ignored"),
+                ("m5", "failed")
+            ]
+        );
+        assert_eq!(
+            plan.log[4].error.as_deref(),
+            Some("user.created has no string \"data.id\"")
+        );
+        assert_eq!(plan.changed.len(), 1);
+        assert_eq!(
+            plan.changed["user_1"]
+                .profile
+                .as_ref()
+                .map(|p| p.first_name.as_str()),
+            Some("F2000000000000")
+        );
+    }
+
+    #[test]
+    fn logged_and_repeated_svix_ids_have_no_effect() {
+        let create = message("m1", &upsert("created", "user_1", 1_000_000_000_000));
+        assert!(run(std::slice::from_ref(&create), &["m1"]).log.is_empty());
+        assert_eq!(
+            run(&[create.clone(), create.clone(), create], &[])
+                .log
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn the_payload_keeps_the_body_and_headers() {
+        let plan = run(&[message("m1", r#"{"b": 1}"#)], &[]);
+        assert_eq!(plan.log[0].payload["body"], r#"{"b": 1}"#);
+        assert_eq!(plan.log[0].payload["headers"]["svix-id"], "m1");
+    }
+}

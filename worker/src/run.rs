@@ -1,0 +1,49 @@
+//! `clerk-sync-worker run`: migrate, then consume until SIGTERM/SIGINT;
+//! then finish and acknowledge the batch in hand, and exit 0.
+
+use crate::consumer::Consumer;
+use crate::metrics::Metrics;
+use crate::{http, migrate};
+use clerk_sync_domain::runtime::settings::Settings;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    migrate::run(&settings).await?;
+    let metrics = Arc::new(Metrics::new());
+    let server = http::serve(settings.worker.listen, metrics.clone())?;
+    let server_handle = server.handle();
+    let server_task = tokio::spawn(server);
+    let stop = CancellationToken::new();
+    let signals = tokio::spawn(stop_on_signal(stop.clone()));
+    tracing::info!(
+        listen = %settings.worker.listen,
+        shards = settings.amqp.shards,
+        batch_size = settings.worker.batch_size,
+        "clerk-sync-worker running"
+    );
+    let result = Consumer::new(settings, metrics, stop.clone()).run().await;
+    stop.cancel();
+    signals.abort();
+    server_handle.stop(true).await;
+    let _ = server_task.await;
+    tracing::info!("clerk-sync-worker stopped");
+    result
+}
+
+async fn stop_on_signal(stop: CancellationToken) {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+    tracing::info!("stop requested: finishing the batch in hand");
+    stop.cancel();
+}

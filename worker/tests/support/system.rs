@@ -1,0 +1,289 @@
+//! The whole system for a test: its own database and topology, a real
+//! in-process ingest, and real `clerk-sync-worker` processes.
+
+use super::{TestBroker, TestDatabase};
+use clerk_sync_domain::runtime::secret_url::SecretUrl;
+use clerk_sync_domain::runtime::settings::{Settings, WebhookSecrets};
+use clerk_sync_ingest::startup::Application;
+use diesel::sql_types::{BigInt, Nullable, Text};
+use diesel_async::RunQueryDsl;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+pub struct System {
+    pub database: TestDatabase,
+    pub broker: TestBroker,
+    pub ingest_url: String,
+    client: reqwest::Client,
+    workers: Vec<Child>,
+    worker_env: Vec<(String, String)>,
+    worker_args: Vec<String>,
+    _ingest: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl System {
+    /// Ingest and one worker; `worker_env` adds settings for the worker.
+    pub async fn start(worker_env: &[(&str, &str)]) -> Self {
+        Self::start_with(worker_env, &[]).await
+    }
+
+    /// As [`System::start`], with extra command-line arguments for the worker.
+    pub async fn start_with(worker_env: &[(&str, &str)], worker_args: &[&str]) -> Self {
+        let database = TestDatabase::named_only();
+        let broker = TestBroker::new(4);
+        let mut settings = Settings::default();
+        settings.webhook.secrets = WebhookSecrets::parse(SECRET);
+        settings.amqp.prefix = broker.prefix.clone();
+        settings.amqp.shards = broker.shards;
+        settings.ingest.listen = "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}"));
+        settings.ingest.http_workers = 2;
+        let application = Application::build(&settings)
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        let ingest_url = format!("http://127.0.0.1:{}/api/webhooks/clerk", application.port());
+        let ingest = tokio::spawn(application.run_until_stopped());
+        let mut worker_env: Vec<(String, String)> = worker_env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        worker_env.extend([
+            ("DATABASE_URL".to_owned(), database.url.expose().to_owned()),
+            ("CLERK_SYNC__AMQP__PREFIX".to_owned(), broker.prefix.clone()),
+            (
+                "CLERK_SYNC__AMQP__SHARDS".to_owned(),
+                broker.shards.to_string(),
+            ),
+            (
+                "CLERK_SYNC__WORKER__LISTEN".to_owned(),
+                "127.0.0.1:0".to_owned(),
+            ),
+            ("CLERK_SYNC__LOG__FORMAT".to_owned(), "json".to_owned()),
+        ]);
+        let mut system = Self {
+            database,
+            broker,
+            ingest_url,
+            client: reqwest::Client::new(),
+            workers: Vec::new(),
+            worker_env,
+            worker_args: worker_args.iter().map(|a| (*a).to_owned()).collect(),
+            _ingest: ingest,
+        };
+        system.start_worker();
+        system
+    }
+
+    pub fn start_worker(&mut self) {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_clerk-sync-worker"));
+        command
+            .arg("run")
+            .args(&self.worker_args)
+            .env_clear()
+            .current_dir(std::env::temp_dir())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (name, value) in &self.worker_env {
+            command.env(name, value);
+        }
+        self.workers
+            .push(command.spawn().unwrap_or_else(|e| panic!("{e}")));
+    }
+
+    /// SIGKILL a worker: no chance to finish or acknowledge anything.
+    pub fn kill_worker(&mut self, index: usize) {
+        let mut worker = self.workers.remove(index);
+        let _ = worker.kill();
+        let _ = worker.wait();
+    }
+
+    /// SIGTERM every worker and return their exit codes.
+    pub fn stop_workers(&mut self) -> Vec<Option<i32>> {
+        for worker in &self.workers {
+            let _ = Command::new("kill")
+                .args(["-TERM", &worker.id().to_string()])
+                .status();
+        }
+        self.workers
+            .drain(..)
+            .map(|mut w| w.wait().ok().and_then(|s| s.code()))
+            .collect()
+    }
+
+    /// Sign and post `body` with `svix_id`; returns the HTTP status.
+    pub async fn send(&self, svix_id: &str, body: &[u8]) -> u16 {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let signature = svix::webhooks::Webhook::new(SECRET)
+            .and_then(|w| w.sign(svix_id, now, body))
+            .unwrap_or_else(|e| panic!("{e}"));
+        self.client
+            .post(&self.ingest_url)
+            .header("svix-id", svix_id)
+            .header("svix-timestamp", now.to_string())
+            .header("svix-signature", signature)
+            .body(body.to_vec())
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
+    }
+
+    /// Wait until the log holds `count` events (or fail after `within`).
+    pub async fn wait_for_log(&self, count: i64, within: Duration) {
+        let started = Instant::now();
+        loop {
+            let logged = self
+                .scalar("SELECT count(*) AS n FROM clerk_sync.events")
+                .await
+                .unwrap_or(0);
+            if logged >= count {
+                return;
+            }
+            assert!(
+                started.elapsed() < within,
+                "only {logged} of {count} events logged after {within:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// A single bigint `n` from `sql`, or None while the database is not there yet.
+    pub async fn scalar(&self, sql: &str) -> Option<i64> {
+        #[derive(diesel::QueryableByName)]
+        struct N {
+            #[diesel(sql_type = BigInt)]
+            n: i64,
+        }
+        let mut connection =
+            <diesel_async::AsyncPgConnection as diesel_async::AsyncConnection>::establish(
+                self.database.url.expose(),
+            )
+            .await
+            .ok()?;
+        diesel::sql_query(sql)
+            .get_result::<N>(&mut connection)
+            .await
+            .ok()
+            .map(|r| r.n)
+    }
+
+    /// `svix_id -> outcome, error` of the log.
+    pub async fn outcomes(&self) -> Vec<(String, String, Option<String>)> {
+        #[derive(diesel::QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = Text)]
+            svix_id: String,
+            #[diesel(sql_type = Text)]
+            outcome: String,
+            #[diesel(sql_type = Nullable<Text>)]
+            error: Option<String>,
+        }
+        let mut connection = self.database.connect().await;
+        let rows: Vec<Row> = diesel::sql_query(
+            "SELECT svix_id, outcome, error FROM clerk_sync.events ORDER BY svix_id",
+        )
+        .load(&mut connection)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        rows.into_iter()
+            .map(|r| (r.svix_id, r.outcome, r.error))
+            .collect()
+    }
+
+    /// Every Student or Instructor row as `(clerkId, email, firstName, lastName)`.
+    pub async fn rows(&self, table: &str) -> Vec<(String, Option<String>, String, String)> {
+        #[derive(diesel::QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = Text)]
+            clerk: String,
+            #[diesel(sql_type = Nullable<Text>)]
+            email: Option<String>,
+            #[diesel(sql_type = Text)]
+            first: String,
+            #[diesel(sql_type = Text)]
+            last: String,
+        }
+        let mut connection = self.database.connect().await;
+        let sql = format!(
+            r#"SELECT "clerkId" AS clerk, "email" AS email, "firstName" AS first, "lastName" AS last FROM "{table}" ORDER BY "clerkId""#
+        );
+        let rows: Vec<Row> = diesel::sql_query(sql)
+            .load(&mut connection)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        rows.into_iter()
+            .map(|r| (r.clerk, r.email, r.first, r.last))
+            .collect()
+    }
+
+    pub async fn execute(&self, sql: &str) {
+        let mut connection = self.database.connect().await;
+        diesel::sql_query(sql)
+            .execute(&mut connection)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    pub fn url(&self) -> &SecretUrl {
+        &self.database.url
+    }
+}
+
+impl Drop for System {
+    fn drop(&mut self) {
+        for worker in &mut self.workers {
+            let _ = worker.kill();
+            let _ = worker.wait();
+        }
+    }
+}
+
+/// A Clerk-shaped user event.
+pub fn user_event(
+    event_type: &str,
+    user: &str,
+    updated_at_ms: i64,
+    email: Option<&str>,
+    first: Option<&str>,
+    role: Option<&str>,
+) -> Vec<u8> {
+    let emails: Vec<serde_json::Value> = email
+        .map(|e| {
+            vec![
+                serde_json::json!({"id": "idn_other", "email_address": "other@example.com"}),
+                serde_json::json!({"id": "idn_primary", "email_address": e}),
+            ]
+        })
+        .unwrap_or_default();
+    let metadata = role.map_or(serde_json::json!({}), |r| serde_json::json!({"role": r}));
+    serde_json::to_vec(&serde_json::json!({
+        "type": event_type,
+        "object": "event",
+        "timestamp": updated_at_ms,
+        "data": {
+            "id": user,
+            "object": "user",
+            "first_name": first,
+            "last_name": first.map(|_| "Lovelace"),
+            "image_url": "https://img.clerk.com/x",
+            "primary_email_address_id": email.map(|_| "idn_primary"),
+            "email_addresses": emails,
+            "public_metadata": metadata,
+            "unsafe_metadata": {"role": "instructor"},
+            "created_at": 1_700_000_000_000_i64,
+            "updated_at": updated_at_ms,
+        }
+    }))
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+pub fn deleted_event(user: &str, timestamp_ms: i64) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "type": "user.deleted", "object": "event", "timestamp": timestamp_ms,
+        "data": {"id": user, "object": "user", "deleted": true}
+    }))
+    .unwrap_or_else(|e| panic!("{e}"))
+}
