@@ -45,9 +45,12 @@ pub async fn apply_batch(
 /// Whether an error means the database itself is unreachable (wait for it)
 /// rather than something about these messages (isolate and retry them).
 pub fn database_unavailable(error: &Error) -> bool {
+    use diesel::result::DatabaseErrorKind::{ClosedConnection, UnableToSendCommand};
+    // diesel-async reports an error without a SQLSTATE (the socket closed,
+    // the server went away) as UnableToSendCommand.
     matches!(
         error,
-        Error::DatabaseError(diesel::result::DatabaseErrorKind::ClosedConnection, _)
+        Error::DatabaseError(ClosedConnection | UnableToSendCommand, _)
             | Error::BrokenTransactionManager
             | Error::AlreadyInTransaction
     )

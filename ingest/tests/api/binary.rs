@@ -2,7 +2,7 @@
 //! shutdown on SIGTERM.
 
 use crate::helpers::*;
-use crate::proxy::Proxy;
+use clerk_sync_testkit::proxy::Proxy;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,6 @@
 //! tests run in parallel and leave nothing behind.
 
 mod helpers;
-mod proxy;
 
 mod binary;
 mod concurrency;

@@ -3,8 +3,8 @@
 //! proxy in front of the real broker, so parallel tests are not disturbed.
 
 use crate::helpers::*;
-use crate::proxy::Proxy;
 use clerk_sync_domain::runtime::secret_url::SecretUrl;
+use clerk_sync_testkit::proxy::Proxy;
 use std::time::{Duration, Instant};
 
 async fn wait_for_readiness(app: &TestApp, status: u16, within: Duration) -> Duration {

@@ -20,6 +20,7 @@ pub struct System {
     workers: Vec<Child>,
     worker_env: Vec<(String, String)>,
     worker_args: Vec<String>,
+    started: usize,
     _ingest: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
@@ -69,6 +70,7 @@ impl System {
             workers: Vec::new(),
             worker_env,
             worker_args: worker_args.iter().map(|a| (*a).to_owned()).collect(),
+            started: 0,
             _ingest: ingest,
         };
         system.start_worker();
@@ -76,6 +78,15 @@ impl System {
     }
 
     pub fn start_worker(&mut self) {
+        // Each worker's log goes to target/tmp/test-logs/, for when a test fails.
+        let logs = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("test-logs");
+        let _ = std::fs::create_dir_all(&logs);
+        let log = std::fs::File::create(logs.join(format!(
+            "{}-worker-{}.log",
+            self.broker.prefix, self.started
+        )))
+        .map_or_else(|_| Stdio::null(), Stdio::from);
+        self.started += 1;
         let mut command = Command::new(env!("CARGO_BIN_EXE_clerk-sync-worker"));
         command
             .arg("run")
@@ -83,12 +94,18 @@ impl System {
             .env_clear()
             .current_dir(std::env::temp_dir())
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stderr(log);
         for (name, value) in &self.worker_env {
             command.env(name, value);
         }
         self.workers
             .push(command.spawn().unwrap_or_else(|e| panic!("{e}")));
+    }
+
+    /// Change a worker setting for the workers started from now on.
+    pub fn set_worker_env(&mut self, name: &str, value: &str) {
+        self.worker_env.retain(|(n, _)| n != name);
+        self.worker_env.push((name.to_owned(), value.to_owned()));
     }
 
     /// SIGKILL a worker: no chance to finish or acknowledge anything.

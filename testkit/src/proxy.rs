@@ -1,6 +1,6 @@
-//! A TCP proxy in front of the real RabbitMQ that a test can cut (as if the
-//! broker went away) and restore, or slow down, without disturbing the
-//! broker that parallel tests share.
+//! A TCP proxy in front of a real service (RabbitMQ, PostgreSQL) that a test
+//! can cut (as if the service went away) and restore, or slow down, without
+//! disturbing the service that parallel tests share.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -9,6 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
+#[derive(Debug)]
 pub struct Proxy {
     pub port: u16,
     cut: Arc<AtomicBool>,
@@ -54,8 +55,14 @@ impl Proxy {
         }
     }
 
+    /// `amqp://guest:guest@127.0.0.1:{port}/%2f`
     pub fn amqp_url(&self) -> String {
         format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
+    }
+
+    /// `postgres://postgres@127.0.0.1:{port}/{database}`
+    pub fn postgres_url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
     }
 
     /// Drop every open connection and refuse new ones.

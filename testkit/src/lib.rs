@@ -1,0 +1,4 @@
+//! Helpers for clerk-sync's integration tests. Never a dependency of the
+//! binaries.
+
+pub mod proxy;
