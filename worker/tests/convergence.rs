@@ -26,7 +26,6 @@ struct Sent {
 enum Kind {
     Upsert {
         first: String,
-        email: String,
         role: Option<&'static str>,
     },
     Delete,
@@ -66,11 +65,7 @@ fn histories(users: usize, seed: u64) -> Vec<Sent> {
                 order: (at, rank, svix_id.clone()),
                 svix_id,
                 user: user.clone(),
-                kind: Kind::Upsert {
-                    first,
-                    email: email.clone(),
-                    role,
-                },
+                kind: Kind::Upsert { first, role },
             });
         }
         if next(5) == 0 {
