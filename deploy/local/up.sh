@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One command to run clerk-sync on this machine against the local PostgreSQL
-# and RabbitMQ: builds the binaries, declares the topology, starts the
-# ingest, and prints how to send a test event. Ctrl-C stops everything.
+# and RabbitMQ: builds the binaries, creates the database, runs migrations,
+# declares the topology, starts the ingest and a worker, and prints how to
+# send a test event. Ctrl-C stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -20,30 +21,41 @@ if [ -z "${CLERK_WEBHOOK_SECRET:-}" ]; then
 fi
 export CLERK_WEBHOOK_SECRET
 export INGEST_LISTEN=${INGEST_LISTEN:-127.0.0.1:8080}
+export CLERK_SYNC__WORKER__LISTEN=${CLERK_SYNC__WORKER__LISTEN:-127.0.0.1:9090}
 
 target/release/clerk-sync-worker migrate
 
+target/release/clerk-sync-worker run > "$state/worker.log" 2>&1 &
+worker=$!
 target/release/clerk-sync-ingest > "$state/ingest.log" 2>&1 &
 ingest=$!
-trap 'kill -TERM $ingest 2>/dev/null; wait $ingest 2>/dev/null; echo "stopped"' EXIT INT TERM
+trap 'kill -TERM $ingest $worker 2>/dev/null; wait $ingest $worker 2>/dev/null; echo "stopped"' EXIT INT TERM
 
-for _ in $(seq 1 100); do
-  curl -fs "http://$INGEST_LISTEN/readyz" >/dev/null 2>&1 && break
-  kill -0 $ingest 2>/dev/null || { cat "$state/ingest.log"; exit 1; }
-  sleep 0.1
-done
-curl -fs "http://$INGEST_LISTEN/readyz" >/dev/null || { cat "$state/ingest.log"; exit 1; }
+# wait_ready URL PID LOG: until URL answers 200; show the log if PID dies.
+wait_ready() {
+  for _ in $(seq 1 150); do
+    curl -fs "$1" >/dev/null 2>&1 && return 0
+    kill -0 "$2" 2>/dev/null || { cat "$3"; exit 1; }
+    sleep 0.1
+  done
+  echo "$1 did not become ready; see $3" >&2
+  exit 1
+}
+wait_ready "http://$INGEST_LISTEN/readyz" $ingest "$state/ingest.log"
+wait_ready "http://$CLERK_SYNC__WORKER__LISTEN/readyz" $worker "$state/worker.log"
 
 cat <<HINT
 
 clerk-sync is up.
   ingest   http://$INGEST_LISTEN/api/webhooks/clerk   (logs: $state/ingest.log)
-  health   http://$INGEST_LISTEN/readyz   metrics: http://$INGEST_LISTEN/metrics
-  RabbitMQ queues clerk_sync.shard.0-7:  rabbitmqctl list_queues name messages
+           http://$INGEST_LISTEN/readyz   http://$INGEST_LISTEN/metrics
+  worker   http://$CLERK_SYNC__WORKER__LISTEN/readyz   http://$CLERK_SYNC__WORKER__LISTEN/metrics   (logs: $state/worker.log)
+  database psql -h 127.0.0.1 -U postgres clerk_sync
 
-Send a signed test event (in another terminal):
+Send a signed test event (in another terminal), then look at the rows:
   deploy/local/send-test-event.sh ../shared/fixtures/user.created.json
+  psql -h 127.0.0.1 -U postgres clerk_sync -c 'SELECT "clerkId", "email" FROM "Student"'
 
 Ctrl-C stops it.
 HINT
-wait $ingest
+wait -n $ingest $worker

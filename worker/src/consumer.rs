@@ -174,11 +174,21 @@ impl Consumer {
             match self.apply(&messages).await {
                 Ok(plan) => {
                     self.record(&plan);
-                    if let Some(last) = batch.last() {
-                        let multiple = BasicAckOptions { multiple: true };
-                        if let Err(e) = last.ack(multiple).await {
-                            tracing::warn!(error = %e, "ack failed; the batch will be redelivered and skipped as duplicates");
-                        }
+                    // Each message on its own, never `multiple`: the shard
+                    // consumers interleave, so delivery tags do not arrive in
+                    // order, and a multiple ack could cover messages of the
+                    // next batch before they are applied.
+                    let acks = batch
+                        .iter()
+                        .map(|delivery| delivery.ack(BasicAckOptions::default()));
+                    if futures::future::join_all(acks)
+                        .await
+                        .iter()
+                        .any(Result::is_err)
+                    {
+                        tracing::warn!(
+                            "ack failed; the batch will be redelivered and skipped as duplicates"
+                        );
                     }
                     return true;
                 }

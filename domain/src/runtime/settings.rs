@@ -88,8 +88,6 @@ pub struct WorkerSettings {
     pub batch_size: usize,
     /// How long a batch waits to fill before it is applied anyway.
     pub linger_ms: u64,
-    /// How long shutdown waits for the batch in hand.
-    pub shutdown_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -154,7 +152,6 @@ impl Default for WorkerSettings {
             listen: SocketAddr::from(([0, 0, 0, 0], 9090)),
             batch_size: 500,
             linger_ms: 20,
-            shutdown_timeout_secs: 30,
         }
     }
 }
