@@ -7,8 +7,10 @@ pub mod system;
 
 use clerk_sync_domain::runtime::secret_url::SecretUrl;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use lapin::options::{ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions};
-use lapin::types::FieldTable;
+use lapin::options::{
+    BasicGetOptions, ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Connection, ConnectionProperties};
 
 pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
@@ -120,6 +122,40 @@ impl TestBroker {
             }
         }
         true
+    }
+}
+
+impl TestBroker {
+    /// Take every dead letter: its svix-id and its `x-clerk-sync-error`.
+    pub async fn take_dead_letters(&self) -> Vec<(Option<String>, Option<String>)> {
+        let Ok(connection) = Connection::connect(AMQP_URL, ConnectionProperties::default()).await
+        else {
+            return Vec::new();
+        };
+        let Ok(channel) = connection.create_channel().await else {
+            return Vec::new();
+        };
+        let queue = format!("{}.dead-letter", self.prefix);
+        let mut taken = Vec::new();
+        while let Ok(Some(message)) = channel
+            .basic_get(queue.as_str().into(), BasicGetOptions { no_ack: true })
+            .await
+        {
+            let properties = &message.delivery.properties;
+            let error = properties.headers().as_ref().and_then(|h| {
+                match h.inner().get("x-clerk-sync-error") {
+                    Some(AMQPValue::LongString(text)) => {
+                        Some(String::from_utf8_lossy(text.as_bytes()).into_owned())
+                    }
+                    _ => None,
+                }
+            });
+            taken.push((
+                properties.message_id().as_ref().map(|id| id.to_string()),
+                error,
+            ));
+        }
+        taken
     }
 }
 

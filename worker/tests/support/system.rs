@@ -21,6 +21,7 @@ pub struct System {
     worker_env: Vec<(String, String)>,
     worker_args: Vec<String>,
     started: usize,
+    metrics_url: String,
     _ingest: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
@@ -40,11 +41,24 @@ impl System {
         settings.amqp.shards = broker.shards;
         settings.ingest.listen = "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}"));
         settings.ingest.http_workers = 2;
+        // The ingest declares the queues too: it must agree with the worker.
+        if let Some((_, limit)) = worker_env
+            .iter()
+            .find(|(k, _)| *k == "CLERK_SYNC__AMQP__DELIVERY_LIMIT")
+        {
+            settings.amqp.delivery_limit = limit.parse().unwrap_or_else(|e| panic!("{e}"));
+        }
         let application = Application::build(&settings)
             .await
             .unwrap_or_else(|e| panic!("{e:#}"));
         let ingest_url = format!("http://127.0.0.1:{}/api/webhooks/clerk", application.port());
         let ingest = tokio::spawn(application.run_until_stopped());
+        // The first worker's metrics port; later workers would clash, so
+        // tests that start more set their own.
+        let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or_else(|e| panic!("{e}"));
         let mut worker_env: Vec<(String, String)> = worker_env
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -58,7 +72,7 @@ impl System {
             ),
             (
                 "CLERK_SYNC__WORKER__LISTEN".to_owned(),
-                "127.0.0.1:0".to_owned(),
+                format!("127.0.0.1:{metrics_port}"),
             ),
             ("CLERK_SYNC__LOG__FORMAT".to_owned(), "json".to_owned()),
         ]);
@@ -71,6 +85,7 @@ impl System {
             worker_env,
             worker_args: worker_args.iter().map(|a| (*a).to_owned()).collect(),
             started: 0,
+            metrics_url: format!("http://127.0.0.1:{metrics_port}"),
             _ingest: ingest,
         };
         system.start_worker();
@@ -98,8 +113,46 @@ impl System {
         for (name, value) in &self.worker_env {
             command.env(name, value);
         }
+        if self.started > 1 {
+            // Only the first worker serves metrics on the known port.
+            command.env("CLERK_SYNC__WORKER__LISTEN", "127.0.0.1:0");
+        }
         self.workers
             .push(command.spawn().unwrap_or_else(|e| panic!("{e}")));
+    }
+
+    /// The first worker's `/metrics` text.
+    pub async fn worker_metrics(&self) -> String {
+        let url = format!("{}/metrics", self.metrics_url);
+        self.client
+            .get(url)
+            .send()
+            .await
+            .map(|r| r.text())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .await
+            .unwrap_or_default()
+    }
+
+    /// Wait until the first worker's `/readyz` answers 200.
+    pub async fn wait_until_ready(&self) {
+        let started = Instant::now();
+        let url = format!("{}/readyz", self.metrics_url);
+        while self
+            .client
+            .get(&url)
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .ok()
+            != Some(200)
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "worker not ready"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Change a worker setting for the workers started from now on.
