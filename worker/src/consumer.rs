@@ -45,6 +45,12 @@ pub struct Consumer {
     database: Option<AsyncPgConnection>,
 }
 
+impl std::fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer").field("topology", &self.topology).finish_non_exhaustive()
+    }
+}
+
 enum Lost {
     Broker,
     Stopped,

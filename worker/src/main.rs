@@ -1,19 +1,10 @@
 use clap::{Parser, Subcommand};
 use clerk_sync_domain::runtime::settings::{Settings, SettingsError};
 use clerk_sync_domain::runtime::telemetry;
+use clerk_sync_worker::{migrate, run};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-mod apply;
-mod consumer;
-mod database;
-mod http;
-mod incoming;
-mod metrics;
-mod migrate;
-mod plan;
-mod repository;
-mod run;
 
 /// Applies Clerk user events from RabbitMQ to the application's tables.
 ///

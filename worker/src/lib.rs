@@ -1,0 +1,13 @@
+//! clerk-sync-worker: applies Clerk user events from the shard queues to the
+//! application's tables, idempotently, and keeps the event log.
+
+pub mod apply;
+pub mod consumer;
+pub mod database;
+pub mod http;
+pub mod incoming;
+pub mod metrics;
+pub mod migrate;
+pub mod plan;
+pub mod repository;
+pub mod run;
