@@ -47,7 +47,9 @@ pub struct Consumer {
 
 impl std::fmt::Debug for Consumer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Consumer").field("topology", &self.topology).finish_non_exhaustive()
+        f.debug_struct("Consumer")
+            .field("topology", &self.topology)
+            .finish_non_exhaustive()
     }
 }
 

@@ -5,7 +5,6 @@ use clerk_sync_worker::{migrate, run};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-
 /// Applies Clerk user events from RabbitMQ to the application's tables.
 ///
 /// Settings come from clerk-sync.toml (or --config), CLERK_SYNC__SECTION__KEY
