@@ -3,6 +3,8 @@
 //! ignoring every field Clerk adds. Unknown event types are a value
 //! ([`EventKind::Unhandled`]), not an error.
 
+use crate::projection::{Change, Profile};
+use crate::roles::{Resolution, RolePolicy};
 use crate::version::{Rank, Version, to_millis};
 use serde_json::{Map, Value};
 
@@ -142,6 +144,30 @@ impl ParsedEvent {
             rank,
             svix_id: svix_id.to_owned(),
         })
+    }
+
+    /// What a user event asks of the projection, with how its role was
+    /// resolved; `None` for an event type without a handler.
+    pub fn change(
+        &self,
+        svix_id: &str,
+        svix_timestamp_secs: i64,
+        policy: &RolePolicy,
+    ) -> Option<(Change, Resolution)> {
+        let version = self.version(svix_id, svix_timestamp_secs)?;
+        match &self.kind {
+            EventKind::UserUpsert { user, .. } => {
+                let resolution = policy.resolve(user);
+                let change = Change::Upsert {
+                    profile: Profile::of(user, version.at_ms),
+                    role: resolution.role(),
+                    version,
+                };
+                Some((change, resolution))
+            }
+            EventKind::UserDeleted { .. } => Some((Change::Delete { version }, Resolution::NoRole)),
+            EventKind::Unhandled => None,
+        }
     }
 
     /// The user this event concerns, if it is a user event.

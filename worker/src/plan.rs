@@ -2,8 +2,8 @@
 //! already logged, decide every message in delivery order. Pure.
 
 use crate::incoming::Incoming;
-use clerk_sync_domain::clerk_event::{EventKind, ParsedEvent};
-use clerk_sync_domain::projection::{Change, Outcome, Profile, UserState, decide};
+use clerk_sync_domain::clerk_event::ParsedEvent;
+use clerk_sync_domain::projection::{Change, Outcome, UserState, decide};
 use clerk_sync_domain::roles::{Resolution, RolePolicy};
 use std::collections::{BTreeMap, HashSet};
 
@@ -75,30 +75,20 @@ pub fn plan(
         let svix_secs = message
             .svix_timestamp_secs()
             .unwrap_or(received_at_ms / 1000);
-        let (Some(user_id), Some(version)) =
-            (event.user_id(), event.version(&message.svix_id, svix_secs))
-        else {
+        let (Some(user_id), Some((change, resolution))) = (
+            event.user_id(),
+            event.change(&message.svix_id, svix_secs, policy),
+        ) else {
             row.outcome = "ignored";
             plan.log.push(row);
             continue;
         };
+        if let Resolution::Unknown(role) = resolution {
+            plan.unknown_roles.push((message.svix_id.clone(), role));
+        }
         row.clerk_user_id = Some(user_id.to_owned());
+        let (Change::Upsert { version, .. } | Change::Delete { version }) = &change;
         row.occurred_at_ms = Some(version.at_ms);
-        let change = match &event.kind {
-            EventKind::UserUpsert { user, .. } => {
-                let resolution = policy.resolve(user);
-                if let Resolution::Unknown(role) = &resolution {
-                    plan.unknown_roles
-                        .push((message.svix_id.clone(), role.clone()));
-                }
-                Change::Upsert {
-                    profile: Profile::of(user, version.at_ms),
-                    role: resolution.role(),
-                    version,
-                }
-            }
-            _ => Change::Delete { version },
-        };
         let state = current.entry(user_id.to_owned()).or_default();
         let decision = decide(state, &change);
         row.outcome = match decision.outcome {
