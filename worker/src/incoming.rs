@@ -1,17 +1,20 @@
 //! A message taken from a shard queue, read into what the worker needs.
 //! Reading never fails: what cannot be read is judged by the planner.
 
+use clerk_sync_domain::clerk_event::{ParseError, ParsedEvent};
 use clerk_sync_domain::message_headers as header;
 use lapin::message::Delivery;
 use lapin::types::{AMQPValue, FieldTable};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Incoming {
     pub svix_id: String,
     pub svix_timestamp: Option<String>,
     pub svix_signature: Option<String>,
     pub received_at_ms: Option<i64>,
     pub body: Vec<u8>,
+    /// The body read as a Clerk event, once, when the message arrived.
+    pub event: Result<ParsedEvent, ParseError>,
     /// How often RabbitMQ delivered it before (quorum queues count).
     pub delivery_count: u32,
 }
@@ -43,6 +46,7 @@ impl Incoming {
                 .get(header::RECEIVED_AT_MS)
                 .and_then(integer),
             body: delivery.data.clone(),
+            event: ParsedEvent::parse(&delivery.data),
             delivery_count,
         }
     }

@@ -62,7 +62,7 @@ pub fn plan(
             outcome: "failed",
             error: None,
         };
-        let event = match ParsedEvent::parse(&message.body) {
+        let event = match &message.event {
             Ok(event) => event,
             Err(e) => {
                 row.error = Some(e.to_string());
@@ -128,6 +128,7 @@ mod tests {
             svix_signature: None,
             received_at_ms: Some(1),
             body: body.as_bytes().to_vec(),
+            event: ParsedEvent::parse(body.as_bytes()),
             delivery_count: 0,
         }
     }
