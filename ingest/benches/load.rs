@@ -1,0 +1,605 @@
+//! Load benchmark of the ingest against a live RabbitMQ (`AMQP_URL`, default
+//! `amqp://guest:guest@127.0.0.1:5672/%2f`): how close does the HTTP path get
+//! to the raw limit of confirmed publishes?
+//!
+//! * A, raw limit: the library's `Broker` + `Publisher` in process, 64 tasks
+//!   each publishing a `user.updated` event (~2 KB, verified before the timed
+//!   loop) and awaiting its publisher confirm, in a loop.
+//! * B, ingest: the real `clerk-sync-ingest` binary, 64 HTTP clients each
+//!   POSTing the same kind of events, Svix-signed before the timed loop.
+//! * C, ingest at half A's rate: the same requests, open loop: each takes the
+//!   next slot of a fixed schedule and is timed from its slot, so falling
+//!   behind the schedule shows as latency instead of hiding.
+//!
+//! Targets (reported, never enforced): B reaches 70% of A; p99 of C < 20 ms.
+//! The process fails only on errors: a failed publish, a non-2xx answer, an
+//! ingest that does not start or does not exit 0 on SIGTERM.
+//!
+//! What bounds the numbers: the load generator, the ingest and RabbitMQ
+//! share the machine's cores (2 on the reference machine), so in B and C the
+//! HTTP client's CPU is taken from the ingest and the broker; A pays none of
+//! it. Each confirm waits for the quorum queues' Raft log to be fsynced, so
+//! the disk and how RabbitMQ batches writes set the latency floor. Each phase
+//! prints the CPU time per event of every process (from `/proc`), and of the
+//! rest of the machine: a large "other" means something else was running and
+//! the numbers are not to be trusted.
+//!
+//! `cargo bench -p clerk-sync-ingest --bench load` runs each phase for
+//! `BENCH_SECONDS` (default 10); without `--bench` (as `cargo test
+//! --all-targets` runs it) it is a smoke run of 1 s per phase. It uses its
+//! own topology (`bench_<uuid8>`) and deletes it at the end.
+
+use anyhow::{Context, Result, anyhow, bail, ensure};
+use bytes::Bytes;
+use clerk_sync_domain::envelope::EnvelopeSummary;
+use clerk_sync_domain::runtime::settings::{AmqpSettings, WebhookSecrets};
+use clerk_sync_domain::runtime::{amqp, secret_url::SecretUrl};
+use clerk_sync_domain::topology::Topology;
+use clerk_sync_ingest::verify::{SvixHeaders, VerifiedWebhook, Verifier};
+use clerk_sync_ingest::{broker::Broker, metrics::Metrics, publisher::Publisher};
+use hdrhistogram::Histogram;
+use lapin::Connection;
+use serde_json::json;
+use std::future::Future;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use svix::webhooks::Webhook;
+
+const CONCURRENCY: usize = 64;
+const SHARDS: u16 = 8;
+const USERS: u64 = 10_000;
+const BODY_BYTES: usize = 2048;
+/// Phase A events verified ahead per second of the phase; beyond, inline.
+const RAW_PER_SECOND: u64 = 25_000;
+/// A bench-only secret (base64 of 24 bytes).
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// A signed request as Svix sends it, and a verified event with the summary
+/// the ingest routes it by.
+type Signed = Arc<(SvixHeaders, Bytes)>;
+type Event = Arc<(VerifiedWebhook, EnvelopeSummary)>;
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let smoke = !std::env::args().any(|arg| arg == "--bench");
+    let seconds = match std::env::var("BENCH_SECONDS") {
+        Ok(value) => value.parse().context("BENCH_SECONDS: whole seconds")?,
+        Err(_) if smoke => 1,
+        Err(_) => 10,
+    };
+    let prefix = format!("bench_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let mut settings = AmqpSettings {
+        prefix: prefix.clone(),
+        ..Default::default()
+    };
+    settings.shards = SHARDS;
+    if let Ok(url) = std::env::var("AMQP_URL") {
+        settings.url = SecretUrl::new(url);
+    }
+    let mode = if smoke { "smoke" } else { "full" };
+    println!("clerk-sync ingest load ({mode}): {seconds} s per phase, prefix {prefix}");
+    let admin = amqp::connect(&settings.url, "clerk-sync-bench").await?;
+    let topology = Topology::new(prefix, SHARDS);
+    let outcome = run(&settings, &admin, &topology, seconds).await;
+    let cleanup = clear(&admin, &topology, true).await;
+    let _ = admin.close(200, "benchmark done".into()).await;
+    outcome?;
+    cleanup.context("deleting the benchmark topology")
+}
+
+async fn run(
+    settings: &AmqpSettings,
+    admin: &Connection,
+    topology: &Topology,
+    secs: u64,
+) -> Result<()> {
+    let load = Arc::new(Load {
+        signer: Webhook::new(SECRET).map_err(|e| anyhow!("bench secret: {e}"))?,
+        verifier: Verifier::new(&WebhookSecrets::parse(SECRET))?,
+        bodies: (0..USERS).map(clerk_body).collect::<Result<_>>()?,
+        ids: AtomicU64::new(0),
+    });
+    // Whose CPU time to report: ours, and RabbitMQ's if it runs here.
+    let me = Some(("load generator", std::process::id()));
+    let rabbitmq = beam_pid().map(|pid| ("rabbitmq", pid));
+
+    // Phase A: the raw limit of confirmed publishes.
+    let events = Pool::new(secs * RAW_PER_SECOND, || load.event())?;
+    let broker = Broker::start(settings, Arc::new(Metrics::new())).await?;
+    let publisher = Publisher::new(&broker);
+    let raw = drive(secs, None, &[me, rabbitmq], {
+        let (events, load) = (events.clone(), load.clone());
+        move || {
+            let (event, publisher) = (events.take(|| load.event()), publisher.clone());
+            async move {
+                let (verified, summary) = &*event.map_err(|e| format!("{e:#}"))?;
+                let published = publisher.publish(verified, summary, now().as_millis() as u64);
+                published.await.map(drop).map_err(|e| e.to_string())
+            }
+        }
+    })
+    .await?;
+    broker.close().await;
+    println!(
+        "A raw: {} (events verified before the loop, {} in it)",
+        raw.report(),
+        events.inline()
+    );
+    clear(admin, topology, false).await?;
+
+    // Phase B: the real ingest, closed loop.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut ingest = Ingest::spawn(settings, port)?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(CONCURRENCY)
+        .build()?;
+    ingest.wait_ready(&client, &base).await?;
+    let probes = [me, Some(("ingest", ingest.0.id())), rabbitmq];
+    let url = format!("{base}/api/webhooks/clerk");
+    let post = |requests: Arc<Pool<Signed>>| {
+        let (load, client, url) = (load.clone(), client.clone(), url.clone());
+        move || {
+            let request = requests.take(|| load.sign());
+            let (client, url) = (client.clone(), url.clone());
+            async move { send(&client, &url, request.map_err(|e| format!("{e:#}"))?).await }
+        }
+    };
+    let requests = Pool::new((raw.rate() * secs as f64) as u64, || load.sign())?;
+    let closed = drive(secs, None, &probes, post(requests.clone())).await?;
+    println!(
+        "B HTTP: {} (requests signed before the loop, {} in it)",
+        closed.report(),
+        requests.inline()
+    );
+    clear(admin, topology, false).await?;
+
+    // Phase C: the same requests paced at half the raw rate.
+    let target = raw.rate() / 2.0;
+    ensure!(target > 0.0, "phase A confirmed nothing");
+    let requests = Pool::new((target * secs as f64) as u64 + 1, || load.sign())?;
+    let half = drive(secs, Some(target), &probes, post(requests)).await?;
+    let lag = half.max_lag.as_secs_f64() * 1e3;
+    println!(
+        "C paced: {} (target {target:.0}/s, up to {lag:.1} ms behind)",
+        half.report()
+    );
+    let exit = ingest.stop().await?;
+
+    let share = 100.0 * closed.rate() / raw.rate();
+    let p99_half = half.ms(0.99);
+    let verdict = |ok: bool| if ok { "PASS" } else { "MISS" };
+    println!(
+        "\n== summary ({secs} s per phase, {CONCURRENCY} concurrent) ==\n\
+         raw confirmed publishes/s: {:>6.0} ({})\n\
+         ingest requests/s:         {:>6.0} ({share:.0}% of raw) {}\n\
+         ingest at half raw rate:   {:>6.0} req/s (target {target:.0}) {}\n\
+         target ingest >= 70% of raw:     {} ({share:.0}%)\n\
+         target p99 < 20 ms at half rate: {} ({p99_half:.2} ms)\n\
+         ingest after SIGTERM:            {exit}",
+        raw.rate(),
+        raw.latencies(),
+        closed.rate(),
+        closed.latencies(),
+        half.rate(),
+        half.latencies(),
+        verdict(share >= 70.0),
+        verdict(p99_half < 20.0),
+    );
+    for (phase, stats) in [("A", &raw), ("B", &closed), ("C", &half)] {
+        if let Some(error) = &stats.first_error {
+            bail!("phase {phase}: {} failed, first: {error}", stats.failed);
+        }
+    }
+    ensure!(
+        exit.success(),
+        "the ingest exited with {exit} after SIGTERM"
+    );
+    Ok(())
+}
+
+/// A Clerk `user.updated` event about one of the bench users, padded to ~2 KB.
+fn clerk_body(user: u64) -> Result<Bytes> {
+    let mut event = json!({
+        "object": "event", "type": "user.updated", "instance_id": "ins_2bench0000000000000000000",
+        "timestamp": 1_750_000_000_000_u64 + user,
+        "event_attributes": { "http_request": {
+            "client_ip": "203.0.113.7", "user_agent": "Mozilla/5.0 (X11; Linux x86_64) bench",
+        }},
+        "data": {
+            "object": "user", "id": format!("user_bench{user:06}"), "external_id": null,
+            "username": format!("bench{user}"), "first_name": "Bench", "last_name": "User",
+            "image_url": "https://img.clerk.com/eyJ0eXBlIjoiZGVmYXVsdCIsImlpZCI6Imluc18yIn0",
+            "primary_email_address_id": format!("idn_bench{user:06}"),
+            "email_addresses": [{
+                "object": "email_address", "id": format!("idn_bench{user:06}"),
+                "email_address": format!("bench.user{user}@example.com"),
+                "verification": { "status": "verified", "strategy": "email_code" },
+                "linked_to": [],
+            }],
+            "phone_numbers": [], "web3_wallets": [], "external_accounts": [],
+            "public_metadata": { "plan": "pro" }, "private_metadata": {}, "unsafe_metadata": {},
+            "password_enabled": true, "two_factor_enabled": false, "banned": false,
+            "created_at": 1_700_000_000_000_u64, "updated_at": 1_750_000_000_000_u64 + user,
+        },
+    });
+    // `"notes":""` takes 10 bytes besides the padding itself.
+    let padding = BODY_BYTES.saturating_sub(serde_json::to_vec(&event)?.len() + 10);
+    let mut notes = "lorem ipsum ".repeat(padding / 12 + 1);
+    notes.truncate(padding);
+    event["data"]["private_metadata"]["notes"] = json!(notes);
+    Ok(Bytes::from(serde_json::to_vec(&event)?))
+}
+
+/// What every phase sends: the users' bodies under unique svix-ids.
+struct Load {
+    signer: Webhook,
+    verifier: Verifier,
+    bodies: Vec<Bytes>,
+    ids: AtomicU64,
+}
+
+impl Load {
+    /// The next request: svix-id `msg_bench_<n>`, body of user `n % USERS`.
+    fn sign(&self) -> Result<Signed> {
+        let n = self.ids.fetch_add(1, Relaxed);
+        let body = self
+            .bodies
+            .get((n % USERS) as usize)
+            .cloned()
+            .unwrap_or_default();
+        let (id, timestamp) = (format!("msg_bench_{n}"), now().as_secs() as i64);
+        let signature = self.signer.sign(&id, timestamp, &body)?;
+        let timestamp = timestamp.to_string();
+        Ok(Arc::new((
+            SvixHeaders {
+                id,
+                timestamp,
+                signature,
+            },
+            body,
+        )))
+    }
+
+    /// The next request, verified as the ingest does, with its summary.
+    fn event(&self) -> Result<Event> {
+        let (headers, body) = Arc::unwrap_or_clone(self.sign()?);
+        let verified = self.verifier.verify(headers, body)?;
+        let summary = EnvelopeSummary::read(verified.body());
+        Ok(Arc::new((verified, summary)))
+    }
+}
+
+/// POST one signed event to the ingest; Ok only for a 2xx answer.
+async fn send(client: &reqwest::Client, url: &str, request: Signed) -> Result<(), String> {
+    let (headers, body) = &*request;
+    let response = client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("svix-id", headers.id.as_str())
+        .header("svix-timestamp", headers.timestamp.as_str())
+        .header("svix-signature", headers.signature.as_str())
+        .body(body.clone())
+        .send()
+        .await
+        .map_err(|e| format!("request failed: {e}"))?;
+    let status = response.status();
+    // Read the answer to the end so the connection goes back to the pool.
+    let answer = response
+        .bytes()
+        .await
+        .map_err(|e| format!("reading the answer: {e}"))?;
+    let answer = String::from_utf8_lossy(&answer);
+    status
+        .is_success()
+        .then_some(())
+        .ok_or_else(|| format!("HTTP {status}: {answer}"))
+}
+
+/// Items made before a timed phase so that the load generator's CPU goes to
+/// the load itself; once they run out, made inline (and counted).
+#[derive(Debug)]
+struct Pool<T> {
+    items: Vec<T>,
+    next: AtomicU64,
+    inline: AtomicU64,
+}
+
+impl<T: Clone> Pool<T> {
+    fn new(size: u64, make: impl Fn() -> Result<T>) -> Result<Arc<Self>> {
+        let items = (0..size).map(|_| make()).collect::<Result<_>>()?;
+        let (next, inline) = (AtomicU64::new(0), AtomicU64::new(0));
+        Ok(Arc::new(Self {
+            items,
+            next,
+            inline,
+        }))
+    }
+
+    fn take(&self, make: impl FnOnce() -> Result<T>) -> Result<T> {
+        let Some(item) = self.items.get(self.next.fetch_add(1, Relaxed) as usize) else {
+            self.inline.fetch_add(1, Relaxed);
+            return make();
+        };
+        Ok(item.clone())
+    }
+
+    fn inline(&self) -> u64 {
+        self.inline.load(Relaxed)
+    }
+}
+
+/// Counts, latencies (µs) and CPU use of one phase.
+#[derive(Debug)]
+struct Stats {
+    ok: u64,
+    failed: u64,
+    first_error: Option<String>,
+    latency: Histogram<u64>,
+    elapsed: Duration,
+    max_lag: Duration,
+    /// CPU time of each measured process, then of the whole machine.
+    cpu: Vec<(&'static str, Duration)>,
+}
+
+impl Stats {
+    fn new() -> Result<Self> {
+        let latency = Histogram::new_with_bounds(1, 60_000_000, 3)?;
+        let (elapsed, max_lag) = (Duration::ZERO, Duration::ZERO);
+        let (ok, failed, first_error, cpu) = (0, 0, None, Vec::new());
+        Ok(Self {
+            ok,
+            failed,
+            first_error,
+            latency,
+            elapsed,
+            max_lag,
+            cpu,
+        })
+    }
+
+    fn merge(&mut self, other: Self) -> Result<()> {
+        (self.ok, self.failed) = (self.ok + other.ok, self.failed + other.failed);
+        self.first_error = self.first_error.take().or(other.first_error);
+        self.max_lag = self.max_lag.max(other.max_lag);
+        Ok(self.latency.add(&other.latency)?)
+    }
+
+    fn rate(&self) -> f64 {
+        self.ok as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    fn ms(&self, quantile: f64) -> f64 {
+        self.latency.value_at_quantile(quantile) as f64 / 1e3
+    }
+
+    fn latencies(&self) -> String {
+        let (p50, p99, max) = (self.ms(0.5), self.ms(0.99), self.latency.max() as f64 / 1e3);
+        format!("p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.2} ms")
+    }
+
+    /// Counts, rate, latencies, and CPU time per event of each process and
+    /// of the rest of the machine (the kernel, and any other load).
+    fn report(&self) -> String {
+        let per_event = |cpu: f64| cpu * 1e6 / self.ok.max(1) as f64;
+        let ((_, machine), processes) = self
+            .cpu
+            .split_last()
+            .unwrap_or((&("", Duration::ZERO), &[]));
+        let ours: Duration = processes.iter().map(|(_, cpu)| *cpu).sum();
+        let other = per_event(machine.saturating_sub(ours).as_secs_f64());
+        let cpu: Vec<_> = processes
+            .iter()
+            .map(|(who, cpu)| format!("{who} {:.0}", per_event(cpu.as_secs_f64())))
+            .collect();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let busy = 100.0 * machine.as_secs_f64() / self.elapsed.as_secs_f64() / cores as f64;
+        let (ok, failed, rate, cpu) = (self.ok, self.failed, self.rate(), cpu.join(", "));
+        format!(
+            "{ok} ok, {failed} failed, {rate:.0}/s, {}\n    CPU µs per event: {cpu}, \
+             other {other:.0} ({busy:.0}% of {cores} cores busy)",
+            self.latencies()
+        )
+    }
+}
+
+/// Run `op` from [`CONCURRENCY`] tasks for `secs`, back to back, or paced to
+/// `rate` per second overall: each call takes the next slot of a shared
+/// schedule, sleeps until it and is timed from it. Also measures the CPU
+/// time of the `probes` processes and of the whole machine meanwhile.
+async fn drive<F, Fut>(
+    secs: u64,
+    rate: Option<f64>,
+    probes: &[Option<(&'static str, u32)>],
+    op: F,
+) -> Result<Stats>
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Result<(), String>> + Send + 'static,
+{
+    let probes: Vec<_> = probes
+        .iter()
+        .flatten()
+        .map(|&(who, pid)| (who, Some(pid)))
+        .collect();
+    let probes: Vec<_> = probes.into_iter().chain([("machine", None)]).collect();
+    let cpu_before: Vec<_> = probes.iter().map(|&(_, pid)| cpu_time(pid)).collect();
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(secs);
+    let slots = Arc::new(AtomicU64::new(0));
+    let workers: Vec<_> = (0..CONCURRENCY)
+        .map(|_| {
+            let (op, slots) = (op.clone(), slots.clone());
+            tokio::spawn(async move {
+                let mut stats = Stats::new()?;
+                loop {
+                    let began = match rate {
+                        Some(rate) => {
+                            let slot = slots.fetch_add(1, Relaxed) as f64 / rate;
+                            let at = start + Duration::from_secs_f64(slot);
+                            if at >= deadline {
+                                break;
+                            }
+                            tokio::time::sleep_until(at.into()).await;
+                            stats.max_lag = stats.max_lag.max(at.elapsed());
+                            at
+                        }
+                        None if Instant::now() >= deadline => break,
+                        None => Instant::now(),
+                    };
+                    match op().await {
+                        Ok(()) => stats.ok += 1,
+                        Err(error) => {
+                            stats.failed += 1;
+                            stats.first_error.get_or_insert(error);
+                            continue;
+                        }
+                    }
+                    stats
+                        .latency
+                        .saturating_record(began.elapsed().as_micros() as u64);
+                }
+                anyhow::Ok(stats)
+            })
+        })
+        .collect();
+    let mut total = Stats::new()?;
+    for worker in workers {
+        total.merge(worker.await??)?;
+    }
+    total.elapsed = start.elapsed();
+    for ((who, pid), before) in probes.into_iter().zip(cpu_before) {
+        let used = cpu_time(pid)
+            .zip(before)
+            .map(|(after, before)| after.saturating_sub(before));
+        total.cpu.push((who, used.unwrap_or_default()));
+    }
+    Ok(total)
+}
+
+/// CPU time used so far, from `/proc` (Linux, USER_HZ 100): user + system of
+/// process `pid`, or user, system, irq and softirq of all cores for `None`.
+fn cpu_time(pid: Option<u32>) -> Option<Duration> {
+    let (path, skip, fields) = match pid {
+        Some(pid) => (format!("/proc/{pid}/stat"), 0, [11, 12].as_slice()),
+        None => ("/proc/stat".to_owned(), 1, [0, 1, 2, 5, 6].as_slice()),
+    };
+    let stat = std::fs::read_to_string(path).ok()?;
+    // A process's fields follow its name: "pid (name) state ppid ...".
+    let line = stat
+        .rsplit_once(") ")
+        .map_or(stat.as_str(), |(_, rest)| rest);
+    let values: Vec<_> = line.lines().next()?.split_whitespace().skip(skip).collect();
+    let ticks = fields
+        .iter()
+        .filter_map(|&i| values.get(i)?.parse::<u64>().ok());
+    Some(Duration::from_millis(ticks.sum::<u64>() * 10))
+}
+
+/// The local RabbitMQ's Erlang VM, if it runs on this machine.
+fn beam_pid() -> Option<u32> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse().ok()?;
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+            (comm.trim() == "beam.smp").then_some(pid)
+        })
+}
+
+/// The ingest binary as a child process, killed if dropped while running.
+struct Ingest(Child);
+
+impl Ingest {
+    fn spawn(amqp: &AmqpSettings, port: u16) -> Result<Self> {
+        let child = Command::new(env!("CARGO_BIN_EXE_clerk-sync-ingest"))
+            .env("CLERK_WEBHOOK_SECRET", SECRET)
+            .env("INGEST_LISTEN", format!("127.0.0.1:{port}"))
+            .env("AMQP_URL", amqp.url.expose())
+            .env("CLERK_SYNC__AMQP__PREFIX", &amqp.prefix)
+            .env("CLERK_SYNC__AMQP__SHARDS", amqp.shards.to_string())
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .spawn()
+            .context("starting clerk-sync-ingest")?;
+        Ok(Self(child))
+    }
+
+    async fn wait_ready(&mut self, client: &reqwest::Client, base: &str) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(status) = self.0.try_wait()? {
+                bail!("clerk-sync-ingest exited before it was ready: {status}");
+            }
+            let ready = client.get(format!("{base}/readyz")).send().await;
+            if ready.is_ok_and(|r| r.status() == reqwest::StatusCode::OK) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("clerk-sync-ingest was not ready (GET /readyz == 200) within 30 s")
+    }
+
+    /// SIGTERM, then wait for the exit (the ingest drains for up to 30 s).
+    async fn stop(&mut self) -> Result<ExitStatus> {
+        let pid = self.0.id().to_string();
+        let kill = Command::new("kill").args(["-TERM", &pid]).status()?;
+        ensure!(kill.success(), "kill -TERM failed: {kill}");
+        let deadline = Instant::now() + Duration::from_secs(40);
+        while Instant::now() < deadline {
+            if let Some(status) = self.0.try_wait()? {
+                return Ok(status);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        bail!("clerk-sync-ingest did not exit within 40 s of SIGTERM")
+    }
+}
+
+impl Drop for Ingest {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// Purge the topology's queues, or delete its queues and exchanges (both are
+/// idempotent, so deleting is safe whatever was declared).
+async fn clear(admin: &Connection, topology: &Topology, delete: bool) -> Result<()> {
+    let channel = admin.create_channel().await?;
+    for queue in topology
+        .shard_queues()
+        .chain([topology.dead_letter_queue()])
+    {
+        let name = queue.as_str().into();
+        let cleared = if delete {
+            channel.queue_delete(name, Default::default()).await
+        } else {
+            channel.queue_purge(name, Default::default()).await
+        };
+        cleared.with_context(|| format!("clearing queue {queue}"))?;
+    }
+    let exchanges = [topology.exchange(), topology.dead_letter_exchange()];
+    for exchange in exchanges.iter().filter(|_| delete) {
+        let deleted = channel.exchange_delete(exchange.as_str().into(), Default::default());
+        deleted
+            .await
+            .with_context(|| format!("deleting exchange {exchange}"))?;
+    }
+    let _ = channel.close(200, "cleared".into()).await;
+    Ok(())
+}
+
+/// Time since the Unix epoch.
+fn now() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
