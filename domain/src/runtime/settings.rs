@@ -262,6 +262,10 @@ impl Settings {
             config::Environment::with_prefix(ENV_PREFIX)
                 .prefix_separator("__")
                 .separator("__")
+                // Lists (only roles.sources) are comma-separated.
+                .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("roles.sources")
                 .source(Some(env.clone())),
         );
         for (var, key) in WELL_KNOWN {

@@ -171,3 +171,26 @@ fn roles_and_worker_settings_come_from_the_file() {
         "{error}"
     );
 }
+
+#[test]
+fn role_sources_come_from_a_comma_separated_variable() {
+    let settings = load(&[
+        (
+            "CLERK_SYNC__ROLES__SOURCES",
+            "public_metadata,unsafe_metadata",
+        ),
+        ("CLERK_SYNC__AMQP__PREFIX", "123"),
+    ])
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        settings.roles.sources,
+        [
+            MetadataSource::PublicMetadata,
+            MetadataSource::UnsafeMetadata
+        ]
+    );
+    assert_eq!(
+        settings.amqp.prefix, "123",
+        "a number-like string stays a string"
+    );
+}
