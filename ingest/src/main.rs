@@ -17,10 +17,6 @@ struct Cli {
     config: Option<PathBuf>,
 }
 
-/// Exit code for a setting that is missing or wrong (1 is everything else,
-/// such as an unreachable broker).
-const BAD_SETTINGS: u8 = 2;
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -28,7 +24,7 @@ async fn main() -> ExitCode {
         Ok(settings) => settings,
         Err(e) => {
             eprintln!("clerk-sync-ingest: {e}");
-            return ExitCode::from(BAD_SETTINGS);
+            return ExitCode::from(SettingsError::exit_code(&e));
         }
     };
     telemetry::init(settings.log.format);
@@ -38,8 +34,7 @@ async fn main() -> ExitCode {
         Ok(application) => application,
         Err(e) => {
             eprintln!("clerk-sync-ingest: {e:#}");
-            let settings_fault = e.downcast_ref::<SettingsError>().is_some();
-            return ExitCode::from(if settings_fault { BAD_SETTINGS } else { 1 });
+            return ExitCode::from(SettingsError::exit_code(e.as_ref()));
         }
     };
     match application.run_until_stopped().await {

@@ -24,9 +24,7 @@ use clerk_sync_worker::{database, repository};
 use diesel::sql_types::BigInt;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use lapin::BasicProperties;
-use lapin::options::{
-    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeleteOptions, QueueDeleteOptions,
-};
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
@@ -349,21 +347,8 @@ fn verdict(ok: bool) -> &'static str {
 }
 
 async fn cleanup(db_name: &str, amqp_url: &SecretUrl, topology: &Topology) {
-    if let Ok(connection) = amqp::connect(amqp_url, "bench-cleanup").await
-        && let Ok(channel) = connection.create_channel().await
-    {
-        let mut queues: Vec<String> = topology.shard_queues().collect();
-        queues.push(topology.dead_letter_queue());
-        for queue in queues {
-            let _ = channel
-                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-                .await;
-        }
-        for exchange in [topology.exchange(), topology.dead_letter_exchange()] {
-            let _ = channel
-                .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
-                .await;
-        }
+    if let Ok(connection) = amqp::connect(amqp_url, "bench-cleanup").await {
+        let _ = amqp::delete_topology(&connection, topology).await;
     }
     if let Ok(mut server) =
         AsyncPgConnection::establish("postgres://postgres@127.0.0.1:5432/postgres").await

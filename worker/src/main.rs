@@ -30,9 +30,6 @@ enum Command {
     Migrate,
 }
 
-/// Exit code for a setting that is missing or wrong; 1 is everything else.
-const BAD_SETTINGS: u8 = 2;
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -40,7 +37,7 @@ async fn main() -> ExitCode {
         Ok(settings) => settings,
         Err(e) => {
             eprintln!("clerk-sync-worker: {e}");
-            return ExitCode::from(BAD_SETTINGS);
+            return ExitCode::from(SettingsError::exit_code(&e));
         }
     };
     telemetry::init(settings.log.format);
@@ -52,8 +49,7 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("clerk-sync-worker: {e:#}");
-            let settings_fault = e.downcast_ref::<SettingsError>().is_some();
-            ExitCode::from(if settings_fault { BAD_SETTINGS } else { 1 })
+            ExitCode::from(SettingsError::exit_code(e.as_ref()))
         }
     }
 }

@@ -6,7 +6,10 @@
 
 use super::secret_url::SecretUrl;
 use crate::topology::Topology;
-use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::options::{
+    ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
+    QueueDeleteOptions,
+};
 use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{Channel, Connection, ConnectionProperties, ErrorKind, ExchangeKind};
@@ -138,6 +141,30 @@ pub async fn declare_topology(
     }
     // Best effort: the channel goes away with the connection anyway.
     let _ = channel.close(200, "declared".into()).await;
+    Ok(())
+}
+
+/// Delete every queue (messages included) and exchange of `topology`. For
+/// tests, benchmarks and tearing a deployment down; the services never call it.
+pub async fn delete_topology(
+    connection: &Connection,
+    topology: &Topology,
+) -> Result<(), lapin::Error> {
+    let channel = connection.create_channel().await?;
+    for queue in topology
+        .shard_queues()
+        .chain([topology.dead_letter_queue()])
+    {
+        channel
+            .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+            .await?;
+    }
+    for exchange in [topology.exchange(), topology.dead_letter_exchange()] {
+        channel
+            .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
+            .await?;
+    }
+    let _ = channel.close(200, "deleted".into()).await;
     Ok(())
 }
 

@@ -225,6 +225,22 @@ pub enum SettingsError {
     Unreadable(String),
 }
 
+impl SettingsError {
+    /// Exit code of a process that could not start: 2 when a setting is at
+    /// fault (anywhere in the error's chain), 1 for anything else, such as
+    /// an unreachable service.
+    pub fn exit_code(error: &(dyn std::error::Error + 'static)) -> u8 {
+        let mut cause = Some(error);
+        while let Some(error) = cause {
+            if error.is::<SettingsError>() {
+                return 2;
+            }
+            cause = error.source();
+        }
+        1
+    }
+}
+
 fn env_hint(key: &str) -> String {
     let well_known = WELL_KNOWN
         .iter()

@@ -194,3 +194,11 @@ fn role_sources_come_from_a_comma_separated_variable() {
         "a number-like string stays a string"
     );
 }
+
+#[test]
+fn a_settings_fault_exits_2_wherever_it_is_in_the_chain() {
+    let fault = Settings::invalid_webhook_secret(1, 1, "empty");
+    assert_eq!(SettingsError::exit_code(&fault), 2);
+    let io = std::io::Error::other("unreachable");
+    assert_eq!(SettingsError::exit_code(&io), 1);
+}

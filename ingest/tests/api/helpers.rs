@@ -6,7 +6,7 @@ use clerk_sync_domain::runtime::secret_url::SecretUrl;
 use clerk_sync_domain::runtime::settings::{Settings, WebhookSecrets};
 use clerk_sync_domain::topology::Topology;
 use clerk_sync_ingest::startup::Application;
-use lapin::options::{BasicGetOptions, ExchangeDeleteOptions, QueueDeleteOptions};
+use lapin::options::BasicGetOptions;
 use lapin::types::{AMQPValue, FieldTable};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use svix::webhooks::Webhook;
@@ -244,19 +244,7 @@ impl Drop for TestTopology {
                 .ok()?;
             runtime.block_on(async {
                 let connection = amqp::connect(&url, "test-cleanup").await.ok()?;
-                let channel = connection.create_channel().await.ok()?;
-                let mut queues: Vec<String> = topology.shard_queues().collect();
-                queues.push(topology.dead_letter_queue());
-                for queue in queues {
-                    let _ = channel
-                        .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-                        .await;
-                }
-                for exchange in [topology.exchange(), topology.dead_letter_exchange()] {
-                    let _ = channel
-                        .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
-                        .await;
-                }
+                let _ = amqp::delete_topology(&connection, &topology).await;
                 let _ = connection.close(200, "cleaned up".into()).await;
                 Some(())
             })

@@ -5,11 +5,11 @@
 
 pub mod system;
 
+use clerk_sync_domain::runtime::amqp;
 use clerk_sync_domain::runtime::secret_url::SecretUrl;
+use clerk_sync_domain::topology::Topology;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use lapin::options::{
-    BasicGetOptions, ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions,
-};
+use lapin::options::{BasicGetOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Connection, ConnectionProperties};
 
@@ -161,29 +161,11 @@ impl TestBroker {
 
 impl Drop for TestBroker {
     fn drop(&mut self) {
-        let queues = self.queues();
-        let exchanges = [
-            format!("{}.events", self.prefix),
-            format!("{}.dead-letter", self.prefix),
-        ];
+        let topology = Topology::new(self.prefix.clone(), self.shards);
         blocking(async move {
-            let Ok(connection) =
-                Connection::connect(AMQP_URL, ConnectionProperties::default()).await
-            else {
-                return;
-            };
-            let Ok(channel) = connection.create_channel().await else {
-                return;
-            };
-            for queue in queues {
-                let _ = channel
-                    .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-                    .await;
-            }
-            for exchange in exchanges {
-                let _ = channel
-                    .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
-                    .await;
+            let url = SecretUrl::new(AMQP_URL);
+            if let Ok(connection) = amqp::connect(&url, "test-cleanup").await {
+                let _ = amqp::delete_topology(&connection, &topology).await;
             }
         });
     }
