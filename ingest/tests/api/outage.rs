@@ -124,3 +124,107 @@ async fn a_confirm_that_does_not_come_in_time_is_503() {
     // Svix retries; dedup by svix-id in the worker makes a late copy harmless.
     app.topology.drain_until(1, Duration::from_secs(5)).await;
 }
+
+#[tokio::test]
+async fn an_unroutable_event_is_503_not_lost_silently() {
+    let app = spawn_app().await;
+    // Someone deleted the user's shard queue: RabbitMQ returns the message.
+    let queue = app.topology.topology.queue_for("user_unroutable");
+    let connection = clerk_sync_domain::runtime::amqp::connect(&SecretUrl::new(AMQP_URL), "test")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let channel = connection
+        .create_channel()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    channel
+        .queue_delete(
+            queue.as_str().into(),
+            lapin::options::QueueDeleteOptions::default(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (status, error) = error_of(
+        app.post_signed(user_event("user.created", "user_unroutable", 1))
+            .await
+            .1,
+    )
+    .await;
+    assert_eq!(status, 503);
+    assert!(
+        error.contains(&format!("could not route the event to queue {queue}")),
+        "{error}"
+    );
+    // Other users' queues still work.
+    let other = (0..100)
+        .map(|i| format!("user_{i}"))
+        .find(|u| app.topology.topology.queue_for(u) != queue)
+        .unwrap_or_default();
+    assert_eq!(
+        app.post_signed(user_event("user.created", &other, 1))
+            .await
+            .1
+            .status()
+            .as_u16(),
+        202
+    );
+}
+
+#[tokio::test]
+async fn a_nack_is_503() {
+    let app = spawn_app().await;
+    // A full queue (x-overflow reject-publish) nacks every publish.
+    let policy = format!("{}-full", app.topology.topology.exchange());
+    let pattern = format!(
+        "^{}\\.shard\\.",
+        regex_escape(app.topology.topology.exchange().trim_end_matches(".events"))
+    );
+    let set = std::process::Command::new("rabbitmqctl")
+        .args([
+            "-q",
+            "set_policy",
+            &policy,
+            &pattern,
+            r#"{"max-length": 0}"#,
+            "--apply-to",
+            "queues",
+        ])
+        .status()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(set.success(), "rabbitmqctl set_policy failed");
+    let started = Instant::now();
+    let mut answer = (0, String::new());
+    // Policies take effect asynchronously: until then events are queued.
+    while started.elapsed() < Duration::from_secs(10) {
+        let response = app
+            .post_signed(user_event("user.created", "user_full", 1))
+            .await
+            .1;
+        if response.status().as_u16() == 503 {
+            answer = error_of(response).await;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = std::process::Command::new("rabbitmqctl")
+        .args(["-q", "clear_policy", &policy])
+        .status();
+    assert_eq!(answer.0, 503, "{}", answer.1);
+    assert!(
+        answer.1.contains("refused the event (nack)"),
+        "{}",
+        answer.1
+    );
+}
+
+fn regex_escape(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c.to_string()
+            } else {
+                format!("\\{c}")
+            }
+        })
+        .collect()
+}
