@@ -192,6 +192,7 @@ async fn a_nack_is_503() {
         .status()
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(set.success(), "rabbitmqctl set_policy failed");
+    let _clear = ClearPolicy(policy.clone());
     let started = Instant::now();
     let mut answer = (0, String::new());
     // Policies take effect asynchronously: until then events are queued.
@@ -215,6 +216,17 @@ async fn a_nack_is_503() {
         "{}",
         answer.1
     );
+}
+
+/// Clears a RabbitMQ policy when dropped, even when the test panics.
+struct ClearPolicy(String);
+
+impl Drop for ClearPolicy {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("rabbitmqctl")
+            .args(["-q", "clear_policy", &self.0])
+            .status();
+    }
 }
 
 fn regex_escape(text: &str) -> String {
