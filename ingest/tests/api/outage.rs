@@ -207,9 +207,6 @@ async fn a_nack_is_503() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let _ = std::process::Command::new("rabbitmqctl")
-        .args(["-q", "clear_policy", &policy])
-        .status();
     assert_eq!(answer.0, 503, "{}", answer.1);
     assert!(
         answer.1.contains("refused the event (nack)"),
