@@ -205,3 +205,34 @@ async fn postgres_going_away_while_events_flow_loses_nothing() {
         "the outage happened before everything was applied"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_going_away_from_the_worker_loses_nothing() {
+    let proxy = Proxy::start("127.0.0.1:5672").await;
+    let mut system = System::start(&[]).await;
+    // The worker reaches RabbitMQ only through the proxy; the ingest directly.
+    system.stop_workers();
+    system.set_worker_env("AMQP_URL", &proxy.amqp_url());
+    system.start_worker();
+    let sent = histories(40, 9);
+    let deliveries = deliveries(&sent, 13);
+    let (first, second) = deliveries.split_at(deliveries.len() / 3);
+    send_all(&system, first).await;
+    system.wait_for_log(1, WAIT).await;
+    let cut = async {
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        proxy.cut();
+    };
+    tokio::join!(send_all(&system, second), cut);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let logged_during_outage = system
+        .scalar("SELECT count(*) AS n FROM clerk_sync.events")
+        .await;
+    proxy.restore();
+    system.wait_for_log(sent.len() as i64, WAIT).await;
+    assert_tables_equal_the_model(&system, &sent).await;
+    assert!(
+        logged_during_outage < Some(sent.len() as i64),
+        "the outage happened before everything was applied"
+    );
+}
