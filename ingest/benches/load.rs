@@ -83,7 +83,7 @@ async fn main() -> Result<()> {
     let admin = amqp::connect(&settings.url, "clerk-sync-bench").await?;
     let topology = Topology::new(prefix, SHARDS);
     let outcome = run(&settings, &admin, &topology, seconds).await;
-    let cleanup = clear(&admin, &topology, true).await;
+    let cleanup = amqp::delete_topology(&admin, &topology).await;
     let _ = admin.close(200, "benchmark done".into()).await;
     outcome?;
     cleanup.context("deleting the benchmark topology")
@@ -127,7 +127,7 @@ async fn run(
         raw.report(),
         events.inline()
     );
-    clear(admin, topology, false).await?;
+    purge(admin, topology).await?;
 
     // Phase B: the real ingest, closed loop.
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
@@ -156,7 +156,7 @@ async fn run(
         closed.report(),
         requests.inline()
     );
-    clear(admin, topology, false).await?;
+    purge(admin, topology).await?;
 
     // Phase C: the same requests paced at half the raw rate.
     let target = raw.rate() / 2.0;
@@ -570,30 +570,19 @@ impl Drop for Ingest {
     }
 }
 
-/// Purge the topology's queues, or delete its queues and exchanges (both are
-/// idempotent, so deleting is safe whatever was declared).
-async fn clear(admin: &Connection, topology: &Topology, delete: bool) -> Result<()> {
+/// Empty the topology's queues between phases.
+async fn purge(admin: &Connection, topology: &Topology) -> Result<()> {
     let channel = admin.create_channel().await?;
     for queue in topology
         .shard_queues()
         .chain([topology.dead_letter_queue()])
     {
-        let name = queue.as_str().into();
-        let cleared = if delete {
-            channel.queue_delete(name, Default::default()).await
-        } else {
-            channel.queue_purge(name, Default::default()).await
-        };
-        cleared.with_context(|| format!("clearing queue {queue}"))?;
-    }
-    let exchanges = [topology.exchange(), topology.dead_letter_exchange()];
-    for exchange in exchanges.iter().filter(|_| delete) {
-        let deleted = channel.exchange_delete(exchange.as_str().into(), Default::default());
-        deleted
+        let purged = channel.queue_purge(queue.as_str().into(), Default::default());
+        purged
             .await
-            .with_context(|| format!("deleting exchange {exchange}"))?;
+            .with_context(|| format!("purging queue {queue}"))?;
     }
-    let _ = channel.close(200, "cleared".into()).await;
+    let _ = channel.close(200, "purged".into()).await;
     Ok(())
 }
 
