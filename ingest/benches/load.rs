@@ -37,6 +37,7 @@ use clerk_sync_domain::runtime::{amqp, secret_url::SecretUrl};
 use clerk_sync_domain::topology::Topology;
 use clerk_sync_ingest::verify::{SvixHeaders, VerifiedWebhook, Verifier};
 use clerk_sync_ingest::{broker::Broker, metrics::Metrics, publisher::Publisher};
+use clerk_sync_testkit::cpu::{beam_pid, cpu_time};
 use hdrhistogram::Histogram;
 use lapin::Connection;
 use serde_json::json;
@@ -479,37 +480,6 @@ where
         total.cpu.push((who, used.unwrap_or_default()));
     }
     Ok(total)
-}
-
-/// CPU time used so far, from `/proc` (Linux, USER_HZ 100): user + system of
-/// process `pid`, or user, system, irq and softirq of all cores for `None`.
-fn cpu_time(pid: Option<u32>) -> Option<Duration> {
-    let (path, skip, fields) = match pid {
-        Some(pid) => (format!("/proc/{pid}/stat"), 0, [11, 12].as_slice()),
-        None => ("/proc/stat".to_owned(), 1, [0, 1, 2, 5, 6].as_slice()),
-    };
-    let stat = std::fs::read_to_string(path).ok()?;
-    // A process's fields follow its name: "pid (name) state ppid ...".
-    let line = stat
-        .rsplit_once(") ")
-        .map_or(stat.as_str(), |(_, rest)| rest);
-    let values: Vec<_> = line.lines().next()?.split_whitespace().skip(skip).collect();
-    let ticks = fields
-        .iter()
-        .filter_map(|&i| values.get(i)?.parse::<u64>().ok());
-    Some(Duration::from_millis(ticks.sum::<u64>() * 10))
-}
-
-/// The local RabbitMQ's Erlang VM, if it runs on this machine.
-fn beam_pid() -> Option<u32> {
-    std::fs::read_dir("/proc")
-        .ok()?
-        .flatten()
-        .find_map(|entry| {
-            let pid = entry.file_name().to_str()?.parse().ok()?;
-            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
-            (comm.trim() == "beam.smp").then_some(pid)
-        })
 }
 
 /// The ingest binary as a child process, killed if dropped while running.

@@ -1,4 +1,5 @@
 //! Helpers for clerk-sync's integration tests. Never a dependency of the
 //! binaries.
 
+pub mod cpu;
 pub mod proxy;

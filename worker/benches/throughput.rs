@@ -19,6 +19,7 @@ use clerk_sync_domain::roles::Role;
 use clerk_sync_domain::runtime::amqp;
 use clerk_sync_domain::runtime::secret_url::SecretUrl;
 use clerk_sync_domain::topology::Topology;
+use clerk_sync_testkit::cpu::{beam_pid, cpu_time, cpu_time_of_named};
 use clerk_sync_worker::plan::LogRow;
 use clerk_sync_worker::{database, repository};
 use diesel::sql_types::BigInt;
@@ -86,8 +87,9 @@ fn generate(users: usize, total: usize) -> Vec<Event> {
 }
 
 /// The same rows the worker writes, without the queue and the decision.
-async fn raw_limit(connection: &mut AsyncPgConnection, events: &[Event]) -> Result<f64> {
+async fn raw_limit(connection: &mut AsyncPgConnection, events: &[Event]) -> Result<(f64, String)> {
     let started = Instant::now();
+    let before = cpu_snapshot(&[std::process::id()]);
     for batch in events.chunks(BATCH_SIZE) {
         let log: Vec<LogRow> = batch
             .iter()
@@ -130,7 +132,15 @@ async fn raw_limit(connection: &mut AsyncPgConnection, events: &[Event]) -> Resu
             .await
             .context("raw batch failed")?;
     }
-    Ok(events.len() as f64 / started.elapsed().as_secs_f64())
+    let seconds = started.elapsed().as_secs_f64();
+    let cpu = cpu_report(
+        "benchmark",
+        before,
+        cpu_snapshot(&[std::process::id()]),
+        events.len() as f64,
+        seconds,
+    );
+    Ok((events.len() as f64 / seconds, cpu))
 }
 
 async fn publish(url: &SecretUrl, topology: &Topology, events: &[Event]) -> Result<()> {
@@ -192,6 +202,7 @@ struct Run {
     rate: f64,
     seconds: f64,
     peak_rss_mib: Vec<f64>,
+    cpu: String,
 }
 
 /// Start `workers` processes on the loaded queues; measure until all is logged.
@@ -216,12 +227,15 @@ async fn run_workers(workers: usize, db: &SecretUrl, prefix: &str, total: i64) -
     let mut connection = database::connect(db).await?;
     let deadline = Instant::now() + Duration::from_secs(600);
     let (mut first, mut logged_at_first) = (None, 0);
+    let pids: Vec<u32> = children.iter().map(Child::id).collect();
+    let mut cpu_at_first = cpu_snapshot(&pids);
     let mut peak = vec![0.0; workers];
     loop {
         let logged = count(&mut connection).await?;
         if first.is_none() && logged > 0 {
             first = Some(Instant::now());
             logged_at_first = logged;
+            cpu_at_first = cpu_snapshot(&pids);
         }
         for (i, child) in children.iter().enumerate() {
             peak[i] = f64::max(peak[i], peak_rss_mib(child.id()));
@@ -235,6 +249,14 @@ async fn run_workers(workers: usize, db: &SecretUrl, prefix: &str, total: i64) -
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let seconds = first.map_or(0.0, |f| f.elapsed().as_secs_f64());
+    let applied = (total - logged_at_first) as f64;
+    let cpu = cpu_report(
+        "workers",
+        cpu_at_first,
+        cpu_snapshot(&pids),
+        applied,
+        seconds,
+    );
     for child in &children {
         let _ = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
@@ -247,10 +269,41 @@ async fn run_workers(workers: usize, db: &SecretUrl, prefix: &str, total: i64) -
         }
     }
     Ok(Run {
-        rate: (total - logged_at_first) as f64 / seconds,
+        rate: applied / seconds,
         seconds,
         peak_rss_mib: peak,
+        cpu,
     })
+}
+
+/// CPU time so far of: the given processes together, PostgreSQL, RabbitMQ,
+/// and the whole machine.
+fn cpu_snapshot(pids: &[u32]) -> [Duration; 4] {
+    let ours = pids.iter().filter_map(|pid| cpu_time(Some(*pid))).sum();
+    let rabbitmq = beam_pid()
+        .and_then(|pid| cpu_time(Some(pid)))
+        .unwrap_or_default();
+    let machine = cpu_time(None).unwrap_or_default();
+    [ours, cpu_time_of_named("postgres"), rabbitmq, machine]
+}
+
+/// "CPU µs per event: <who> a, postgres b, rabbitmq c (n% of 2 cores busy)".
+fn cpu_report(
+    who: &str,
+    before: [Duration; 4],
+    after: [Duration; 4],
+    events: f64,
+    seconds: f64,
+) -> String {
+    let per_event = |i: usize| after[i].saturating_sub(before[i]).as_secs_f64() * 1e6 / events;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let busy = 100.0 * after[3].saturating_sub(before[3]).as_secs_f64() / (seconds * cores);
+    format!(
+        "CPU µs per event: {who} {:.0}, postgres {:.0}, rabbitmq {:.0} ({busy:.0}% of {cores} cores busy)",
+        per_event(0),
+        per_event(1),
+        per_event(2)
+    )
 }
 
 /// VmHWM (peak resident set) of a process, MiB.
@@ -309,8 +362,9 @@ async fn bench(
     let _ = connection.close(200, "declared".into()).await;
 
     let mut pg = database::connect(db).await?;
-    let raw = raw_limit(&mut pg, &events).await?;
+    let (raw, raw_cpu) = raw_limit(&mut pg, &events).await?;
     println!("  limit: same rows, same batches, diesel-async only: {raw:>8.0} events/s");
+    println!("      {raw_cpu}");
 
     let mut runs = Vec::new();
     for workers in [1, 2] {
@@ -326,6 +380,7 @@ async fn bench(
             run.seconds,
             rss.join(" / ")
         );
+        println!("      {}", run.cpu);
         runs.push(run);
     }
     let one = &runs[0];

@@ -53,6 +53,12 @@ impl std::fmt::Debug for Consumer {
     }
 }
 
+/// A delivery and the shard (so the channel) it came from.
+struct Taken {
+    shard: usize,
+    delivery: Delivery,
+}
+
 enum Lost {
     Broker,
     Stopped,
@@ -107,15 +113,6 @@ impl Consumer {
             self.settings.amqp.delivery_limit,
         )
         .await?;
-        let channel = connection
-            .create_channel()
-            .await
-            .context("cannot open a channel")?;
-        let prefetch = u16::try_from(self.settings.worker.batch_size * 2).unwrap_or(u16::MAX);
-        channel
-            .basic_qos(prefetch, BasicQosOptions::default())
-            .await
-            .context("cannot set the prefetch")?;
         let dead_letters = connection
             .create_channel()
             .await
@@ -124,8 +121,25 @@ impl Consumer {
             .confirm_select(ConfirmSelectOptions::default())
             .await
             .context("cannot enable confirms")?;
+        // One channel per shard queue: a channel's deliveries arrive in
+        // delivery-tag order, so one `multiple` ack per channel covers
+        // exactly what a batch took from it. The prefetch (twice a batch in
+        // all) is shared out between the shards.
+        let shards = usize::from(self.topology.shards());
+        let per_shard = (self.settings.worker.batch_size * 2)
+            .div_ceil(shards)
+            .max(1);
+        let prefetch = u16::try_from(per_shard).unwrap_or(u16::MAX);
         let mut consumers = Vec::new();
-        for queue in self.topology.shard_queues() {
+        for (shard, queue) in self.topology.shard_queues().enumerate() {
+            let channel = connection
+                .create_channel()
+                .await
+                .context("cannot open a channel")?;
+            channel
+                .basic_qos(prefetch, BasicQosOptions::default())
+                .await
+                .context("cannot set the prefetch")?;
             let consumer = channel
                 .basic_consume(
                     queue.as_str().into(),
@@ -135,7 +149,8 @@ impl Consumer {
                 )
                 .await
                 .with_context(|| format!("cannot consume {queue}"))?;
-            consumers.push(consumer);
+            consumers
+                .push(consumer.map(move |delivery| delivery.map(|d| Taken { shard, delivery: d })));
         }
         self.metrics.broker_connected.set(1);
         tracing::info!(queues = consumers.len(), "consuming");
@@ -172,8 +187,11 @@ impl Consumer {
     }
 
     /// Apply and acknowledge a batch. False if stopped before it could be.
-    async fn handle(&mut self, batch: &[Delivery], dead_letters: &Channel) -> bool {
-        let messages: Vec<Incoming> = batch.iter().map(Incoming::from_delivery).collect();
+    async fn handle(&mut self, batch: &[Taken], dead_letters: &Channel) -> bool {
+        let messages: Vec<Incoming> = batch
+            .iter()
+            .map(|t| Incoming::from_delivery(&t.delivery))
+            .collect();
         self.metrics.batch_size.observe(messages.len() as f64);
         let redelivered = messages.iter().filter(|m| m.delivery_count > 0).count();
         self.metrics.redeliveries.inc_by(redelivered as u64);
@@ -182,18 +200,7 @@ impl Consumer {
             match self.apply(&messages).await {
                 Ok(plan) => {
                     self.record(&plan);
-                    // Each message on its own, never `multiple`: the shard
-                    // consumers interleave, so delivery tags do not arrive in
-                    // order, and a multiple ack could cover messages of the
-                    // next batch before they are applied.
-                    let acks = batch
-                        .iter()
-                        .map(|delivery| delivery.ack(BasicAckOptions::default()));
-                    if futures::future::join_all(acks)
-                        .await
-                        .iter()
-                        .any(Result::is_err)
-                    {
+                    if !acknowledge(batch).await {
                         tracing::warn!(
                             "ack failed; the batch will be redelivered and skipped as duplicates"
                         );
@@ -219,11 +226,11 @@ impl Consumer {
 
     async fn handle_one_by_one(
         &mut self,
-        batch: &[Delivery],
+        batch: &[Taken],
         messages: &[Incoming],
         dead_letters: &Channel,
     ) -> bool {
-        for (delivery, message) in batch.iter().zip(messages) {
+        for (Taken { delivery, .. }, message) in batch.iter().zip(messages) {
             let mut delay = FIRST_RETRY;
             loop {
                 match self.apply(std::slice::from_ref(message)).await {
@@ -385,6 +392,25 @@ impl Consumer {
             tracing::warn!(svix.id = %svix_id, role = %role, "role is neither student nor instructor: no row for it");
         }
     }
+}
+
+/// Acknowledge a whole batch: per channel, one `multiple` ack on the last
+/// delivery the batch took from it. A channel delivers in tag order and
+/// earlier batches were settled, so that covers this batch's messages and
+/// nothing else. False if an ack could not be sent.
+async fn acknowledge(batch: &[Taken]) -> bool {
+    let mut last_per_shard: std::collections::BTreeMap<usize, &Delivery> =
+        std::collections::BTreeMap::new();
+    for taken in batch {
+        last_per_shard.insert(taken.shard, &taken.delivery);
+    }
+    let acks = last_per_shard
+        .values()
+        .map(|delivery| delivery.ack(BasicAckOptions { multiple: true }));
+    futures::future::join_all(acks)
+        .await
+        .iter()
+        .all(Result::is_ok)
 }
 
 enum ApplyError {
