@@ -1,48 +1,39 @@
 //! Consuming every shard queue: batches of up to `worker.batch_size`
-//! messages (or whatever arrived within `worker.linger_ms`) are applied in
-//! one transaction and acknowledged only after it committed.
-//!
-//! Failures:
-//! - the database unreachable: the batch is held (not acked, not requeued)
-//!   and retried with back-off, so nothing is consumed meanwhile;
-//! - a batch that fails otherwise: its messages are applied one by one; one
-//!   that still fails is requeued after a back-off and, at its last allowed
-//!   delivery, dead-lettered with the reason in `x-clerk-sync-error`;
-//! - RabbitMQ lost: reconnect with back-off; unacked messages come back.
+//! messages (or whatever arrived within `worker.linger_ms`) are handed to
+//! one of `worker.batches_in_flight` runners, each applying its batch in one
+//! transaction on its own connection, so one batch is prepared while another
+//! commits. A batch is acknowledged only after its commit, and after the
+//! batch before it (see [`crate::runner`] for this and the failure rules).
+//! When every runner is busy, nothing more is taken. RabbitMQ lost:
+//! reconnect with back-off; unacknowledged messages come back and are
+//! skipped if already applied.
 
-use crate::apply::{apply_batch, database_unavailable};
-use crate::database;
-use crate::incoming::Incoming;
 use crate::metrics::Metrics;
-use crate::plan::Plan;
+use crate::runner::{Previous, Runner, Taken};
 use anyhow::Context;
 use clerk_sync_domain::runtime::amqp;
 use clerk_sync_domain::runtime::settings::Settings;
 use clerk_sync_domain::topology::Topology;
-use diesel_async::AsyncPgConnection;
 use futures::StreamExt;
-use lapin::message::Delivery;
-use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions,
-};
-use lapin::types::{AMQPValue, FieldTable, LongString};
-use lapin::{Channel, Confirmation};
+use lapin::options::{BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions};
+use lapin::types::FieldTable;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 const FIRST_RETRY: Duration = Duration::from_millis(100);
 const MAX_RETRY: Duration = Duration::from_secs(5);
-/// The header a dead letter carries its reason in.
-pub const ERROR_HEADER: &str = "x-clerk-sync-error";
 
 pub struct Consumer {
-    settings: Settings,
+    settings: Arc<Settings>,
     topology: Topology,
     metrics: Arc<Metrics>,
     stop: CancellationToken,
-    database: Option<AsyncPgConnection>,
+    /// Runners not applying a batch now; a busy one comes back when done.
+    idle: mpsc::Receiver<Runner>,
+    done: mpsc::Sender<Runner>,
 }
 
 impl std::fmt::Debug for Consumer {
@@ -53,12 +44,6 @@ impl std::fmt::Debug for Consumer {
     }
 }
 
-/// A delivery and the shard (so the channel) it came from.
-struct Taken {
-    shard: usize,
-    delivery: Delivery,
-}
-
 enum Lost {
     Broker,
     Stopped,
@@ -66,13 +51,29 @@ enum Lost {
 
 impl Consumer {
     pub fn new(settings: Settings, metrics: Arc<Metrics>, stop: CancellationToken) -> Self {
+        let settings = Arc::new(settings);
         let topology = Topology::new(settings.amqp.prefix.clone(), settings.amqp.shards);
+        let runners = settings.worker.batches_in_flight;
+        let (done, idle) = mpsc::channel(runners);
+        for _ in 0..runners {
+            // The channel holds exactly `runners`: this never fails.
+            let _ = done.try_send(Runner::new(settings.clone(), metrics.clone(), stop.clone()));
+        }
         Self {
             settings,
             topology,
             metrics,
             stop,
-            database: None,
+            idle,
+            done,
+        }
+    }
+
+    /// An idle runner, or None once stopped.
+    async fn idle_runner(&mut self) -> Option<Runner> {
+        tokio::select! {
+            () = self.stop.cancelled() => None,
+            runner = self.idle.recv() => runner,
         }
     }
 
@@ -103,7 +104,12 @@ impl Consumer {
     /// One connection's life: consume and apply until it breaks or we stop.
     /// Nothing is consumed until PostgreSQL answers.
     async fn session(&mut self) -> anyhow::Result<Lost> {
-        if !self.wait_for_database().await {
+        let Some(mut runner) = self.idle_runner().await else {
+            return Ok(Lost::Stopped);
+        };
+        let connected = runner.wait_for_database().await;
+        let _ = self.done.send(runner).await;
+        if !connected {
             return Ok(Lost::Stopped);
         }
         let connection = amqp::connect(&self.settings.amqp.url, "clerk-sync-worker").await?;
@@ -123,8 +129,8 @@ impl Consumer {
             .context("cannot enable confirms")?;
         // One channel per shard queue: a channel's deliveries arrive in
         // delivery-tag order, so one `multiple` ack per channel covers
-        // exactly what a batch took from it. The prefetch (twice a batch in
-        // all) is shared out between the shards.
+        // exactly what a batch took from it. The prefetch (one batch more
+        // than are in flight) is shared out between the shards.
         let shards = usize::from(self.topology.shards());
         let per_shard = (self.settings.worker.batch_size * 2)
             .div_ceil(shards)
@@ -157,13 +163,15 @@ impl Consumer {
         let mut deliveries = futures::stream::select_all(consumers);
         let batch_size = self.settings.worker.batch_size;
         let linger = Duration::from_millis(self.settings.worker.linger_ms);
-        loop {
+        let mut batches = JoinSet::new();
+        let mut previous = Previous::none();
+        let lost = loop {
             let first = tokio::select! {
-                () = self.stop.cancelled() => break,
+                () = self.stop.cancelled() => break Lost::Stopped,
                 next = deliveries.next() => next,
             };
             let Some(Ok(first)) = first else {
-                return Ok(Lost::Broker);
+                break Lost::Broker;
             };
             let mut batch = vec![first];
             let deadline = tokio::time::Instant::now() + linger;
@@ -176,244 +184,29 @@ impl Consumer {
                     },
                 }
             }
-            if !self.handle(&batch, &dead_letters).await {
-                break; // Stopped while the database was down: the batch goes back.
-            }
-        }
-        let _ = connection
-            .close(200, "clerk-sync-worker stopping".into())
-            .await;
-        Ok(Lost::Stopped)
-    }
-
-    /// Apply and acknowledge a batch. False if stopped before it could be.
-    async fn handle(&mut self, batch: &[Taken], dead_letters: &Channel) -> bool {
-        let messages: Vec<Incoming> = batch
-            .iter()
-            .map(|t| Incoming::from_delivery(&t.delivery))
-            .collect();
-        self.metrics.batch_size.observe(messages.len() as f64);
-        let redelivered = messages.iter().filter(|m| m.delivery_count > 0).count();
-        self.metrics.redeliveries.inc_by(redelivered as u64);
-        let mut delay = FIRST_RETRY;
-        loop {
-            match self.apply(&messages).await {
-                Ok(plan) => {
-                    self.record(&plan);
-                    if !acknowledge(batch).await {
-                        tracing::warn!(
-                            "ack failed; the batch will be redelivered and skipped as duplicates"
-                        );
-                    }
-                    return true;
-                }
-                Err(ApplyError::DatabaseDown(e)) => {
-                    self.metrics.database_connected.set(0);
-                    tracing::warn!(error = %e, retry_in = ?delay, "PostgreSQL unavailable; holding the batch");
-                    tokio::select! {
-                        () = self.stop.cancelled() => return false,
-                        () = tokio::time::sleep(delay) => {}
-                    }
-                    delay = (delay * 2).min(MAX_RETRY);
-                }
-                Err(ApplyError::Batch(e)) => {
-                    tracing::warn!(error = %e, size = batch.len(), "batch failed; applying its messages one by one");
-                    return self.handle_one_by_one(batch, &messages, dead_letters).await;
-                }
-            }
-        }
-    }
-
-    async fn handle_one_by_one(
-        &mut self,
-        batch: &[Taken],
-        messages: &[Incoming],
-        dead_letters: &Channel,
-    ) -> bool {
-        for (Taken { delivery, .. }, message) in batch.iter().zip(messages) {
-            let mut delay = FIRST_RETRY;
-            loop {
-                match self.apply(std::slice::from_ref(message)).await {
-                    Ok(plan) => {
-                        self.record(&plan);
-                        let _ = delivery.ack(BasicAckOptions::default()).await;
-                    }
-                    Err(ApplyError::DatabaseDown(_)) => {
-                        tokio::select! {
-                            () = self.stop.cancelled() => return false,
-                            () = tokio::time::sleep(delay) => {}
-                        }
-                        delay = (delay * 2).min(MAX_RETRY);
-                        continue;
-                    }
-                    Err(ApplyError::Batch(e)) => {
-                        self.retry_or_dead_letter(delivery, message, &e.to_string(), dead_letters)
-                            .await
-                    }
-                }
-                break;
-            }
-        }
-        true
-    }
-
-    async fn retry_or_dead_letter(
-        &self,
-        delivery: &Delivery,
-        message: &Incoming,
-        reason: &str,
-        dead_letters: &Channel,
-    ) {
-        let attempts = message.delivery_count + 1;
-        if attempts >= self.settings.amqp.delivery_limit {
-            let mut headers = delivery.properties.headers().clone().unwrap_or_default();
-            headers.insert(
-                ERROR_HEADER.into(),
-                AMQPValue::LongString(LongString::from(reason)),
-            );
-            let properties = delivery.properties.clone().with_headers(headers);
-            let published = async {
-                dead_letters
-                    .basic_publish(
-                        self.topology.dead_letter_exchange().into(),
-                        "".into(),
-                        BasicPublishOptions::default(),
-                        &delivery.data,
-                        properties,
-                    )
-                    .await?
-                    .await
-            }
-            .await;
-            if matches!(published, Ok(Confirmation::Ack(_))) {
-                self.metrics.dead_letters.inc();
-                tracing::error!(svix.id = %message.svix_id, attempts, reason, "dead-lettered");
-                let _ = delivery.ack(BasicAckOptions::default()).await;
-                return;
-            }
-        }
-        tracing::warn!(svix.id = %message.svix_id, attempts, reason, "failed; requeued");
-        let backoff = FIRST_RETRY * 2_u32.saturating_pow(attempts.min(6));
-        tokio::time::sleep(backoff.min(MAX_RETRY)).await;
-        let _ = delivery
-            .nack(BasicNackOptions {
-                requeue: true,
-                multiple: false,
-            })
-            .await;
-    }
-
-    /// Connect to PostgreSQL, retrying with back-off. False if stopped first.
-    async fn wait_for_database(&mut self) -> bool {
-        let mut delay = FIRST_RETRY;
-        while self.database.is_none() {
-            match database::connect(&self.settings.database.url).await {
-                Ok(connection) => {
-                    self.database = Some(connection);
-                    self.metrics.database_connected.set(1);
-                }
-                Err(e) => {
-                    self.metrics.database_connected.set(0);
-                    tracing::warn!(error = %format!("{e:#}"), retry_in = ?delay, "PostgreSQL unavailable");
-                    tokio::select! {
-                        () = self.stop.cancelled() => return false,
-                        () = tokio::time::sleep(delay) => {}
-                    }
-                    delay = (delay * 2).min(MAX_RETRY);
-                }
-            }
-        }
-        true
-    }
-
-    async fn apply(&mut self, messages: &[Incoming]) -> Result<Plan, ApplyError> {
-        let connection = match &mut self.database {
-            Some(connection) => connection,
-            None => {
-                let connection = database::connect(&self.settings.database.url)
-                    .await
-                    .map_err(ApplyError::DatabaseDown)?;
-                self.metrics.database_connected.set(1);
-                self.database.insert(connection)
-            }
+            // Waits while every runner is busy; the prefetch then fills up
+            // and RabbitMQ stops sending.
+            let Some(mut runner) = self.idle_runner().await else {
+                break Lost::Stopped; // The batch in hand goes back to its queue.
+            };
+            let (settled, next) = Previous::chain();
+            let before = std::mem::replace(&mut previous, next);
+            let (done, dead_letters) = (self.done.clone(), dead_letters.clone());
+            batches.spawn(async move {
+                let settled_now = runner.handle(&batch, &dead_letters, before).await;
+                let _ = settled.send(settled_now);
+                let _ = done.send(runner).await;
+            });
+            // Forget the batches that are finished.
+            while batches.try_join_next().is_some() {}
         };
-        let started = std::time::Instant::now();
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
-        let policy = self.settings.roles.policy();
-        match apply_batch(connection, messages, &policy, now_ms).await {
-            Ok(plan) => {
-                self.metrics
-                    .apply_seconds
-                    .observe(started.elapsed().as_secs_f64());
-                Ok(plan)
-            }
-            Err(e) if database_unavailable(&e) => {
-                self.database = None;
-                Err(ApplyError::DatabaseDown(e.into()))
-            }
-            Err(e) => {
-                // A failed transaction may leave a broken connection behind.
-                self.database = None;
-                Err(ApplyError::Batch(e))
-            }
+        // Let the batches in flight finish (and acknowledge) before closing.
+        while batches.join_next().await.is_some() {}
+        if matches!(lost, Lost::Stopped) {
+            let _ = connection
+                .close(200, "clerk-sync-worker stopping".into())
+                .await;
         }
+        Ok(lost)
     }
-
-    fn record(&self, plan: &Plan) {
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
-        for row in &plan.log {
-            let event_type = row
-                .event_type
-                .clone()
-                .unwrap_or_else(|| "unknown".to_owned());
-            self.metrics.event(&event_type, row.outcome);
-            if row.outcome == "applied"
-                && let Some(occurred) = row.occurred_at_ms
-            {
-                self.metrics
-                    .freshness_seconds
-                    .observe((now_ms - occurred).max(0) as f64 / 1000.0);
-            }
-            let user = row.clerk_user_id.as_deref().unwrap_or("");
-            match &row.error {
-                Some(error) => {
-                    tracing::warn!(svix.id = %row.svix_id, clerk.user_id = user, clerk.event_type = %event_type, outcome = row.outcome, error = %error, "event")
-                }
-                None => {
-                    tracing::info!(svix.id = %row.svix_id, clerk.user_id = user, clerk.event_type = %event_type, outcome = row.outcome, "event")
-                }
-            }
-        }
-        for (svix_id, role) in &plan.unknown_roles {
-            tracing::warn!(svix.id = %svix_id, role = %role, "role is neither student nor instructor: no row for it");
-        }
-    }
-}
-
-/// Acknowledge a whole batch: per channel, one `multiple` ack on the last
-/// delivery the batch took from it. A channel delivers in tag order and
-/// earlier batches were settled, so that covers this batch's messages and
-/// nothing else. False if an ack could not be sent.
-async fn acknowledge(batch: &[Taken]) -> bool {
-    let mut last_per_shard: std::collections::BTreeMap<usize, &Delivery> =
-        std::collections::BTreeMap::new();
-    for taken in batch {
-        last_per_shard.insert(taken.shard, &taken.delivery);
-    }
-    let acks = last_per_shard
-        .values()
-        .map(|delivery| delivery.ack(BasicAckOptions { multiple: true }));
-    futures::future::join_all(acks)
-        .await
-        .iter()
-        .all(Result::is_ok)
-}
-
-enum ApplyError {
-    DatabaseDown(anyhow::Error),
-    Batch(diesel::result::Error),
 }

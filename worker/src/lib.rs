@@ -11,3 +11,4 @@ pub mod migrate;
 pub mod plan;
 pub mod repository;
 pub mod run;
+pub mod runner;

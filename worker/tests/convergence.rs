@@ -226,3 +226,37 @@ async fn postgres_going_away_while_events_flow_loses_nothing() {
 async fn rabbitmq_going_away_from_the_worker_loses_nothing() {
     outage_while_events_flow(Service::RabbitMq).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_while_postgres_is_down_gives_the_batches_back() {
+    let proxy = Proxy::start("127.0.0.1:5432").await;
+    let mut system = System::start(&[("CLERK_SYNC__WORKER__BATCH_SIZE", "20")]).await;
+    system.stop_workers();
+    let through_proxy = proxy.postgres_url(&system.database.name);
+    system.set_worker_env("DATABASE_URL", &through_proxy);
+    system.start_worker();
+    let sent = histories(30, 21);
+    let deliveries = deliveries(&sent, 23);
+    let (first, second) = deliveries.split_at(deliveries.len() / 3);
+    send_all(&system, first).await;
+    system.wait_for_log(1, WAIT).await;
+    proxy.cut();
+    // Batches are now held, some waiting for the one before them.
+    send_all(&system, second).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let started = std::time::Instant::now();
+    assert_eq!(
+        system.stop_workers(),
+        [Some(0)],
+        "stops cleanly, holding what it could not apply"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    proxy.restore();
+    system.start_worker();
+    system.wait_for_log(sent.len() as i64, WAIT).await;
+    assert_tables_equal_the_model(&system, &sent).await;
+}

@@ -88,6 +88,9 @@ pub struct WorkerSettings {
     pub batch_size: usize,
     /// How long a batch waits to fill before it is applied anyway.
     pub linger_ms: u64,
+    /// Batches applied at once, each in its own transaction on its own
+    /// database connection, so one is prepared while another commits.
+    pub batches_in_flight: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -152,6 +155,7 @@ impl Default for WorkerSettings {
             listen: SocketAddr::from(([0, 0, 0, 0], 9090)),
             batch_size: 500,
             linger_ms: 20,
+            batches_in_flight: 2,
         }
     }
 }
@@ -328,6 +332,12 @@ impl Settings {
         }
         if self.worker.batch_size == 0 || self.worker.batch_size > 10_000 {
             return Err(invalid("worker.batch_size", "must be between 1 and 10000"));
+        }
+        if self.worker.batches_in_flight == 0 || self.worker.batches_in_flight > 16 {
+            return Err(invalid(
+                "worker.batches_in_flight",
+                "must be between 1 and 16",
+            ));
         }
         if self.roles.sources.is_empty() {
             return Err(invalid(
