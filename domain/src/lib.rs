@@ -18,3 +18,5 @@ pub mod version;
 
 #[cfg(feature = "runtime")]
 pub mod runtime;
+#[cfg(feature = "schema")]
+pub mod schema;

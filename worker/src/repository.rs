@@ -91,17 +91,14 @@ pub async fn logged(
     connection: &mut AsyncPgConnection,
     svix_ids: &[String],
 ) -> Result<HashSet<String>, Error> {
-    #[derive(diesel::QueryableByName)]
-    struct Id {
-        #[diesel(sql_type = Text)]
-        svix_id: String,
-    }
-    let found: Vec<Id> =
-        diesel::sql_query("SELECT svix_id FROM clerk_sync.events WHERE svix_id = ANY($1)")
-            .bind::<Array<Text>, _>(svix_ids)
-            .load(connection)
-            .await?;
-    Ok(found.into_iter().map(|id| id.svix_id).collect())
+    use clerk_sync_domain::schema::events;
+    use diesel::{ExpressionMethods, QueryDsl};
+    let found: Vec<String> = events::table
+        .select(events::svix_id)
+        .filter(events::svix_id.eq_any(svix_ids))
+        .load(connection)
+        .await?;
+    Ok(found.into_iter().collect())
 }
 
 pub async fn insert_log(connection: &mut AsyncPgConnection, rows: &[LogRow]) -> Result<(), Error> {

@@ -192,3 +192,57 @@ fn an_unreachable_service_or_a_bad_setting_is_one_line() {
         "{stderr}"
     );
 }
+
+/// Every table and column of `domain/src/schema.rs` exists as declared.
+#[tokio::test]
+async fn the_diesel_schema_matches_the_migrated_database() {
+    use clerk_sync_domain::schema::{courses, enrollments, events, instructors, students, users};
+    use diesel::QueryDsl;
+    use diesel::dsl::{exists, select};
+    let database = TestDatabase::named_only();
+    let broker = TestBroker::new(3);
+    let output = migrate(&database, &broker, &[]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut connection = database.connect().await;
+    let checks = [
+        select(exists(students::table.select(students::all_columns)))
+            .get_result::<bool>(&mut connection)
+            .await,
+        select(exists(instructors::table.select(instructors::all_columns)))
+            .get_result::<bool>(&mut connection)
+            .await,
+        select(exists(courses::table.select(courses::all_columns)))
+            .get_result::<bool>(&mut connection)
+            .await,
+        select(exists(enrollments::table.select(enrollments::all_columns)))
+            .get_result::<bool>(&mut connection)
+            .await,
+        select(exists(events::table.select(events::all_columns)))
+            .get_result::<bool>(&mut connection)
+            .await,
+        select(exists(users::table.select(users::all_columns)))
+            .get_result::<bool>(&mut connection)
+            .await,
+    ];
+    for (table, check) in [
+        "Student",
+        "Instructor",
+        "Course",
+        "Enrollment",
+        "events",
+        "users",
+    ]
+    .iter()
+    .zip(checks)
+    {
+        assert_eq!(
+            check.ok(),
+            Some(false),
+            "{table}: every declared column exists (and the table is empty)"
+        );
+    }
+}
