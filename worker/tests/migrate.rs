@@ -208,41 +208,25 @@ async fn the_diesel_schema_matches_the_migrated_database() {
         String::from_utf8_lossy(&output.stderr)
     );
     let mut connection = database.connect().await;
-    let checks = [
-        select(exists(students::table.select(students::all_columns)))
-            .get_result::<bool>(&mut connection)
-            .await,
-        select(exists(instructors::table.select(instructors::all_columns)))
-            .get_result::<bool>(&mut connection)
-            .await,
-        select(exists(courses::table.select(courses::all_columns)))
-            .get_result::<bool>(&mut connection)
-            .await,
-        select(exists(enrollments::table.select(enrollments::all_columns)))
-            .get_result::<bool>(&mut connection)
-            .await,
-        select(exists(events::table.select(events::all_columns)))
-            .get_result::<bool>(&mut connection)
-            .await,
-        select(exists(users::table.select(users::all_columns)))
-            .get_result::<bool>(&mut connection)
-            .await,
-    ];
-    for (table, check) in [
-        "Student",
-        "Instructor",
-        "Course",
-        "Enrollment",
-        "events",
-        "users",
-    ]
-    .iter()
-    .zip(checks)
-    {
-        assert_eq!(
-            check.ok(),
-            Some(false),
-            "{table}: every declared column exists (and the table is empty)"
-        );
+    // SELECT EXISTS (SELECT <every declared column> FROM <table>): false on
+    // an empty table, an error if a table or column is not as declared.
+    macro_rules! check {
+        ($table:ident) => {
+            let found = select(exists($table::table.select($table::all_columns)))
+                .get_result::<bool>(&mut connection)
+                .await;
+            assert_eq!(
+                found.ok(),
+                Some(false),
+                "{}: every declared column exists",
+                stringify!($table)
+            );
+        };
     }
+    check!(students);
+    check!(instructors);
+    check!(courses);
+    check!(enrollments);
+    check!(events);
+    check!(users);
 }
