@@ -142,6 +142,29 @@ impl TestApp {
     }
 }
 
+/// A connection to the test broker and a channel on it, for a test to
+/// arrange or inspect queues (keep the connection while using the channel).
+pub async fn broker_channel() -> (lapin::Connection, lapin::Channel) {
+    let connection = amqp::connect(&SecretUrl::new(AMQP_URL), "test")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let channel = connection
+        .create_channel()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    (connection, channel)
+}
+
+/// Why `Application::build` refused these settings: the whole chain, or
+/// empty if it started.
+pub async fn build_error(settings: &Settings) -> String {
+    Application::build(settings)
+        .await
+        .err()
+        .map(|e| format!("{e:#}"))
+        .unwrap_or_default()
+}
+
 /// A refused request's answer: its status and its `error` text.
 pub async fn error_of(response: reqwest::Response) -> (u16, String) {
     let status = response.status().as_u16();
@@ -189,13 +212,7 @@ impl TestTopology {
 
     /// Take every message from every shard queue, queue by queue, in order.
     pub async fn drain(&self) -> Vec<Queued> {
-        let connection = amqp::connect(&self.url, "test-drain")
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let channel = connection
-            .create_channel()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        let (connection, channel) = broker_channel().await;
         let mut taken = Vec::new();
         for queue in self.topology.shard_queues() {
             let options = BasicGetOptions { no_ack: true };

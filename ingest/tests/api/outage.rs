@@ -84,11 +84,7 @@ async fn a_broker_unreachable_at_start_is_named_in_the_error() {
         .map(|a| a.port())
         .unwrap_or_else(|e| panic!("{e}"));
     settings.amqp.url = SecretUrl::new(format!("amqp://guest:sekrit@127.0.0.1:{port}/%2f"));
-    let error = clerk_sync_ingest::startup::Application::build(&settings)
-        .await
-        .err()
-        .map(|e| format!("{e:#}"))
-        .unwrap_or_default();
+    let error = build_error(&settings).await;
     assert!(
         error.contains(&format!(
             "RabbitMQ at amqp://guest:***@127.0.0.1:{port}/%2f is unreachable"
@@ -130,13 +126,7 @@ async fn an_unroutable_event_is_503_not_lost_silently() {
     let app = spawn_app().await;
     // Someone deleted the user's shard queue: RabbitMQ returns the message.
     let queue = app.topology.topology.queue_for("user_unroutable");
-    let connection = clerk_sync_domain::runtime::amqp::connect(&SecretUrl::new(AMQP_URL), "test")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let channel = connection
-        .create_channel()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (_connection, channel) = broker_channel().await;
     channel
         .queue_delete(
             queue.as_str().into(),

@@ -2,8 +2,6 @@
 //! exists with other arguments.
 
 use crate::helpers::*;
-use clerk_sync_domain::runtime::amqp;
-use clerk_sync_domain::runtime::secret_url::SecretUrl;
 use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
 
@@ -37,13 +35,7 @@ async fn declaring_twice_is_harmless() {
 async fn a_queue_with_other_arguments_is_named_in_the_start_up_error() {
     let settings = test_settings();
     let topology = TestTopology::of(&settings);
-    let connection = amqp::connect(&SecretUrl::new(AMQP_URL), "test")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let channel = connection
-        .create_channel()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (_connection, channel) = broker_channel().await;
     let classic = topology.topology.shard_queue(2);
     channel
         .queue_declare(
@@ -57,11 +49,7 @@ async fn a_queue_with_other_arguments_is_named_in_the_start_up_error() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
 
-    let error = clerk_sync_ingest::startup::Application::build(&settings)
-        .await
-        .err()
-        .map(|e| format!("{e:#}"))
-        .unwrap_or_default();
+    let error = build_error(&settings).await;
     assert!(
         error.contains(&format!(
             "RabbitMQ queue '{classic}' already exists with different arguments"
