@@ -2,7 +2,6 @@
 //! in-process ingest, and real `clerk-sync-worker` processes.
 
 use super::{TestBroker, TestDatabase};
-use clerk_sync_domain::runtime::secret_url::SecretUrl;
 use clerk_sync_domain::runtime::settings::{Settings, WebhookSecrets};
 use clerk_sync_ingest::startup::Application;
 use diesel::sql_types::{BigInt, Nullable, Text};
@@ -295,10 +294,6 @@ impl System {
             .execute(&mut connection)
             .await
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    }
-
-    pub fn url(&self) -> &SecretUrl {
-        &self.database.url
     }
 }
 
