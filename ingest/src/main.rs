@@ -27,7 +27,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(SettingsError::exit_code(&e));
         }
     };
-    telemetry::init(settings.log.format);
+    telemetry::init(settings.log.format, "info");
     // A start-up failure is one plain line on stderr: it names the setting
     // or the service at fault.
     let application = match Application::build(&settings).await {

@@ -2,6 +2,7 @@
 //! application's tables, idempotently, and keeps the event log.
 
 pub mod apply;
+pub mod commands;
 pub mod consumer;
 pub mod database;
 pub mod http;

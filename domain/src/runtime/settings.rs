@@ -1,7 +1,7 @@
 //! clerk-sync's settings: one struct for both binaries, layered with the
 //! `config` crate (lowest first): built-in defaults, `clerk-sync.toml` in the
 //! working directory (or the file given with `--config`), environment
-//! variables `CLERK_SYNC__SECTION__KEY`, and the four well-known variables.
+//! variables `CLERK_SYNC__SECTION__KEY`, and the well-known variables.
 
 use super::secret_url::SecretUrl;
 use crate::roles::{DefaultRole, MetadataSource, RolePolicy};
@@ -17,8 +17,9 @@ pub const DEFAULT_CONFIG_FILE: &str = "clerk-sync.toml";
 const ENV_PREFIX: &str = "CLERK_SYNC";
 
 /// The well-known variables and the keys they set; they win over everything.
-const WELL_KNOWN: [(&str, &str); 4] = [
+const WELL_KNOWN: [(&str, &str); 5] = [
     ("CLERK_WEBHOOK_SECRET", "webhook.secrets"),
+    ("CLERK_SECRET_KEY", "clerk.secret_key"),
     ("DATABASE_URL", "database.url"),
     ("AMQP_URL", "amqp.url"),
     ("INGEST_LISTEN", "ingest.listen"),
@@ -33,6 +34,9 @@ pub struct Settings {
     pub ingest: IngestSettings,
     pub worker: WorkerSettings,
     pub roles: RolesSettings,
+    pub clerk: ClerkSettings,
+    pub privacy: PrivacySettings,
+    pub status: StatusSettings,
     pub log: LogSettings,
 }
 
@@ -102,6 +106,39 @@ pub struct RolesSettings {
     pub default: DefaultRole,
 }
 
+/// Clerk's Backend API, which `reconcile` reads.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClerkSettings {
+    /// Base URL of the Backend API (`/v1/users` is under it).
+    pub api_url: String,
+    /// `CLERK_SECRET_KEY`: the `sk_...` key. Only `reconcile` needs it.
+    pub secret_key: Option<SecretString>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PrivacySettings {
+    /// On `user.deleted`, erase the personal fields of that user's events
+    /// in the log (ids, types, versions and outcomes stay).
+    pub erase_on_delete: bool,
+}
+
+/// Thresholds of `clerk-sync-worker status`: crossing any one makes it exit
+/// non-zero, so it can serve as a probe. Unset means not checked.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StatusSettings {
+    /// Most messages waiting in any one shard queue.
+    pub max_shard_depth: Option<u64>,
+    /// Oldest age, in seconds, of a message waiting in a shard queue.
+    pub max_oldest_message_age_secs: Option<u64>,
+    /// Most messages in the dead-letter queue.
+    pub max_dead_letters: Option<u64>,
+    /// Oldest age, in seconds, of the newest event in the log.
+    pub max_newest_event_age_secs: Option<u64>,
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogSettings {
@@ -166,6 +203,23 @@ impl Default for RolesSettings {
         Self {
             sources: policy.sources,
             default: policy.default,
+        }
+    }
+}
+
+impl Default for ClerkSettings {
+    fn default() -> Self {
+        Self {
+            api_url: "https://api.clerk.com".to_owned(),
+            secret_key: None,
+        }
+    }
+}
+
+impl Default for PrivacySettings {
+    fn default() -> Self {
+        Self {
+            erase_on_delete: true,
         }
     }
 }
@@ -345,6 +399,10 @@ impl Settings {
                 "must name at least one of public_metadata, private_metadata, unsafe_metadata",
             ));
         }
+        match url::Url::parse(&self.clerk.api_url) {
+            Ok(parsed) if ["http", "https"].contains(&parsed.scheme()) => {}
+            _ => return Err(invalid("clerk.api_url", "must be an http(s) URL")),
+        }
         if self.ingest.body_limit_bytes == 0 {
             return Err(invalid("ingest.body_limit_bytes", "must be at least 1"));
         }
@@ -360,6 +418,16 @@ impl Settings {
             ));
         }
         Ok(&self.webhook.secrets)
+    }
+
+    /// `reconcile` cannot read Clerk's users without the secret key.
+    pub fn require_clerk_secret_key(&self) -> Result<&SecretString, SettingsError> {
+        self.clerk.secret_key.as_ref().ok_or_else(|| {
+            invalid(
+                "clerk.secret_key",
+                "missing: set it to the sk_... secret key of your Clerk instance",
+            )
+        })
     }
 
     /// Report a problem with one webhook secret, by position, never by value.

@@ -133,10 +133,16 @@ fn secrets_never_appear_in_debug_output() {
         ("CLERK_WEBHOOK_SECRET", "whsec_topsecretvalue"),
         ("AMQP_URL", "amqp://u:amqppassword@h/%2f"),
         ("DATABASE_URL", "postgres://u:dbpassword@h/db"),
+        ("CLERK_SECRET_KEY", "sk_test_clerkkeyvalue"),
     ])
     .unwrap_or_else(|e| panic!("{e}"));
     let dump = format!("{settings:?} {settings:#?}");
-    for secret in ["topsecretvalue", "amqppassword", "dbpassword"] {
+    for secret in [
+        "topsecretvalue",
+        "amqppassword",
+        "dbpassword",
+        "clerkkeyvalue",
+    ] {
         assert!(!dump.contains(secret), "{secret} leaked: {dump}");
     }
     assert!(dump.contains("WebhookSecrets([1 redacted])"));
@@ -201,4 +207,44 @@ fn a_settings_fault_exits_2_wherever_it_is_in_the_chain() {
     assert_eq!(SettingsError::exit_code(&fault), 2);
     let io = std::io::Error::other("unreachable");
     assert_eq!(SettingsError::exit_code(&io), 1);
+}
+
+#[test]
+fn operators_settings_have_safe_defaults_and_come_from_the_environment() {
+    let settings = load(&[]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(settings.clerk.api_url, "https://api.clerk.com");
+    assert!(settings.privacy.erase_on_delete, "erasure is on by default");
+    assert_eq!(settings.status.max_dead_letters, None);
+    let error = settings
+        .require_clerk_secret_key()
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(error.starts_with(
+        "setting clerk.secret_key (CLERK_SECRET_KEY or CLERK_SYNC__CLERK__SECRET_KEY): missing"
+    ));
+
+    let settings = load(&[
+        ("CLERK_SECRET_KEY", "sk_test_1"),
+        ("CLERK_SYNC__CLERK__API_URL", "http://127.0.0.1:1234"),
+        ("CLERK_SYNC__PRIVACY__ERASE_ON_DELETE", "false"),
+        ("CLERK_SYNC__STATUS__MAX_DEAD_LETTERS", "0"),
+    ])
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        settings
+            .require_clerk_secret_key()
+            .map(|k| k.expose_secret().to_owned())
+            .ok(),
+        Some("sk_test_1".to_owned())
+    );
+    assert_eq!(settings.clerk.api_url, "http://127.0.0.1:1234");
+    assert!(!settings.privacy.erase_on_delete);
+    assert_eq!(settings.status.max_dead_letters, Some(0));
+
+    let error = load(&[("CLERK_SYNC__CLERK__API_URL", "ftp://x")])
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(error.contains("setting clerk.api_url"), "{error}");
 }

@@ -1,4 +1,5 @@
-//! Logging set-up: `tracing`, filtered by `RUST_LOG` (default `info`),
+//! Logging set-up: `tracing`, filtered by `RUST_LOG` (default: the level
+//! the caller gives),
 //! human-readable or JSON as `log.format` asks.
 //!
 //! What may be logged is decided where events are logged: ids (svix-id,
@@ -18,8 +19,9 @@ pub mod fields {
 }
 
 /// Install the global subscriber. Calling it again (as tests do) is harmless.
-pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+pub fn init(format: LogFormat, default_level: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -288,12 +288,54 @@ impl System {
             .collect()
     }
 
+    /// Run `clerk-sync-worker ARGS...` (an operators' command) with this
+    /// system's settings plus `env`, and wait for it to exit.
+    pub async fn cli(&self, args: &[&str], env: &[(&str, &str)]) -> CliOutput {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_clerk-sync-worker"));
+        command
+            .args(args)
+            .env_clear()
+            .current_dir(std::env::temp_dir())
+            .env("CLERK_WEBHOOK_SECRET", SECRET);
+        for (name, value) in &self.worker_env {
+            command.env(name, value);
+        }
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let output = tokio::task::spawn_blocking(move || command.output())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        CliOutput {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
     pub async fn execute(&self, sql: &str) {
         let mut connection = self.database.connect().await;
         diesel::sql_query(sql)
             .execute(&mut connection)
             .await
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+}
+
+/// What an operators' command printed, and its exit code.
+#[derive(Debug)]
+pub struct CliOutput {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl CliOutput {
+    /// stdout as JSON (for `--json`); panics with both streams otherwise.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("{e}: stdout {:?}, stderr {:?}", self.stdout, self.stderr))
     }
 }
 
