@@ -44,6 +44,12 @@ wait_ready() {
 wait_ready "http://$INGEST_LISTEN/readyz" $ingest "$state/ingest.log"
 wait_ready "http://$CLERK_SYNC__WORKER__LISTEN/readyz" $worker "$state/worker.log"
 
+# The hint never shows a secret: only where to read the one made here.
+if [ "$(cat "$state/secret" 2>/dev/null)" = "$CLERK_WEBHOOK_SECRET" ]; then
+  secret_hint="\$(cat $state/secret)"
+else
+  secret_hint="<your Clerk endpoint's whsec_ secret>"
+fi
 cat <<HINT
 
 clerk-sync is up.
@@ -52,9 +58,17 @@ clerk-sync is up.
   worker   http://$CLERK_SYNC__WORKER__LISTEN/readyz   http://$CLERK_SYNC__WORKER__LISTEN/metrics   (logs: $state/worker.log)
   database psql -h 127.0.0.1 -U postgres clerk_sync
 
-Send a signed test event (in another terminal), then look at the rows:
-  deploy/local/send-test-event.sh ../shared/fixtures/user.created.json
-  psql -h 127.0.0.1 -U postgres clerk_sync -c 'SELECT "clerkId", "email" FROM "Student"'
+Send signed test events from another terminal, in $PWD:
+  export CLERK_WEBHOOK_SECRET=$secret_hint INGEST_LISTEN=$INGEST_LISTEN
+  target/release/clerk-sync-worker send user.created --email ada@example.com --first-name Ada
+  target/release/clerk-sync-worker send user.updated --user USER_ID --email ada@example.com --first-name Ada --role instructor
+  target/release/clerk-sync-worker send user.deleted --user USER_ID
+  target/release/clerk-sync-worker send --scenario out-of-order   (or duplicates, delete-then-update)
+  target/release/clerk-sync-worker send --file PAYLOAD.json      (a body exactly as the file holds it)
+(USER_ID: the user the first command printed. deploy/local/send-test-event.sh ARGS... does the export for you.)
+Then look at the rows and the event log:
+  psql -h 127.0.0.1 -U postgres clerk_sync -c 'SELECT "clerkId", "email", "firstName" FROM "Student"'
+  psql -h 127.0.0.1 -U postgres clerk_sync -c 'SELECT svix_id, event_type, clerk_user_id, outcome FROM clerk_sync.events ORDER BY recorded_at'
 
 Ctrl-C stops it.
 HINT

@@ -26,8 +26,11 @@ pub enum EventKind {
     UserDeleted {
         user_id: String,
     },
-    /// A type clerk-sync has no handler for: logged as `ignored`.
-    Unhandled,
+    /// A type clerk-sync has no handler for: logged as `ignored`, under
+    /// `data.user_id` when the object names a user (sessions, e-mails, ...).
+    Unhandled {
+        user_id: Option<String>,
+    },
 }
 
 /// The part of a Clerk User object clerk-sync projects.
@@ -119,7 +122,12 @@ impl ParsedEvent {
                     },
                 }
             }
-            _ => EventKind::Unhandled,
+            _ => EventKind::Unhandled {
+                user_id: match envelope.get("data") {
+                    Some(Value::Object(data)) => text(data, "user_id"),
+                    _ => None,
+                },
+            },
         };
         Ok(Self {
             event_type,
@@ -137,7 +145,7 @@ impl ParsedEvent {
         let (at_ms, rank) = match &self.kind {
             EventKind::UserUpsert { rank, user } => (user.updated_at_ms.unwrap_or(fallback), *rank),
             EventKind::UserDeleted { .. } => (fallback, Rank::Deleted),
-            EventKind::Unhandled => return None,
+            EventKind::Unhandled { .. } => return None,
         };
         Some(Version {
             at_ms,
@@ -166,7 +174,16 @@ impl ParsedEvent {
                 Some((change, resolution))
             }
             EventKind::UserDeleted { .. } => Some((Change::Delete { version }, Resolution::NoRole)),
-            EventKind::Unhandled => None,
+            EventKind::Unhandled { .. } => None,
+        }
+    }
+
+    /// The user the log files this event under: `data.id` of a user event,
+    /// else `data.user_id` where the object names one.
+    pub fn subject_user_id(&self) -> Option<&str> {
+        match &self.kind {
+            EventKind::Unhandled { user_id } => user_id.as_deref(),
+            _ => self.user_id(),
         }
     }
 
@@ -175,7 +192,7 @@ impl ParsedEvent {
         match &self.kind {
             EventKind::UserUpsert { user, .. } => Some(&user.id),
             EventKind::UserDeleted { user_id } => Some(user_id),
-            EventKind::Unhandled => None,
+            EventKind::Unhandled { .. } => None,
         }
     }
 }

@@ -111,13 +111,22 @@ fn the_primary_email_is_found_wherever_it_is_in_the_list() {
 
 #[test]
 fn other_events_are_unhandled_not_errors() {
-    for name in [
-        "session.created.json",
-        "organization.created.json",
-        "email.created.json",
-        "openapi-spec/sms.created.json",
+    for (name, subject) in [
+        (
+            "session.created.json",
+            Some("user_2g7np7Hrk0SN6kj5EDMLDaKNL0S"),
+        ),
+        ("organization.created.json", None),
+        ("email.created.json", Some("user_abcd")),
+        (
+            "openapi-spec/sms.created.json",
+            Some("user_2g7np7Hrk0SN6kj5EDMLDaKNL0S"),
+        ),
     ] {
-        assert_eq!(parse(name).kind, EventKind::Unhandled, "{name}");
+        let event = parse(name);
+        assert!(matches!(event.kind, EventKind::Unhandled { .. }), "{name}");
+        assert_eq!(event.user_id(), None, "{name}: no projection change");
+        assert_eq!(event.subject_user_id(), subject, "{name}: logged under");
     }
 }
 

@@ -10,6 +10,7 @@ pub mod clerk_event;
 pub mod envelope;
 pub mod ids;
 pub mod message_headers;
+pub mod privacy;
 pub mod projection;
 pub mod roles;
 pub mod shard;

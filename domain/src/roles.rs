@@ -6,10 +6,11 @@
 //! reported and gives no row.
 
 use crate::clerk_event::ClerkUser;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Role {
     Student,
     Instructor,
@@ -20,6 +21,14 @@ impl Role {
         match self {
             Self::Student => "student",
             Self::Instructor => "instructor",
+        }
+    }
+
+    /// The projection table of this role's rows.
+    pub fn table(self) -> &'static str {
+        match self {
+            Self::Student => "Student",
+            Self::Instructor => "Instructor",
         }
     }
 

@@ -1,19 +1,38 @@
 //! Applying a batch of messages in ONE database transaction: lock the users'
 //! sync states (sorted, so workers never deadlock), skip svix-ids already
-//! logged, decide, log every event, write the rows, notify, commit.
+//! logged, decide, log every event, write the rows, erase what deleted users
+//! left in the log, notify, commit.
 
 use crate::incoming::Incoming;
 use crate::plan::{self, Plan};
 use crate::repository;
 use clerk_sync_domain::roles::RolePolicy;
+use clerk_sync_domain::runtime::settings::Settings;
 use diesel::result::Error;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use std::collections::BTreeMap;
 
+/// The settings that decide what applying an event does.
+#[derive(Debug, Clone, Default)]
+pub struct Rules {
+    pub roles: RolePolicy,
+    /// `privacy.erase_on_delete`.
+    pub erase_on_delete: bool,
+}
+
+impl Rules {
+    pub fn of(settings: &Settings) -> Self {
+        Self {
+            roles: settings.roles.policy(),
+            erase_on_delete: settings.privacy.erase_on_delete,
+        }
+    }
+}
+
 pub async fn apply_batch(
     connection: &mut AsyncPgConnection,
     messages: &[Incoming],
-    policy: &RolePolicy,
+    rules: &Rules,
     now_ms: i64,
 ) -> Result<Plan, Error> {
     connection
@@ -22,7 +41,7 @@ pub async fn apply_batch(
             let states = repository::lock_users(connection, &users).await?;
             let ids: Vec<String> = messages.iter().map(|m| m.svix_id.clone()).collect();
             let logged = repository::logged(connection, &ids).await?;
-            let plan = plan::plan(messages, &states, &logged, policy, now_ms);
+            let plan = plan::plan(messages, &states, &logged, &rules.roles, now_ms);
             repository::insert_log(connection, &plan.log).await?;
             repository::save_users(connection, &plan.changed).await?;
             let (deleted, alive): (BTreeMap<_, _>, BTreeMap<_, _>) = plan
@@ -32,6 +51,10 @@ pub async fn apply_batch(
                 .partition(|(_, state)| state.deleted);
             repository::remove_rows(connection, &deleted.into_keys().collect::<Vec<_>>()).await?;
             repository::write_rows(connection, &alive).await?;
+            if rules.erase_on_delete {
+                let users: Vec<String> = plan.tombstoned.iter().cloned().collect();
+                repository::erase_events(connection, &users).await?;
+            }
             repository::notify(
                 connection,
                 &plan.changed.keys().cloned().collect::<Vec<_>>(),

@@ -6,10 +6,13 @@
 //! batch before it (see [`crate::runner`] for this and the failure rules).
 //! When every runner is busy, nothing more is taken. RabbitMQ lost:
 //! reconnect with back-off; unacknowledged messages come back and are
-//! skipped if already applied.
+//! skipped if already applied. What each batch holds is registered for the
+//! shard-head reports (see [`crate::shard_heads`]).
 
+use crate::clock;
 use crate::metrics::Metrics;
 use crate::runner::{Previous, Runner, Taken};
+use crate::shard_heads::{self, Holdings};
 use anyhow::Context;
 use clerk_sync_domain::runtime::amqp;
 use clerk_sync_domain::runtime::settings::Settings;
@@ -34,6 +37,7 @@ pub struct Consumer {
     /// Runners not applying a batch now; a busy one comes back when done.
     idle: mpsc::Receiver<Runner>,
     done: mpsc::Sender<Runner>,
+    holdings: Arc<Holdings>,
 }
 
 impl std::fmt::Debug for Consumer {
@@ -59,6 +63,7 @@ impl Consumer {
             // The channel holds exactly `runners`: this never fails.
             let _ = done.try_send(Runner::new(settings.clone(), metrics.clone(), stop.clone()));
         }
+        let holdings = Holdings::new(usize::from(topology.shards()));
         Self {
             settings,
             topology,
@@ -66,6 +71,7 @@ impl Consumer {
             stop,
             idle,
             done,
+            holdings,
         }
     }
 
@@ -79,6 +85,20 @@ impl Consumer {
 
     /// Consume until stopped, reconnecting to RabbitMQ as often as needed.
     pub async fn run(mut self) -> anyhow::Result<()> {
+        let reporting = self.stop.child_token();
+        let reporter = tokio::spawn(shard_heads::report(
+            self.settings.clone(),
+            self.holdings.clone(),
+            self.metrics.clone(),
+            reporting.clone(),
+        ));
+        let result = self.consume().await;
+        reporting.cancel();
+        let _ = reporter.await;
+        result
+    }
+
+    async fn consume(&mut self) -> anyhow::Result<()> {
         let mut delay = FIRST_RETRY;
         loop {
             match self.session().await {
@@ -184,6 +204,11 @@ impl Consumer {
                     },
                 }
             }
+            let now_ms = clock::now_ms();
+            let held = self.holdings.hold(batch.iter().map(|taken| {
+                let received_ms = shard_heads::received_at_ms(&taken.delivery);
+                (taken.shard, received_ms.unwrap_or(now_ms))
+            }));
             // Waits while every runner is busy; the prefetch then fills up
             // and RabbitMQ stops sending.
             let Some(mut runner) = self.idle_runner().await else {
@@ -195,6 +220,7 @@ impl Consumer {
             batches.spawn(async move {
                 let settled_now = runner.handle(&batch, &dead_letters, before).await;
                 let _ = settled.send(settled_now);
+                drop(held);
                 let _ = done.send(runner).await;
             });
             // Forget the batches that are finished.

@@ -2,6 +2,8 @@
 //! application's tables, idempotently, and keeps the event log.
 
 pub mod apply;
+pub mod clerk_api;
+pub mod clock;
 pub mod commands;
 pub mod consumer;
 pub mod database;
@@ -10,6 +12,8 @@ pub mod incoming;
 pub mod metrics;
 pub mod migrate;
 pub mod plan;
+pub mod rebuild;
 pub mod repository;
 pub mod run;
 pub mod runner;
+pub mod shard_heads;

@@ -63,10 +63,11 @@ async fn main() -> ExitCode {
     };
     let command = cli.command.unwrap_or(Command::Run);
     // The service logs what it does; a command prints its result and logs
-    // only what went wrong (RUST_LOG overrides both).
+    // only what went wrong (RUST_LOG overrides both). lapin logs a refused
+    // operation (a queue that does not exist) that the command reports itself.
     let default_level = match command {
         Command::Run | Command::Migrate => "info",
-        _ => "warn",
+        _ => "warn,lapin=off",
     };
     telemetry::init(settings.log.format, default_level);
     let result = match command {

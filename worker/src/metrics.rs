@@ -6,11 +6,17 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct EventLabels {
     pub event_type: String,
     pub outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueueLabels {
+    pub queue: String,
 }
 
 #[derive(Debug)]
@@ -24,6 +30,9 @@ pub struct Metrics {
     pub dead_letters: Counter,
     pub database_connected: Gauge,
     pub broker_connected: Gauge,
+    /// See [`crate::shard_heads`].
+    pub shard_oldest_message_age_seconds: Family<QueueLabels, Gauge<f64, AtomicU64>>,
+    pub shard_messages_held: Family<QueueLabels, Gauge>,
 }
 
 impl Metrics {
@@ -77,6 +86,19 @@ impl Metrics {
             "1 while consuming from RabbitMQ",
             broker_connected.clone(),
         );
+        let shard_oldest_message_age_seconds =
+            Family::<QueueLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "shard_oldest_message_age_seconds",
+            "Age (from the ingest's receipt) of the oldest message this worker holds of a shard queue; 0 when it holds none",
+            shard_oldest_message_age_seconds.clone(),
+        );
+        let shard_messages_held = Family::<QueueLabels, Gauge>::default();
+        registry.register(
+            "shard_messages_held",
+            "Messages of a shard queue this worker has taken and not yet settled",
+            shard_messages_held.clone(),
+        );
         Self {
             registry,
             events,
@@ -87,7 +109,23 @@ impl Metrics {
             dead_letters,
             database_connected,
             broker_connected,
+            shard_oldest_message_age_seconds,
+            shard_messages_held,
         }
+    }
+
+    /// Set the shard-head gauges of `queue` from what this worker holds.
+    pub fn shard_head(&self, queue: &str, head: &crate::shard_heads::Head, now_ms: i64) {
+        let labels = QueueLabels {
+            queue: queue.to_owned(),
+        };
+        let age_ms = head.oldest_ms.map_or(0, |oldest| (now_ms - oldest).max(0));
+        self.shard_oldest_message_age_seconds
+            .get_or_create(&labels)
+            .set(age_ms as f64 / 1000.0);
+        self.shard_messages_held
+            .get_or_create(&labels)
+            .set(i64::from(head.held));
     }
 
     pub fn event(&self, event_type: &str, outcome: &'static str) {

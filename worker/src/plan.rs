@@ -5,7 +5,11 @@ use crate::incoming::Incoming;
 use clerk_sync_domain::clerk_event::ParsedEvent;
 use clerk_sync_domain::projection::{Change, Outcome, UserState, decide};
 use clerk_sync_domain::roles::{Resolution, RolePolicy};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+/// The `error` of an event an operator discarded from the dead letters:
+/// logged `failed`, and never applied, not even by replay.
+pub const DISCARDED: &str = "discarded by operator";
 
 /// One row of `clerk_sync.events`.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,6 +31,9 @@ pub struct Plan {
     pub changed: BTreeMap<String, UserState>,
     /// Role strings that were neither role: `(svix_id, role)`, for a warning.
     pub unknown_roles: Vec<(String, String)>,
+    /// Users this batch has events of who are deleted after it: their
+    /// logged events are due for erasure.
+    pub tombstoned: BTreeSet<String>,
 }
 
 /// The user a message is about, when its body can be read that far.
@@ -72,6 +79,7 @@ pub fn plan(
         };
         row.event_type = Some(event.event_type.clone());
         row.occurred_at_ms = event.timestamp_ms;
+        row.clerk_user_id = event.subject_user_id().map(str::to_owned);
         let svix_secs = message
             .svix_timestamp_secs()
             .unwrap_or(received_at_ms / 1000);
@@ -86,7 +94,6 @@ pub fn plan(
         if let Resolution::Unknown(role) = resolution {
             plan.unknown_roles.push((message.svix_id.clone(), role));
         }
-        row.clerk_user_id = Some(user_id.to_owned());
         let (Change::Upsert { version, .. } | Change::Delete { version }) = &change;
         row.occurred_at_ms = Some(version.at_ms);
         let state = current.entry(user_id.to_owned()).or_default();
@@ -100,9 +107,37 @@ pub fn plan(
                 .insert(user_id.to_owned(), decision.state.clone());
         }
         *state = decision.state;
+        if state.deleted {
+            plan.tombstoned.insert(user_id.to_owned());
+        }
         plan.log.push(row);
     }
     plan
+}
+
+/// The log row of a message an operator discards: read as the worker reads
+/// any message, judged `failed` with [`DISCARDED`].
+pub fn discarded(message: &Incoming, now_ms: i64) -> LogRow {
+    let mut planned = plan(
+        std::slice::from_ref(message),
+        &BTreeMap::new(),
+        &HashSet::new(),
+        &RolePolicy::default(),
+        now_ms,
+    );
+    let mut row = planned.log.pop().unwrap_or_else(|| LogRow {
+        svix_id: message.svix_id.clone(),
+        event_type: None,
+        clerk_user_id: None,
+        occurred_at_ms: None,
+        received_at_ms: message.received_at_ms.unwrap_or(now_ms),
+        payload: payload(message),
+        outcome: "failed",
+        error: None,
+    });
+    row.outcome = "failed";
+    row.error = Some(DISCARDED.to_owned());
+    row
 }
 
 /// The body exactly as received (as text) and its Svix headers.
@@ -180,6 +215,7 @@ mod tests {
                 ("m5", "failed")
             ]
         );
+        assert_eq!(plan.log[3].clerk_user_id.as_deref(), Some("user_1"));
         assert_eq!(
             plan.log[4].error.as_deref(),
             Some("user.created has no string \"data.id\"")
@@ -204,6 +240,22 @@ mod tests {
                 .len(),
             1
         );
+    }
+
+    #[test]
+    fn a_discarded_message_is_logged_as_read_and_failed() {
+        let row = discarded(
+            &message("m1", &upsert("updated", "user_1", 1_000_000_000_000)),
+            0,
+        );
+        assert_eq!(row.outcome, "failed");
+        assert_eq!(row.error.as_deref(), Some(DISCARDED));
+        assert_eq!(row.event_type.as_deref(), Some("user.updated"));
+        assert_eq!(row.clerk_user_id.as_deref(), Some("user_1"));
+        assert_eq!(row.occurred_at_ms, Some(1_000_000_000_000));
+        assert_eq!(row.payload["headers"]["svix-id"], "m1");
+        let unreadable = discarded(&message("m2", "not json"), 0);
+        assert_eq!(unreadable.error.as_deref(), Some(DISCARDED));
     }
 
     #[test]

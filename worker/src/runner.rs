@@ -8,7 +8,8 @@
 //!
 //! Batches are acknowledged in the order they were taken (see [`Previous`]).
 
-use crate::apply::{apply_batch, database_unavailable};
+use crate::apply::{Rules, apply_batch, database_unavailable};
+use crate::clock;
 use crate::database;
 use crate::incoming::Incoming;
 use crate::metrics::Metrics;
@@ -21,7 +22,7 @@ use lapin::options::{BasicAckOptions, BasicNackOptions, BasicPublishOptions};
 use lapin::types::{AMQPValue, LongString};
 use lapin::{Channel, Confirmation};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
@@ -29,6 +30,9 @@ const FIRST_RETRY: Duration = Duration::from_millis(100);
 const MAX_RETRY: Duration = Duration::from_secs(5);
 /// The header a dead letter carries its reason in.
 pub const ERROR_HEADER: &str = "x-clerk-sync-error";
+/// The header a dead letter carries its number of deliveries in (RabbitMQ
+/// resets `x-delivery-count` in the dead-letter queue).
+pub const DELIVERIES_HEADER: &str = "x-clerk-sync-deliveries";
 
 /// A delivery and the shard (so the channel) it came from.
 #[derive(Debug)]
@@ -190,10 +194,15 @@ impl Runner {
         let attempts = message.delivery_count + 1;
         if attempts >= self.settings.amqp.delivery_limit {
             let mut headers = delivery.properties.headers().clone().unwrap_or_default();
-            headers.insert(
-                ERROR_HEADER.into(),
-                AMQPValue::LongString(LongString::from(reason)),
-            );
+            headers
+                .insert(
+                    ERROR_HEADER.into(),
+                    AMQPValue::LongString(LongString::from(reason)),
+                )
+                .insert(
+                    DELIVERIES_HEADER.into(),
+                    AMQPValue::LongLongInt(i64::from(attempts)),
+                );
             let properties = delivery.properties.clone().with_headers(headers);
             let published = async {
                 dead_letters
@@ -261,11 +270,8 @@ impl Runner {
             }
         };
         let started = std::time::Instant::now();
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
-        let policy = self.settings.roles.policy();
-        match apply_batch(connection, messages, &policy, now_ms).await {
+        let now_ms = clock::now_ms();
+        match apply_batch(connection, messages, &Rules::of(&self.settings), now_ms).await {
             Ok(plan) => {
                 self.metrics
                     .apply_seconds
@@ -285,9 +291,7 @@ impl Runner {
     }
 
     fn record(&self, plan: &Plan) {
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
+        let now_ms = clock::now_ms();
         for row in &plan.log {
             let event_type = row
                 .event_type

@@ -85,7 +85,11 @@ async fn three_migrations_at_once_all_succeed() {
             "SELECT count(*) AS n FROM __diesel_schema_migrations"
         )
         .await,
-        2
+        diesel::migration::MigrationSource::<diesel::pg::Pg>::migrations(
+            &clerk_sync_worker::database::MIGRATIONS
+        )
+        .map_or(0, |all| all.len() as i64),
+        "each migration ran once"
     );
 }
 

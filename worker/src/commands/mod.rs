@@ -2,8 +2,11 @@
 //! stdout (JSON with `--json`), logs only warnings on stderr, shows progress
 //! on a terminal for long work, and returns its exit code: see [`exit`].
 
+pub mod age;
 pub mod progress;
 pub mod since;
+pub mod synthetic;
+pub mod table;
 
 pub mod dlq;
 pub mod forget;

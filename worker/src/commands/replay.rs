@@ -1,11 +1,381 @@
-//! `clerk-sync-worker replay`: being built.
+//! `clerk-sync-worker replay`: rebuild the projection from `clerk_sync.events`.
+//!
+//! Users are rebuilt a batch at a time, each batch in one transaction that
+//! first locks the users' sync states (as a worker does, in the same order),
+//! then re-reads and re-parses their logged events, folds them with the live
+//! planner and corrects the state, the rows and the log's judgements. So
+//! workers may keep running: an event for these users is either committed
+//! before the lock (and read) or waits for it (and builds on the result).
 
+use crate::apply::Rules;
+use crate::commands::{progress, since, synthetic};
+use crate::database;
+use crate::rebuild::{self, UserDiff};
+use crate::repository::{self, replay as log};
+use chrono::{DateTime, Utc};
+use clerk_sync_domain::clerk_event::ParsedEvent;
+use clerk_sync_domain::projection::UserState;
+use clerk_sync_domain::roles::Role;
 use clerk_sync_domain::runtime::settings::Settings;
+use diesel::result::Error;
+use diesel_async::AsyncPgConnection;
+use indicatif::ProgressBar;
+use serde::Serialize;
+use std::collections::BTreeMap;
 use std::process::ExitCode;
+use std::time::Instant;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Rebuild only this user (repeat for more).
+    #[arg(long = "user", value_name = "ID", value_parser = synthetic::user_id_arg)]
+    users: Vec<String>,
+    /// Rebuild only users with an event received at or after TIME (each
+    /// from all of its events): an RFC 3339 instant, a date or an age (12h).
+    #[arg(long, value_name = "TIME", value_parser = since::arg)]
+    since: Option<DateTime<Utc>>,
+    /// Write nothing; print what would change.
+    #[arg(long)]
+    dry_run: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Users rebuilt per transaction.
+    #[arg(long, value_name = "N", default_value_t = 1000,
+          value_parser = clap::value_parser!(i64).range(1..=100_000))]
+    users_per_batch: i64,
+}
 
-pub async fn run(_settings: Settings, _args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("replay is not built yet")
+#[derive(Debug, Default, Serialize)]
+struct Totals {
+    users: u64,
+    events: u64,
+    users_changed: u64,
+    rows_created: u64,
+    rows_updated: u64,
+    rows_removed: u64,
+    /// Rows the log does not account for, kept because courses or
+    /// enrollments refer to them.
+    rows_kept: u64,
+    /// Sync states (`clerk_sync.users`) that differed from the log's.
+    states_corrected: u64,
+    /// `failed`/`ignored` events the parser now judges otherwise.
+    events_rejudged: u64,
+    /// Events filed under no user that the parser now files under one.
+    events_filed: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct Change {
+    user: String,
+    #[serde(flatten)]
+    diff: UserDiff,
+}
+
+/// Most changes a `--json` report lists (the totals count them all), so
+/// memory stays bounded however many users change.
+const MOST_LISTED: usize = 1_000;
+
+#[derive(Debug, Serialize)]
+struct Report {
+    dry_run: bool,
+    /// The first changes, user by user (at most [`MOST_LISTED`]).
+    changes: Vec<Change>,
+    /// Changes beyond those listed.
+    changes_not_listed: u64,
+    totals: Totals,
+    seconds: f64,
+}
+
+pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
+    let mut connection = database::connect(&settings.database.url).await?;
+    let rules = Rules::of(&settings);
+    let started = Instant::now();
+    let bar = progress::bar(
+        None,
+        if args.dry_run {
+            "replay (dry run): events"
+        } else {
+            "replay: events"
+        },
+    );
+    let mut replay = Replay {
+        connection: &mut connection,
+        rules: &rules,
+        dry_run: args.dry_run,
+        bar: &bar,
+        report: Report {
+            dry_run: args.dry_run,
+            changes: Vec::new(),
+            changes_not_listed: 0,
+            totals: Totals::default(),
+            seconds: 0.0,
+        },
+        human: !args.json,
+    };
+    replay.file_unfiled(args.since, &args.users).await?;
+    if args.users.is_empty() {
+        let mut after = String::new();
+        loop {
+            let page =
+                log::users_with_events(replay.connection, &after, args.since, args.users_per_batch)
+                    .await?;
+            let Some(last) = page.last() else { break };
+            after = last.clone();
+            replay.batch(&page).await?;
+        }
+        // Rows of users the log has never heard of (a full replay only).
+        if args.since.is_none() {
+            for role in [Role::Student, Role::Instructor] {
+                let mut after = String::new();
+                loop {
+                    let page = log::users_without_events(
+                        replay.connection,
+                        role,
+                        &after,
+                        args.users_per_batch,
+                    )
+                    .await?;
+                    let Some(last) = page.last() else { break };
+                    after = last.clone();
+                    replay.batch(&page).await?;
+                }
+            }
+        }
+    } else {
+        let mut users = args.users.clone();
+        users.sort();
+        users.dedup();
+        for page in users.chunks(usize::try_from(args.users_per_batch).unwrap_or(1000)) {
+            replay.batch(page).await?;
+        }
+    }
+    bar.finish_and_clear();
+    let mut report = replay.report;
+    report.seconds = started.elapsed().as_secs_f64();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_totals(&report);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+struct Replay<'a> {
+    connection: &'a mut AsyncPgConnection,
+    rules: &'a Rules,
+    dry_run: bool,
+    bar: &'a ProgressBar,
+    report: Report,
+    human: bool,
+}
+
+/// What one batch found (and, unless a dry run, corrected).
+struct Batch {
+    events: usize,
+    diffs: Vec<(String, UserDiff)>,
+    states_corrected: usize,
+    rejudged: usize,
+}
+
+impl Replay<'_> {
+    /// Events judged `failed`/`ignored` under no user that the parser now
+    /// files under one get that user, so the batches below read them.
+    async fn file_unfiled(
+        &mut self,
+        since: Option<DateTime<Utc>>,
+        only: &[String],
+    ) -> anyhow::Result<()> {
+        let mut after = String::new();
+        loop {
+            let page = log::unfiled_events(self.connection, &after, since, 1000).await?;
+            let Some((last, _)) = page.last() else { break };
+            after = last.clone();
+            let filed: Vec<(String, String)> = page
+                .into_iter()
+                .filter_map(|(svix_id, body)| {
+                    let event = ParsedEvent::parse(body.as_bytes()).ok()?;
+                    let user = event.subject_user_id()?.to_owned();
+                    (only.is_empty() || only.contains(&user)).then_some((svix_id, user))
+                })
+                .collect();
+            self.report.totals.events_filed += filed.len() as u64;
+            if !self.dry_run {
+                log::file_under(self.connection, &filed).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn batch(&mut self, users: &[String]) -> anyhow::Result<()> {
+        let rules = self.rules;
+        let dry_run = self.dry_run;
+        let mut transaction = self.connection.build_transaction();
+        if dry_run {
+            transaction = transaction.read_only();
+        }
+        let batch = transaction
+            .run(async |connection| rebuild_batch(connection, users, rules, dry_run).await)
+            .await?;
+        let totals = &mut self.report.totals;
+        totals.users += users.len() as u64;
+        totals.events += batch.events as u64;
+        totals.states_corrected += batch.states_corrected as u64;
+        totals.events_rejudged += batch.rejudged as u64;
+        self.bar.inc(batch.events as u64);
+        for (user, diff) in batch.diffs {
+            totals.users_changed += 1;
+            totals.rows_created += diff.created.len() as u64;
+            totals.rows_updated += diff.updated.len() as u64;
+            totals.rows_removed += diff.removed.len() as u64;
+            totals.rows_kept += diff.kept.len() as u64;
+            if self.human {
+                // Printed as found, not kept.
+                self.bar
+                    .suspend(|| println!("{}", describe(&user, &diff, dry_run)));
+            } else if self.report.changes.len() < MOST_LISTED {
+                self.report.changes.push(Change { user, diff });
+            } else {
+                self.report.changes_not_listed += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn rebuild_batch(
+    connection: &mut AsyncPgConnection,
+    users: &[String],
+    rules: &Rules,
+    dry_run: bool,
+) -> Result<Batch, Error> {
+    let stored = if dry_run {
+        repository::user_states(connection, users, false).await?
+    } else {
+        repository::lock_users(connection, users).await?
+    };
+    let events = log::logged_events(connection, users).await?;
+    let existing = log::existing_rows(connection, users).await?;
+    let rebuilt = rebuild::rebuild(users, &events, &rules.roles);
+    let corrected: BTreeMap<String, UserState> = rebuilt
+        .states
+        .iter()
+        .filter(|(user, state)| stored.get(*user).cloned().unwrap_or_default() != **state)
+        .map(|(user, state)| (user.clone(), state.clone()))
+        .collect();
+    let diffs: Vec<(String, UserDiff)> = rebuilt
+        .states
+        .iter()
+        .map(|(user, state)| {
+            let rows = existing.get(user).map_or(&[][..], Vec::as_slice);
+            (user.clone(), rebuild::diff(state, rows))
+        })
+        .filter(|(_, diff)| !diff.is_empty())
+        .collect();
+    if !dry_run {
+        let state = |user: &String| rebuilt.states.get(user).cloned().unwrap_or_default();
+        repository::save_users(connection, &corrected).await?;
+        let deleted: Vec<String> = rebuilt
+            .states
+            .iter()
+            .filter(|(_, state)| state.deleted)
+            .map(|(user, _)| user.clone())
+            .collect();
+        let gone: Vec<String> = diffs
+            .iter()
+            .filter(|(user, diff)| state(user).deleted && !diff.removed.is_empty())
+            .map(|(user, _)| user.clone())
+            .collect();
+        repository::remove_rows(connection, &gone).await?;
+        for role in [Role::Student, Role::Instructor] {
+            let stray: Vec<String> = diffs
+                .iter()
+                .filter(|(user, diff)| !state(user).deleted && diff.removed.contains(&role))
+                .map(|(user, _)| user.clone())
+                .collect();
+            log::remove_unreferenced(connection, role, &stray).await?;
+        }
+        let writes: BTreeMap<String, UserState> = diffs
+            .iter()
+            .filter(|(_, diff)| diff.writes())
+            .map(|(user, _)| (user.clone(), state(user)))
+            .collect();
+        repository::write_rows(connection, &writes).await?;
+        log::rejudge(connection, &rebuilt.rejudged).await?;
+        if rules.erase_on_delete {
+            repository::erase_events(connection, &deleted).await?;
+        }
+        let touched: Vec<String> = diffs
+            .iter()
+            .filter(|(_, diff)| diff.writes() || !diff.removed.is_empty())
+            .map(|(user, _)| user.clone())
+            .collect();
+        repository::notify(connection, &touched).await?;
+    }
+    Ok(Batch {
+        events: events.len(),
+        diffs,
+        states_corrected: corrected.len(),
+        rejudged: rebuilt.rejudged.len(),
+    })
+}
+
+/// One line per user: `user_1: created Student; updated Instructor (firstName, email); removed ...`.
+fn describe(user: &str, diff: &UserDiff, dry_run: bool) -> String {
+    let tables = |roles: &[Role]| {
+        roles
+            .iter()
+            .map(|r| r.table())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut parts = Vec::new();
+    if !diff.created.is_empty() {
+        parts.push(format!("created {}", tables(&diff.created)));
+    }
+    for (role, columns) in &diff.updated {
+        parts.push(format!("updated {} ({})", role.table(), columns.join(", ")));
+    }
+    if !diff.removed.is_empty() {
+        parts.push(format!("removed {}", tables(&diff.removed)));
+    }
+    if !diff.kept.is_empty() {
+        parts.push(format!(
+            "kept {} (not in the log, but courses or enrollments refer to it)",
+            tables(&diff.kept)
+        ));
+    }
+    let would = if dry_run { "would be " } else { "" };
+    format!("{user}: {would}{}", parts.join("; "))
+}
+
+fn print_totals(report: &Report) {
+    let t = &report.totals;
+    let verb = if report.dry_run {
+        "would change"
+    } else {
+        "changed"
+    };
+    println!(
+        "replay{}: {} users, {} events in {:.1} s ({:.0} events/s); {verb} {} users: \
+         {} rows created, {} updated, {} removed, {} kept; {} sync states corrected, \
+         {} events rejudged, {} events filed under their user",
+        if report.dry_run {
+            " (dry run, nothing written)"
+        } else {
+            ""
+        },
+        t.users,
+        t.events,
+        report.seconds,
+        t.events as f64 / report.seconds.max(1e-9),
+        t.users_changed,
+        t.rows_created,
+        t.rows_updated,
+        t.rows_removed,
+        t.rows_kept,
+        t.states_corrected,
+        t.events_rejudged,
+        t.events_filed,
+    );
 }

@@ -1,11 +1,282 @@
-//! `clerk-sync-worker verify_log`: being built.
+//! `clerk-sync-worker verify-log [--since TIME]`: re-check the Svix
+//! signature stored with every logged event against the configured secrets
+//! (all of them, so events signed before a rotation still verify while the
+//! old secret is configured). Erased events and events clerk-sync recorded
+//! itself (reconcile, forget) carry no verifiable signature and are counted
+//! as such, not as failures. Exits 3 when any event does not verify.
 
+use crate::commands::{exit, progress, since};
+use crate::database;
+use chrono::{DateTime, Utc};
 use clerk_sync_domain::runtime::settings::Settings;
+use diesel::sql_types::{BigInt, Bool, Nullable, Text, Timestamptz};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use secrecy::ExposeSecret;
+use serde::Serialize;
 use std::process::ExitCode;
+use svix::webhooks::Webhook;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Only events received at or after TIME: an RFC 3339 instant, a date
+    /// or an age (12h).
+    #[arg(long, value_name = "TIME", value_parser = since::arg)]
+    since: Option<DateTime<Utc>>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
 
-pub async fn run(_settings: Settings, _args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("verify_log is not built yet")
+/// What re-checking one logged event found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    Verified,
+    /// Its personal fields were erased, so the body is no longer the one
+    /// Svix signed.
+    Erased,
+    /// Recorded by clerk-sync itself (no Svix signature).
+    Unsigned,
+    /// No configured secret gives its signature.
+    Failed,
+}
+
+/// One logged event as verify-log reads it.
+#[derive(Debug)]
+pub struct Signed<'a> {
+    pub svix_id: &'a str,
+    pub timestamp: Option<&'a str>,
+    pub signature: Option<&'a str>,
+    pub body: &'a str,
+    pub erased: bool,
+}
+
+/// Check `event` against `secrets` (pure).
+pub fn check(event: &Signed<'_>, secrets: &[Webhook]) -> Check {
+    let Some(signature) = event.signature.filter(|s| !s.is_empty()) else {
+        return Check::Unsigned;
+    };
+    if event.erased {
+        return Check::Erased;
+    }
+    let Some(timestamp) = event.timestamp.and_then(|t| t.trim().parse::<i64>().ok()) else {
+        return Check::Failed;
+    };
+    let verified = secrets.iter().any(|secret| {
+        secret
+            .sign(event.svix_id, timestamp, event.body.as_bytes())
+            .is_ok_and(|expected| signature.split_whitespace().any(|given| given == expected))
+    });
+    if verified {
+        Check::Verified
+    } else {
+        Check::Failed
+    }
+}
+
+#[derive(Debug, Default, Serialize)]
+struct Report {
+    checked: u64,
+    verified: u64,
+    erased: u64,
+    unsigned: u64,
+    failed: u64,
+    /// The svix-ids that did not verify, with when they were received.
+    failures: Vec<Failure>,
+}
+
+#[derive(Debug, Serialize)]
+struct Failure {
+    svix_id: String,
+    received_at: String,
+}
+
+pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
+    let secrets = settings
+        .require_webhook_secrets()?
+        .iter()
+        .enumerate()
+        .map(|(i, secret)| {
+            Webhook::new(secret.expose_secret()).map_err(|e| {
+                Settings::invalid_webhook_secret(
+                    i + 1,
+                    settings.webhook.secrets.len(),
+                    &e.to_string(),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut connection = database::connect(&settings.database.url).await?;
+    let total = count(&mut connection, args.since).await?;
+    let bar = progress::bar(Some(total), "verify-log");
+    let mut report = Report::default();
+    let mut after = String::new();
+    loop {
+        let page = page(&mut connection, &after, args.since).await?;
+        let Some(last) = page.last() else { break };
+        after = last.svix_id.clone();
+        for row in &page {
+            let event = Signed {
+                svix_id: &row.svix_id,
+                timestamp: row.svix_timestamp.as_deref(),
+                signature: row.svix_signature.as_deref(),
+                body: row.body.as_deref().unwrap_or_default(),
+                erased: row.erased,
+            };
+            report.checked += 1;
+            match check(&event, &secrets) {
+                Check::Verified => report.verified += 1,
+                Check::Erased => report.erased += 1,
+                Check::Unsigned => report.unsigned += 1,
+                Check::Failed => {
+                    report.failed += 1;
+                    report.failures.push(Failure {
+                        svix_id: row.svix_id.clone(),
+                        received_at: row.received_at.clone(),
+                    });
+                }
+            }
+        }
+        bar.inc(page.len() as u64);
+    }
+    bar.finish_and_clear();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        for failure in &report.failures {
+            println!(
+                "DOES NOT VERIFY: {} (received {})",
+                failure.svix_id, failure.received_at
+            );
+        }
+        println!(
+            "verify-log: {} events checked: {} verified, {} erased (personal data removed, \
+             signature no longer applies), {} recorded by clerk-sync (unsigned), {} do not verify",
+            report.checked, report.verified, report.erased, report.unsigned, report.failed
+        );
+    }
+    Ok(if report.failed > 0 {
+        ExitCode::from(exit::CHECK_FAILED)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+#[derive(diesel::QueryableByName)]
+struct Row {
+    #[diesel(sql_type = Text)]
+    svix_id: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    svix_timestamp: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    svix_signature: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    body: Option<String>,
+    #[diesel(sql_type = Bool)]
+    erased: bool,
+    #[diesel(sql_type = Text)]
+    received_at: String,
+}
+
+async fn page(
+    connection: &mut AsyncPgConnection,
+    after: &str,
+    since: Option<DateTime<Utc>>,
+) -> anyhow::Result<Vec<Row>> {
+    Ok(diesel::sql_query(
+        "SELECT svix_id, payload->'headers'->>'svix-timestamp' AS svix_timestamp, \
+                payload->'headers'->>'svix-signature' AS svix_signature, \
+                payload->>'body' AS body, payload ? 'erased_at' AS erased, \
+                to_char(received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS received_at \
+         FROM clerk_sync.events WHERE svix_id > $1 AND ($2::timestamptz IS NULL OR received_at >= $2) \
+         ORDER BY svix_id LIMIT 1000",
+    )
+    .bind::<Text, _>(after)
+    .bind::<Nullable<Timestamptz>, _>(since)
+    .load(connection)
+    .await?)
+}
+
+async fn count(
+    connection: &mut AsyncPgConnection,
+    since: Option<DateTime<Utc>>,
+) -> anyhow::Result<u64> {
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let found: Count = diesel::sql_query(
+        "SELECT count(*) AS n FROM clerk_sync.events WHERE ($1::timestamptz IS NULL OR received_at >= $1)",
+    )
+    .bind::<Nullable<Timestamptz>, _>(since)
+    .get_result(connection)
+    .await?;
+    Ok(u64::try_from(found.n).unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    const OTHER: &str = "whsec_bm90IHRoZSBzZWNyZXQgeW91IGFyZSBsb29raW5nIGZvcg==";
+
+    fn webhook(secret: &str) -> Webhook {
+        Webhook::new(secret).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn signed(body: &str) -> String {
+        webhook(SECRET)
+            .sign("msg_1", 1_700_000_000, body.as_bytes())
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn a_stored_signature_verifies_with_any_configured_secret() {
+        let signature = format!("v1,bm9wZQ== {}", signed("{}"));
+        let event = Signed {
+            svix_id: "msg_1",
+            timestamp: Some("1700000000"),
+            signature: Some(&signature),
+            body: "{}",
+            erased: false,
+        };
+        assert_eq!(
+            check(&event, &[webhook(OTHER), webhook(SECRET)]),
+            Check::Verified
+        );
+        assert_eq!(check(&event, &[webhook(OTHER)]), Check::Failed);
+        let tampered = Signed {
+            body: "{ }",
+            ..event
+        };
+        assert_eq!(check(&tampered, &[webhook(SECRET)]), Check::Failed);
+    }
+
+    #[test]
+    fn erased_and_unsigned_events_are_not_failures() {
+        let signature = signed("{}");
+        let erased = Signed {
+            svix_id: "msg_1",
+            timestamp: Some("1700000000"),
+            signature: Some(&signature),
+            body: "{\"type\":\"user.deleted\"}",
+            erased: true,
+        };
+        assert_eq!(check(&erased, &[webhook(SECRET)]), Check::Erased);
+        let unsigned = Signed {
+            signature: None,
+            erased: false,
+            ..erased
+        };
+        assert_eq!(check(&unsigned, &[webhook(SECRET)]), Check::Unsigned);
+        let no_timestamp = Signed {
+            svix_id: "msg_1",
+            timestamp: None,
+            signature: Some(&signature),
+            body: "{}",
+            erased: false,
+        };
+        assert_eq!(check(&no_timestamp, &[webhook(SECRET)]), Check::Failed);
+    }
 }

@@ -170,3 +170,76 @@ impl Drop for TestBroker {
         });
     }
 }
+
+// ---- Dead letters, for the dlq and status tests. ----
+
+/// A message as the ingest published it and the worker then dead-lettered
+/// it (same properties and headers, plus the worker's reason and count).
+#[derive(Debug, Clone)]
+pub struct DeadLetterSpec<'a> {
+    pub svix_id: &'a str,
+    pub body: &'a [u8],
+    pub reason: &'a str,
+    pub deliveries: i64,
+    pub received_at_ms: u64,
+}
+
+impl TestBroker {
+    /// Publish `letter` to the dead-letter exchange, as the worker does.
+    pub async fn publish_dead_letter(&self, letter: &DeadLetterSpec<'_>) {
+        use lapin::BasicProperties;
+        use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+        use lapin::types::LongString;
+        let text = |s: &str| AMQPValue::LongString(LongString::from(s));
+        let connection = Connection::connect(AMQP_URL, ConnectionProperties::default())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let channel = connection
+            .create_channel()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut headers = FieldTable::default();
+        headers
+            .insert("svix-id".into(), text(letter.svix_id))
+            .insert(
+                "svix-timestamp".into(),
+                text(&(letter.received_at_ms / 1000).to_string()),
+            )
+            .insert(
+                "svix-signature".into(),
+                text(&format!("v1,sig-of-{}", letter.svix_id)),
+            )
+            .insert(
+                "clerk-sync-received-at-ms".into(),
+                AMQPValue::Timestamp(letter.received_at_ms),
+            )
+            .insert("x-clerk-sync-error".into(), text(letter.reason))
+            .insert(
+                "x-clerk-sync-deliveries".into(),
+                AMQPValue::LongLongInt(letter.deliveries),
+            );
+        let properties = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_message_id(letter.svix_id.into())
+            .with_content_type("application/json".into())
+            .with_headers(headers);
+        let confirmation = channel
+            .basic_publish(
+                format!("{}.dead-letter", self.prefix).as_str().into(),
+                "".into(),
+                BasicPublishOptions::default(),
+                letter.body,
+                properties,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(confirmation.is_ack(), "dead letter not confirmed");
+        let _ = connection.close(200, "done".into()).await;
+    }
+}

@@ -2,8 +2,11 @@
 //! the caller's connection and never opens or commits a transaction: the
 //! caller owns the transaction boundary.
 
+pub mod replay;
+
 use crate::plan::LogRow;
 use clerk_sync_domain::ids::row_id;
+use clerk_sync_domain::privacy;
 use clerk_sync_domain::projection::{Profile, UserState};
 use clerk_sync_domain::roles::Role;
 use clerk_sync_domain::version::{Rank, Version};
@@ -76,13 +79,25 @@ pub async fn lock_users(
     .bind::<Array<Text>, _>(&sorted)
     .execute(connection)
     .await?;
-    let rows: Vec<StateRow> = diesel::sql_query(
+    user_states(connection, &sorted, true).await
+}
+
+/// The sync state of those of `users` that have one; `lock` takes their row
+/// locks (in sorted order).
+pub async fn user_states(
+    connection: &mut AsyncPgConnection,
+    users: &[String],
+    lock: bool,
+) -> Result<BTreeMap<String, UserState>, Error> {
+    let sql = format!(
         "SELECT clerk_user_id, version_ms, version_rank, version_svix_id, deleted, roles, profile::text AS profile \
-         FROM clerk_sync.users WHERE clerk_user_id = ANY($1) ORDER BY clerk_user_id FOR UPDATE",
-    )
-    .bind::<Array<Text>, _>(&sorted)
-    .load(connection)
-    .await?;
+         FROM clerk_sync.users WHERE clerk_user_id = ANY($1) ORDER BY clerk_user_id{}",
+        if lock { " FOR UPDATE" } else { "" }
+    );
+    let rows: Vec<StateRow> = diesel::sql_query(sql)
+        .bind::<Array<Text>, _>(users)
+        .load(connection)
+        .await?;
     Ok(rows.into_iter().map(StateRow::into_state).collect())
 }
 
@@ -188,7 +203,8 @@ pub async fn write_rows(
     connection: &mut AsyncPgConnection,
     users: &BTreeMap<String, UserState>,
 ) -> Result<(), Error> {
-    for (role, table) in [(Role::Student, "Student"), (Role::Instructor, "Instructor")] {
+    for role in [Role::Student, Role::Instructor] {
+        let table = role.table();
         let rows: Vec<(&String, &Profile)> = users
             .iter()
             .flat_map(|(user, state)| {
@@ -281,6 +297,49 @@ pub async fn remove_rows(
             .await?;
     }
     Ok(())
+}
+
+/// Erase the personal fields of every logged event of `users` not erased
+/// yet (see `clerk_sync_domain::privacy`), marking each with `erased_at`.
+/// Returns how many events it erased.
+pub async fn erase_events(
+    connection: &mut AsyncPgConnection,
+    users: &[String],
+) -> Result<usize, Error> {
+    if users.is_empty() {
+        return Ok(0);
+    }
+    #[derive(diesel::QueryableByName)]
+    struct Logged {
+        #[diesel(sql_type = Text)]
+        svix_id: String,
+        #[diesel(sql_type = Nullable<Text>)]
+        body: Option<String>,
+    }
+    let logged: Vec<Logged> = diesel::sql_query(
+        "SELECT svix_id, payload->>'body' AS body FROM clerk_sync.events \
+         WHERE clerk_user_id = ANY($1) AND NOT payload ? 'erased_at'",
+    )
+    .bind::<Array<Text>, _>(users)
+    .load(connection)
+    .await?;
+    if logged.is_empty() {
+        return Ok(0);
+    }
+    let bodies: Vec<String> = logged
+        .iter()
+        .map(|row| privacy::erase_body(row.body.as_deref().unwrap_or_default()))
+        .collect();
+    diesel::sql_query(
+        "UPDATE clerk_sync.events AS e \
+         SET payload = jsonb_set(e.payload, '{body}', to_jsonb(v.body)) \
+                       || jsonb_build_object('erased_at', now()) \
+         FROM unnest($1::text[], $2::text[]) AS v(id, body) WHERE e.svix_id = v.id",
+    )
+    .bind::<Array<Text>, _>(logged.iter().map(|row| &row.svix_id).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(&bodies)
+    .execute(connection)
+    .await
 }
 
 /// Queue a `NOTIFY clerk_sync_user, '<user id>'` per user; PostgreSQL sends

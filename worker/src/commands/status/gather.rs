@@ -1,0 +1,180 @@
+//! Collecting `status`'s figures from RabbitMQ and PostgreSQL, changing
+//! nothing. Shard queues are only declared passively (their depth and
+//! consumers): taking a message from one, even to give it back, would count
+//! as a delivery towards its delivery limit. Their oldest message's age
+//! comes from the workers' reports in `clerk_sync.shard_heads` (see
+//! [`crate::shard_heads`]). The dead-letter queue has no delivery limit, so
+//! its messages are read and given back, all of them (see
+//! [`DeadLetterQueue::take_all`]), when there are not too many.
+
+use super::report::{DeadLetters, EventLog, Reports, Shard, Tables};
+use crate::clock::now_ms;
+use crate::commands::dlq::queue::{DeadLetterQueue, figures};
+use crate::shard_heads::FRESH_FOR;
+use anyhow::Context;
+use clerk_sync_domain::topology::Topology;
+use diesel::sql_types::{BigInt, Double, Nullable, Text};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use std::collections::BTreeMap;
+
+/// The dead letters are read (for their oldest age) only up to this many:
+/// reading means taking every one and giving all back.
+pub const DEAD_LETTERS_READ_AT_MOST: u32 = 1_000;
+
+/// The shard queues' figures and the dead letters, from RabbitMQ.
+pub async fn broker(
+    queue: &DeadLetterQueue,
+    topology: &Topology,
+) -> anyhow::Result<(Vec<(String, u32, u32)>, DeadLetters)> {
+    let channel = queue
+        .connection()
+        .create_channel()
+        .await
+        .context("cannot open a RabbitMQ channel")?;
+    let mut shards = Vec::new();
+    for name in topology.shard_queues() {
+        let found = figures(&channel, &name).await?;
+        shards.push((name, found.ready, found.consumers));
+    }
+    let _ = channel.close(200, "done".into()).await;
+    let depth = queue.depth().await?;
+    let now = now_ms();
+    let mut oldest: Option<f64> = None;
+    let read = depth <= DEAD_LETTERS_READ_AT_MOST;
+    if read {
+        queue
+            .take_all(|letter| {
+                if let Some(age) = letter.age_secs(now) {
+                    oldest = Some(oldest.map_or(age, |o| o.max(age)));
+                }
+                false
+            })
+            .await?;
+    }
+    let dead_letters = DeadLetters {
+        queue: queue.name(),
+        depth,
+        oldest_age_secs: oldest,
+        read,
+    };
+    Ok((shards, dead_letters))
+}
+
+/// The event log, the tables and the workers' shard reports, read in one
+/// read-only snapshot so the figures agree with each other.
+pub async fn database(
+    connection: &mut AsyncPgConnection,
+) -> anyhow::Result<(EventLog, Tables, BTreeMap<String, Reports>)> {
+    connection
+        .build_transaction()
+        .read_only()
+        .repeatable_read()
+        .run(async |connection| read(connection).await)
+        .await
+        .context("cannot read clerk-sync's tables (has `clerk-sync-worker migrate` run?)")
+}
+
+async fn read(
+    connection: &mut AsyncPgConnection,
+) -> Result<(EventLog, Tables, BTreeMap<String, Reports>), diesel::result::Error> {
+    #[derive(diesel::QueryableByName)]
+    struct Outcome {
+        #[diesel(sql_type = Text)]
+        outcome: String,
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    #[derive(diesel::QueryableByName)]
+    struct Age {
+        #[diesel(sql_type = Nullable<Double>)]
+        age: Option<f64>,
+    }
+    #[derive(diesel::QueryableByName)]
+    struct Counts {
+        #[diesel(sql_type = BigInt)]
+        users: i64,
+        #[diesel(sql_type = BigInt)]
+        tombstones: i64,
+        #[diesel(sql_type = BigInt)]
+        students: i64,
+        #[diesel(sql_type = BigInt)]
+        instructors: i64,
+    }
+    #[derive(diesel::QueryableByName)]
+    struct Head {
+        #[diesel(sql_type = Text)]
+        queue: String,
+        #[diesel(sql_type = Nullable<Double>)]
+        oldest_age: Option<f64>,
+        #[diesel(sql_type = BigInt)]
+        held: i64,
+        #[diesel(sql_type = Double)]
+        report_age: f64,
+    }
+    let outcomes: Vec<Outcome> =
+        diesel::sql_query("SELECT outcome, count(*) AS n FROM clerk_sync.events GROUP BY outcome")
+            .load(connection)
+            .await?;
+    // recorded_at is indexed: this reads one index entry.
+    let newest: Age = diesel::sql_query(
+        "SELECT extract(epoch FROM now() - max(recorded_at))::float8 AS age FROM clerk_sync.events",
+    )
+    .get_result(connection)
+    .await?;
+    let counts: Counts = diesel::sql_query(
+        "SELECT (SELECT count(*) FROM clerk_sync.users) AS users, \
+                (SELECT count(*) FROM clerk_sync.users WHERE deleted) AS tombstones, \
+                (SELECT count(*) FROM \"Student\") AS students, \
+                (SELECT count(*) FROM \"Instructor\") AS instructors",
+    )
+    .get_result(connection)
+    .await?;
+    let heads: Vec<Head> = diesel::sql_query(
+        "SELECT queue, extract(epoch FROM now() - min(oldest_received_at))::float8 AS oldest_age, \
+                sum(held)::bigint AS held, extract(epoch FROM now() - max(reported_at))::float8 AS report_age \
+         FROM clerk_sync.shard_heads WHERE reported_at > now() - $1 * interval '1 second' GROUP BY queue",
+    )
+    .bind::<Double, _>(FRESH_FOR.as_secs_f64())
+    .load(connection)
+    .await?;
+    let events = EventLog {
+        by_outcome: outcomes.into_iter().map(|o| (o.outcome, o.n)).collect(),
+        newest_age_secs: newest.age.map(|age| age.max(0.0)),
+    };
+    let tables = Tables {
+        users: counts.users,
+        tombstones: counts.tombstones,
+        students: counts.students,
+        instructors: counts.instructors,
+    };
+    let reports = heads
+        .into_iter()
+        .map(|h| {
+            (
+                h.queue,
+                Reports {
+                    oldest_held_age_secs: h.oldest_age.map(|age| age.max(0.0)),
+                    held: h.held,
+                    newest_report_age_secs: h.report_age.max(0.0),
+                },
+            )
+        })
+        .collect();
+    Ok((events, tables, reports))
+}
+
+/// The shard rows: RabbitMQ's figures with the workers' reports.
+pub fn shards(
+    figures: Vec<(String, u32, u32)>,
+    mut reports: BTreeMap<String, Reports>,
+) -> Vec<Shard> {
+    figures
+        .into_iter()
+        .map(|(queue, waiting, consumers)| Shard {
+            reports: reports.remove(&queue),
+            queue,
+            waiting,
+            consumers,
+        })
+        .collect()
+}
