@@ -1,10 +1,11 @@
 //! A message taken from a shard queue, read into what the worker needs.
 //! Reading never fails: what cannot be read is judged by the planner.
 
+use crate::amqp_value::{self, integer};
 use clerk_sync_domain::clerk_event::{ParseError, ParsedEvent};
 use clerk_sync_domain::message_headers as header;
 use lapin::message::Delivery;
-use lapin::types::{AMQPValue, FieldTable};
+use lapin::types::FieldTable;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Incoming {
@@ -58,25 +59,7 @@ impl Incoming {
 }
 
 fn text(headers: &FieldTable, name: &str) -> Option<String> {
-    match headers.inner().get(name)? {
-        AMQPValue::LongString(value) => {
-            Some(String::from_utf8_lossy(value.as_bytes()).into_owned())
-        }
-        AMQPValue::ShortString(value) => Some(value.to_string()),
-        _ => None,
-    }
-}
-
-fn integer(value: &AMQPValue) -> Option<i64> {
-    match value {
-        AMQPValue::Timestamp(n) => i64::try_from(*n).ok(),
-        AMQPValue::LongLongInt(n) => Some(*n),
-        AMQPValue::LongInt(n) => Some(i64::from(*n)),
-        AMQPValue::LongUInt(n) => Some(i64::from(*n)),
-        AMQPValue::ShortInt(n) => Some(i64::from(*n)),
-        AMQPValue::ShortUInt(n) => Some(i64::from(*n)),
-        _ => None,
-    }
+    amqp_value::text(headers.inner().get(name)?)
 }
 
 fn fnv(bytes: &[u8]) -> u64 {

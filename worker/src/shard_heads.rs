@@ -21,7 +21,6 @@ use clerk_sync_domain::topology::Topology;
 use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use lapin::message::Delivery;
-use lapin::types::AMQPValue;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -124,17 +123,8 @@ impl Holdings {
 /// When the ingest accepted a message (its `clerk-sync-received-at-ms`
 /// header), if it says.
 pub fn received_at_ms(delivery: &Delivery) -> Option<i64> {
-    match delivery
-        .properties
-        .headers()
-        .as_ref()?
-        .inner()
-        .get(header::RECEIVED_AT_MS)?
-    {
-        AMQPValue::Timestamp(ms) => i64::try_from(*ms).ok(),
-        AMQPValue::LongLongInt(ms) => Some(*ms),
-        _ => None,
-    }
+    let headers = delivery.properties.headers().as_ref()?;
+    crate::amqp_value::integer(headers.inner().get(header::RECEIVED_AT_MS)?)
 }
 
 /// This process's name in `clerk_sync.shard_heads`: the host (a pod's name

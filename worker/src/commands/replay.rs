@@ -23,7 +23,10 @@ use indicatif::ProgressBar;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -87,9 +90,13 @@ struct Report {
     seconds: f64,
 }
 
+/// Batches rebuilt at once, each on its own connection, so that one batch's
+/// parsing and planning overlaps another's queries.
+const LANES: usize = 2;
+
 pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
     let mut connection = database::connect(&settings.database.url).await?;
-    let rules = Rules::of(&settings);
+    let rules = Arc::new(Rules::of(&settings));
     let started = Instant::now();
     let bar = progress::bar(
         None,
@@ -99,11 +106,7 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
             "replay: events"
         },
     );
-    let mut replay = Replay {
-        connection: &mut connection,
-        rules: &rules,
-        dry_run: args.dry_run,
-        bar: &bar,
+    let tally = Arc::new(Mutex::new(Tally {
         report: Report {
             dry_run: args.dry_run,
             changes: Vec::new(),
@@ -112,46 +115,41 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
             seconds: 0.0,
         },
         human: !args.json,
-    };
-    replay.file_unfiled(args.since, &args.users).await?;
-    if args.users.is_empty() {
-        let mut after = String::new();
-        loop {
-            let page =
-                log::users_with_events(replay.connection, &after, args.since, args.users_per_batch)
-                    .await?;
-            let Some(last) = page.last() else { break };
-            after = last.clone();
-            replay.batch(&page).await?;
-        }
-        // Rows of users the log has never heard of (a full replay only).
-        if args.since.is_none() {
-            for role in [Role::Student, Role::Instructor] {
-                let mut after = String::new();
-                loop {
-                    let page = log::users_without_events(
-                        replay.connection,
-                        role,
-                        &after,
-                        args.users_per_batch,
-                    )
-                    .await?;
-                    let Some(last) = page.last() else { break };
-                    after = last.clone();
-                    replay.batch(&page).await?;
+        bar: bar.clone(),
+    }));
+    let events_filed = file_unfiled(&mut connection, args.since, &args.users, args.dry_run).await?;
+    lock(&tally).report.totals.events_filed = events_filed;
+
+    let mut lanes = JoinSet::new();
+    let mut senders = Vec::with_capacity(LANES);
+    for _ in 0..LANES {
+        let (sender, mut pages) = mpsc::channel::<Vec<String>>(1);
+        let mut lane = database::connect(&settings.database.url).await?;
+        let (rules, tally, dry_run) = (rules.clone(), tally.clone(), args.dry_run);
+        lanes.spawn(async move {
+            while let Some(users) = pages.recv().await {
+                let mut transaction = lane.build_transaction();
+                if dry_run {
+                    transaction = transaction.read_only();
                 }
+                let batch = transaction
+                    .run(async |c| rebuild_batch(c, &users, &rules, dry_run).await)
+                    .await?;
+                lock(&tally).record(users.len(), batch, dry_run);
             }
-        }
-    } else {
-        let mut users = args.users.clone();
-        users.sort();
-        users.dedup();
-        for page in users.chunks(usize::try_from(args.users_per_batch).unwrap_or(1000)) {
-            replay.batch(page).await?;
-        }
+            anyhow::Ok(())
+        });
+        senders.push(sender);
     }
+    let produced = produce(&mut connection, &args, &senders).await;
+    drop(senders);
+    while let Some(lane) = lanes.join_next().await {
+        lane??;
+    }
+    produced?;
+
     bar.finish_and_clear();
-    let mut report = replay.report;
+    let mut report = std::mem::replace(&mut lock(&tally).report, Report::empty());
     report.seconds = started.elapsed().as_secs_f64();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -161,13 +159,101 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-struct Replay<'a> {
-    connection: &'a mut AsyncPgConnection,
-    rules: &'a Rules,
+/// Hand the users to rebuild to the lanes, a page at a time, round robin.
+/// Stops early when a lane has stopped (its error is reported by the caller).
+async fn produce(
+    connection: &mut AsyncPgConnection,
+    args: &Args,
+    lanes: &[mpsc::Sender<Vec<String>>],
+) -> anyhow::Result<()> {
+    let mut next = 0_usize;
+    let mut send = async |page: Vec<String>| {
+        next += 1;
+        lanes[next % lanes.len()].send(page).await.is_ok()
+    };
+    if !args.users.is_empty() {
+        let mut users = args.users.clone();
+        users.sort();
+        users.dedup();
+        for page in users.chunks(usize::try_from(args.users_per_batch).unwrap_or(1000)) {
+            if !send(page.to_vec()).await {
+                return Ok(());
+            }
+        }
+        return Ok(());
+    }
+    let mut after = String::new();
+    loop {
+        let page =
+            log::users_with_events(connection, &after, args.since, args.users_per_batch).await?;
+        let Some(last) = page.last() else { break };
+        after = last.clone();
+        if !send(page).await {
+            return Ok(());
+        }
+    }
+    // Rows of users the log has never heard of (a full replay only).
+    if args.since.is_none() {
+        for role in [Role::Student, Role::Instructor] {
+            let mut after = String::new();
+            loop {
+                let page =
+                    log::users_without_events(connection, role, &after, args.users_per_batch)
+                        .await?;
+                let Some(last) = page.last() else { break };
+                after = last.clone();
+                if !send(page).await {
+                    return Ok(());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Events judged `failed`/`ignored` under no user that the parser now files
+/// under one get that user, so the batches read them. Returns how many.
+async fn file_unfiled(
+    connection: &mut AsyncPgConnection,
+    since: Option<DateTime<Utc>>,
+    only: &[String],
     dry_run: bool,
-    bar: &'a ProgressBar,
+) -> anyhow::Result<u64> {
+    let mut after = String::new();
+    let mut filed_total = 0;
+    loop {
+        let page = log::unfiled_events(connection, &after, since, 1000).await?;
+        let Some((last, _)) = page.last() else { break };
+        after = last.clone();
+        let filed: Vec<(String, String)> = page
+            .into_iter()
+            .filter_map(|(svix_id, body)| {
+                let event = ParsedEvent::parse(body.as_bytes()).ok()?;
+                let user = event.subject_user_id()?.to_owned();
+                (only.is_empty() || only.contains(&user)).then_some((svix_id, user))
+            })
+            .collect();
+        filed_total += filed.len() as u64;
+        if !dry_run {
+            log::file_under(connection, &filed).await?;
+        }
+    }
+    Ok(filed_total)
+}
+
+/// The report, shared by the lanes.
+struct Tally {
     report: Report,
     human: bool,
+    bar: ProgressBar,
+}
+
+fn lock(tally: &Mutex<Tally>) -> std::sync::MutexGuard<'_, Tally> {
+    // A lane that panicked cannot leave the counts half-updated in a way
+    // that matters more than losing the run: keep going with what is there.
+    tally
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// What one batch found (and, unless a dry run, corrected).
@@ -178,47 +264,22 @@ struct Batch {
     rejudged: usize,
 }
 
-impl Replay<'_> {
-    /// Events judged `failed`/`ignored` under no user that the parser now
-    /// files under one get that user, so the batches below read them.
-    async fn file_unfiled(
-        &mut self,
-        since: Option<DateTime<Utc>>,
-        only: &[String],
-    ) -> anyhow::Result<()> {
-        let mut after = String::new();
-        loop {
-            let page = log::unfiled_events(self.connection, &after, since, 1000).await?;
-            let Some((last, _)) = page.last() else { break };
-            after = last.clone();
-            let filed: Vec<(String, String)> = page
-                .into_iter()
-                .filter_map(|(svix_id, body)| {
-                    let event = ParsedEvent::parse(body.as_bytes()).ok()?;
-                    let user = event.subject_user_id()?.to_owned();
-                    (only.is_empty() || only.contains(&user)).then_some((svix_id, user))
-                })
-                .collect();
-            self.report.totals.events_filed += filed.len() as u64;
-            if !self.dry_run {
-                log::file_under(self.connection, &filed).await?;
-            }
+impl Report {
+    fn empty() -> Self {
+        Self {
+            dry_run: false,
+            changes: Vec::new(),
+            changes_not_listed: 0,
+            totals: Totals::default(),
+            seconds: 0.0,
         }
-        Ok(())
     }
+}
 
-    async fn batch(&mut self, users: &[String]) -> anyhow::Result<()> {
-        let rules = self.rules;
-        let dry_run = self.dry_run;
-        let mut transaction = self.connection.build_transaction();
-        if dry_run {
-            transaction = transaction.read_only();
-        }
-        let batch = transaction
-            .run(async |connection| rebuild_batch(connection, users, rules, dry_run).await)
-            .await?;
+impl Tally {
+    fn record(&mut self, users: usize, batch: Batch, dry_run: bool) {
         let totals = &mut self.report.totals;
-        totals.users += users.len() as u64;
+        totals.users += users as u64;
         totals.events += batch.events as u64;
         totals.states_corrected += batch.states_corrected as u64;
         totals.events_rejudged += batch.rejudged as u64;
@@ -239,7 +300,6 @@ impl Replay<'_> {
                 self.report.changes_not_listed += 1;
             }
         }
-        Ok(())
     }
 }
 

@@ -10,6 +10,7 @@
 //! restarts `x-delivery-count` for the dead-letter queue, so that header
 //! says nothing about the shard deliveries.
 
+use crate::amqp_value::{self, integer};
 use crate::incoming::Incoming;
 use crate::runner::{DELIVERIES_HEADER, ERROR_HEADER};
 use clerk_sync_domain::clerk_event::ParsedEvent;
@@ -231,23 +232,7 @@ fn first_death(headers: &FieldTable) -> Option<Death> {
 }
 
 fn text(value: Option<&AMQPValue>) -> Option<String> {
-    match value? {
-        AMQPValue::LongString(text) => Some(String::from_utf8_lossy(text.as_bytes()).into_owned()),
-        AMQPValue::ShortString(text) => Some(text.to_string()),
-        _ => None,
-    }
-}
-
-fn integer(value: &AMQPValue) -> Option<i64> {
-    match value {
-        AMQPValue::Timestamp(n) => i64::try_from(*n).ok(),
-        AMQPValue::LongLongInt(n) => Some(*n),
-        AMQPValue::LongInt(n) => Some(i64::from(*n)),
-        AMQPValue::LongUInt(n) => Some(i64::from(*n)),
-        AMQPValue::ShortInt(n) => Some(i64::from(*n)),
-        AMQPValue::ShortUInt(n) => Some(i64::from(*n)),
-        _ => None,
-    }
+    amqp_value::text(value?)
 }
 
 /// AMQP headers as JSON: strings as text, numbers and times as numbers.
