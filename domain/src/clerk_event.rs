@@ -96,18 +96,18 @@ impl ParsedEvent {
     pub fn parse(body: &[u8]) -> Result<Self, ParseError> {
         let value: Value =
             serde_json::from_slice(body).map_err(|e| ParseError::NotJson(e.classify_name()))?;
-        let Value::Object(envelope) = value else {
+        let Value::Object(mut envelope) = value else {
             return Err(ParseError::NotAnObject);
         };
         let event_type = text(&envelope, "type").ok_or(ParseError::NoType)?;
         let timestamp_ms = integer(&envelope, "timestamp").map(to_millis);
         let kind = match event_type.as_str() {
             "user.created" | "user.updated" | "user.deleted" => {
-                let data = match envelope.get("data") {
+                let data = match envelope.remove("data") {
                     Some(Value::Object(data)) => data,
                     _ => return Err(ParseError::NoData { event_type }),
                 };
-                let Some(id) = text(data, "id").filter(|id| !id.is_empty()) else {
+                let Some(id) = text(&data, "id").filter(|id| !id.is_empty()) else {
                     return Err(ParseError::NoUserId { event_type });
                 };
                 match event_type.as_str() {
@@ -197,7 +197,9 @@ impl ParsedEvent {
     }
 }
 
-fn user(id: String, data: &Map<String, Value>) -> ClerkUser {
+/// The user in `data`, which it takes apart (the metadata objects are moved,
+/// not copied).
+fn user(id: String, mut data: Map<String, Value>) -> ClerkUser {
     let email_addresses = match data.get("email_addresses") {
         Some(Value::Array(addresses)) => addresses
             .iter()
@@ -213,16 +215,16 @@ fn user(id: String, data: &Map<String, Value>) -> ClerkUser {
     };
     ClerkUser {
         id,
-        first_name: text(data, "first_name"),
-        last_name: text(data, "last_name"),
-        image_url: text(data, "image_url"),
-        primary_email_address_id: text(data, "primary_email_address_id"),
+        first_name: text(&data, "first_name"),
+        last_name: text(&data, "last_name"),
+        image_url: text(&data, "image_url"),
+        primary_email_address_id: text(&data, "primary_email_address_id"),
         email_addresses,
-        created_at_ms: integer(data, "created_at").map(to_millis),
-        updated_at_ms: integer(data, "updated_at").map(to_millis),
-        public_metadata: object(data, "public_metadata"),
-        private_metadata: object(data, "private_metadata"),
-        unsafe_metadata: object(data, "unsafe_metadata"),
+        created_at_ms: integer(&data, "created_at").map(to_millis),
+        updated_at_ms: integer(&data, "updated_at").map(to_millis),
+        public_metadata: take_object(&mut data, "public_metadata"),
+        private_metadata: take_object(&mut data, "private_metadata"),
+        unsafe_metadata: take_object(&mut data, "unsafe_metadata"),
     }
 }
 
@@ -234,9 +236,9 @@ fn integer(map: &Map<String, Value>, key: &str) -> Option<i64> {
     map.get(key).and_then(Value::as_i64)
 }
 
-fn object(map: &Map<String, Value>, key: &str) -> Map<String, Value> {
-    match map.get(key) {
-        Some(Value::Object(object)) => object.clone(),
+fn take_object(map: &mut Map<String, Value>, key: &str) -> Map<String, Value> {
+    match map.remove(key) {
+        Some(Value::Object(object)) => object,
         _ => Map::new(),
     }
 }
