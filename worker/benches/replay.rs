@@ -24,7 +24,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const EVENTS_PER_USER: i64 = 10;
-const USERS_PER_BATCH: i64 = 500;
+const USERS_PER_BATCH: i64 = 1_000;
 const TARGET: f64 = 50_000.0;
 
 #[tokio::main]

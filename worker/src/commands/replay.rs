@@ -44,7 +44,7 @@ pub struct Args {
     #[arg(long)]
     json: bool,
     /// Users rebuilt per transaction.
-    #[arg(long, value_name = "N", default_value_t = 500,
+    #[arg(long, value_name = "N", default_value_t = 1000,
           value_parser = clap::value_parser!(i64).range(1..=100_000))]
     users_per_batch: i64,
 }
