@@ -1,9 +1,15 @@
-//! Throughput of the worker against the local PostgreSQL and RabbitMQ.
+//! Throughput of the worker against the local PostgreSQL and RabbitMQ, and
+//! how it scales out over processes.
 //!
 //! 100,000 Clerk-shaped events (about 2 KB each: creates, updates, and a
 //! delete for one user in ten) for 10,000 users are loaded into the shard
-//! queues, then applied by 1 and by 2 real `clerk-sync-worker` processes;
-//! the rate is measured from the first commit to the last event logged.
+//! queues, then applied by 1, by 2 and by 4 real `clerk-sync-worker`
+//! processes sharing the same shards; the rate is measured from the first
+//! commit to the last event logged, and each process's share is read from
+//! its own `/metrics` (`clerk_sync_worker_events_total`). After each run the
+//! tables are compared with an independent model of the semantics computed
+//! from the generated events (see `common/model.rs`), and the log must hold
+//! every svix-id exactly once: a mismatch prints MISS and fails the run.
 //! Beside them, the machine's limit in the same run: the same rows (one log
 //! row per event, one Student row per user of the batch) written in batches
 //! of the same size straight through diesel-async, with no RabbitMQ and no
@@ -13,78 +19,33 @@
 //! (as `cargo test --all-targets` runs it) a smoke run of 2,000 events.
 //! It uses its own database and topology and removes both.
 
+mod common;
+#[path = "throughput/load.rs"]
+mod load;
+
 use anyhow::{Context, Result, bail};
 use clerk_sync_domain::projection::{Profile, UserState};
 use clerk_sync_domain::roles::Role;
 use clerk_sync_domain::runtime::amqp;
 use clerk_sync_domain::runtime::secret_url::SecretUrl;
 use clerk_sync_domain::topology::Topology;
-use clerk_sync_testkit::cpu::{beam_pid, cpu_time, cpu_time_of_named};
 use clerk_sync_worker::plan::LogRow;
 use clerk_sync_worker::{database, repository};
+use common::check::{self, LogSpec};
+use common::measure::{cpu_report, cpu_snapshot, peak_rss_mib};
+use common::model;
+use common::verdict;
+use common::workers::{self, Worker};
 use diesel::sql_types::BigInt;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use lapin::BasicProperties;
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
+use load::{Event, T0, generate, modelled, publish};
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 const BATCH_SIZE: usize = 500;
 const SHARDS: u16 = 8;
-const T0: i64 = 1_700_000_000_000;
-
-struct Event {
-    svix_id: String,
-    user: String,
-    at_ms: i64,
-    body: Vec<u8>,
-}
-
-/// `users` users, `total` events: a create, then updates, and for one user
-/// in ten a final delete. Events are interleaved across users, as traffic is.
-fn generate(users: usize, total: usize) -> Vec<Event> {
-    let per_user = total / users;
-    let padding = "x".repeat(1_150);
-    let mut events = Vec::with_capacity(total);
-    for step in 0..per_user {
-        for u in 0..users {
-            let user = format!("user_bench{u:06}");
-            let at_ms = T0 + (step as i64) * 1_000;
-            let svix_id = format!("msg_bench_{u}_{step}");
-            let body = if step + 1 == per_user && u % 10 == 0 {
-                serde_json::json!({"type": "user.deleted", "object": "event", "timestamp": at_ms,
-                    "data": {"id": user, "object": "user", "deleted": true}})
-            } else {
-                let event_type = if step == 0 {
-                    "user.created"
-                } else {
-                    "user.updated"
-                };
-                serde_json::json!({"type": event_type, "object": "event", "timestamp": at_ms,
-                    "data": {"id": user, "object": "user", "first_name": format!("First{step}"), "last_name": "Bench",
-                        "image_url": "https://img.clerk.com/eyJ0eXBlIjoiZGVmYXVsdCJ9",
-                        "primary_email_address_id": "idn_2",
-                        "email_addresses": [
-                            {"id": "idn_1", "object": "email_address", "email_address": format!("old.{user}@example.com"), "verification": {"status": "verified", "strategy": "email_code"}},
-                            {"id": "idn_2", "object": "email_address", "email_address": format!("{user}@example.com"), "verification": {"status": "verified", "strategy": "email_code"}}],
-                        "phone_numbers": [], "web3_wallets": [], "external_accounts": [],
-                        "public_metadata": {"role": if u % 7 == 0 { "instructor" } else { "student" }},
-                        "private_metadata": {}, "unsafe_metadata": {"signup_form": padding},
-                        "created_at": T0, "updated_at": at_ms, "last_sign_in_at": at_ms,
-                        "password_enabled": true, "two_factor_enabled": false}})
-            };
-            events.push(Event {
-                svix_id,
-                user,
-                at_ms,
-                body: serde_json::to_vec(&body).unwrap_or_default(),
-            });
-        }
-    }
-    events
-}
+const WORKERS: [usize; 3] = [1, 2, 4];
 
 /// The same rows the worker writes, without the queue and the decision.
 async fn raw_limit(connection: &mut AsyncPgConnection, events: &[Event]) -> Result<(f64, String)> {
@@ -143,49 +104,6 @@ async fn raw_limit(connection: &mut AsyncPgConnection, events: &[Event]) -> Resu
     Ok((events.len() as f64 / seconds, cpu))
 }
 
-async fn publish(url: &SecretUrl, topology: &Topology, events: &[Event]) -> Result<()> {
-    let connection = amqp::connect(url, "bench-load").await?;
-    let channel = connection.create_channel().await?;
-    channel
-        .confirm_select(ConfirmSelectOptions::default())
-        .await?;
-    for chunk in events.chunks(1_000) {
-        let confirms = chunk.iter().map(|e| {
-            let mut headers = FieldTable::default();
-            headers.insert(
-                "svix-timestamp".into(),
-                AMQPValue::LongString(LongString::from((e.at_ms / 1000).to_string().as_str())),
-            );
-            let properties = BasicProperties::default()
-                .with_delivery_mode(2)
-                .with_message_id(ShortString::from(e.svix_id.as_str()))
-                .with_headers(headers);
-            let queue = topology.queue_for(&e.user);
-            let channel = channel.clone();
-            let exchange = topology.exchange();
-            async move {
-                channel
-                    .basic_publish(
-                        exchange.as_str().into(),
-                        queue.as_str().into(),
-                        BasicPublishOptions::default(),
-                        &e.body,
-                        properties,
-                    )
-                    .await?
-                    .await
-            }
-        });
-        for confirm in futures::future::join_all(confirms).await {
-            if !confirm?.is_ack() {
-                bail!("RabbitMQ refused a message");
-            }
-        }
-    }
-    let _ = connection.close(200, "loaded".into()).await;
-    Ok(())
-}
-
 async fn count(connection: &mut AsyncPgConnection) -> Result<i64> {
     #[derive(diesel::QueryableByName)]
     struct N {
@@ -202,32 +120,30 @@ struct Run {
     rate: f64,
     seconds: f64,
     peak_rss_mib: Vec<f64>,
+    /// Events each process logged, from its own `/metrics`.
+    logged_by: Vec<u64>,
     cpu: String,
 }
 
 /// Start `workers` processes on the loaded queues; measure until all is logged.
 async fn run_workers(workers: usize, db: &SecretUrl, prefix: &str, total: i64) -> Result<Run> {
-    let mut children: Vec<Child> = (0..workers)
-        .map(|_| {
-            Command::new(env!("CARGO_BIN_EXE_clerk-sync-worker"))
-                .arg("run")
-                .env_clear()
-                .current_dir(std::env::temp_dir())
-                .env("DATABASE_URL", db.expose())
-                .env("CLERK_SYNC__AMQP__PREFIX", prefix)
-                .env("CLERK_SYNC__AMQP__SHARDS", SHARDS.to_string())
-                .env("CLERK_SYNC__WORKER__BATCH_SIZE", BATCH_SIZE.to_string())
-                .env("CLERK_SYNC__WORKER__LISTEN", "127.0.0.1:0")
-                .env("RUST_LOG", "warn")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-        })
-        .collect::<Result<_, _>>()?;
+    let env: Vec<(String, String)> = [
+        ("DATABASE_URL", db.expose()),
+        ("CLERK_SYNC__AMQP__PREFIX", prefix),
+        ("CLERK_SYNC__AMQP__SHARDS", &SHARDS.to_string()),
+        ("CLERK_SYNC__WORKER__BATCH_SIZE", &BATCH_SIZE.to_string()),
+        ("RUST_LOG", "warn"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let children: Vec<Worker> = (0..workers)
+        .map(|_| Worker::spawn(&env, None))
+        .collect::<Result<_>>()?;
     let mut connection = database::connect(db).await?;
     let deadline = Instant::now() + Duration::from_secs(600);
     let (mut first, mut logged_at_first) = (None, 0);
-    let pids: Vec<u32> = children.iter().map(Child::id).collect();
+    let pids: Vec<u32> = children.iter().map(Worker::pid).collect();
     let mut cpu_at_first = cpu_snapshot(&pids);
     let mut peak = vec![0.0; workers];
     loop {
@@ -237,8 +153,8 @@ async fn run_workers(workers: usize, db: &SecretUrl, prefix: &str, total: i64) -
             logged_at_first = logged;
             cpu_at_first = cpu_snapshot(&pids);
         }
-        for (i, child) in children.iter().enumerate() {
-            peak[i] = f64::max(peak[i], peak_rss_mib(child.id()));
+        for (i, pid) in pids.iter().enumerate() {
+            peak[i] = f64::max(peak[i], peak_rss_mib(*pid));
         }
         if logged >= total {
             break;
@@ -257,13 +173,8 @@ async fn run_workers(workers: usize, db: &SecretUrl, prefix: &str, total: i64) -
         applied,
         seconds,
     );
-    for child in &children {
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-    }
-    for child in &mut children {
-        let status = child.wait()?;
+    let logged_by = shares(&children, total as u64).await?;
+    for status in workers::terminate(children)? {
         if !status.success() {
             bail!("a worker exited with {status}");
         }
@@ -272,49 +183,26 @@ async fn run_workers(workers: usize, db: &SecretUrl, prefix: &str, total: i64) -
         rate: applied / seconds,
         seconds,
         peak_rss_mib: peak,
+        logged_by,
         cpu,
     })
 }
 
-/// CPU time so far of: the given processes together, PostgreSQL, RabbitMQ,
-/// and the whole machine.
-fn cpu_snapshot(pids: &[u32]) -> [Duration; 4] {
-    let ours = pids.iter().filter_map(|pid| cpu_time(Some(*pid))).sum();
-    let rabbitmq = beam_pid()
-        .and_then(|pid| cpu_time(Some(pid)))
-        .unwrap_or_default();
-    let machine = cpu_time(None).unwrap_or_default();
-    [ours, cpu_time_of_named("postgres"), rabbitmq, machine]
-}
-
-/// "CPU µs per event: <who> a, postgres b, rabbitmq c (n% of 2 cores busy)".
-fn cpu_report(
-    who: &str,
-    before: [Duration; 4],
-    after: [Duration; 4],
-    events: f64,
-    seconds: f64,
-) -> String {
-    let per_event = |i: usize| after[i].saturating_sub(before[i]).as_secs_f64() * 1e6 / events;
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-    let busy = 100.0 * after[3].saturating_sub(before[3]).as_secs_f64() / (seconds * cores);
-    format!(
-        "CPU µs per event: {who} {:.0}, postgres {:.0}, rabbitmq {:.0} ({busy:.0}% of {cores} cores busy)",
-        per_event(0),
-        per_event(1),
-        per_event(2)
-    )
-}
-
-/// VmHWM (peak resident set) of a process, MiB.
-fn peak_rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|status| {
-            let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-            line.split_whitespace().nth(1)?.parse::<f64>().ok()
-        })
-        .map_or(0.0, |kib| kib / 1024.0)
+/// Each worker's count of events logged. A process counts a batch just
+/// after its commit, so the counts may trail the log for a moment.
+async fn shares(children: &[Worker], total: u64) -> Result<Vec<u64>> {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut counts = Vec::with_capacity(children.len());
+        for worker in children {
+            counts.push(worker.events_logged(&client).await?);
+        }
+        if counts.iter().sum::<u64>() >= total || Instant::now() > deadline {
+            return Ok(counts);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn reset(connection: &mut AsyncPgConnection) -> Result<()> {
@@ -325,7 +213,7 @@ async fn reset(connection: &mut AsyncPgConnection) -> Result<()> {
 }
 
 #[tokio::main]
-async fn main() -> Result<()> {
+async fn main() -> Result<ExitCode> {
     let full = std::env::args().any(|a| a == "--bench");
     let (users, total) = if full {
         (10_000, 100_000)
@@ -338,8 +226,13 @@ async fn main() -> Result<()> {
     let amqp_url = SecretUrl::new("amqp://guest:guest@127.0.0.1:5672/%2f");
     let topology = Topology::new(prefix.clone(), SHARDS);
     let result = bench(users, total, &db, &amqp_url, &prefix, &topology).await;
-    cleanup(&db_name, &amqp_url, &topology).await;
-    result
+    common::cleanup(&db_name, &topology).await;
+    // A mismatch with the model has been printed: fail without more noise.
+    Ok(if result? {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 async fn bench(
@@ -349,7 +242,7 @@ async fn bench(
     amqp_url: &SecretUrl,
     prefix: &str,
     topology: &Topology,
-) -> Result<()> {
+) -> Result<bool> {
     let events = generate(users, total);
     let mean = events.iter().map(|e| e.body.len()).sum::<usize>() / events.len();
     println!(
@@ -366,8 +259,15 @@ async fn bench(
     println!("  limit: same rows, same batches, diesel-async only: {raw:>8.0} events/s");
     println!("      {raw_cpu}");
 
+    let expected = model::expected(&modelled(&events));
+    let all: BTreeSet<String> = events.iter().map(|e| e.svix_id.clone()).collect();
+    let log = LogSpec {
+        required: &all,
+        allowed: &BTreeSet::new(),
+    };
     let mut runs = Vec::new();
-    for workers in [1, 2] {
+    let mut misses = Vec::new();
+    for workers in WORKERS {
         reset(&mut pg).await?;
         publish(amqp_url, topology, &events).await?;
         let run = run_workers(workers, db, prefix, total as i64).await?;
@@ -381,6 +281,22 @@ async fn bench(
             rss.join(" / ")
         );
         println!("      {}", run.cpu);
+        println!("      {}", share_line(&run.logged_by, total as u64));
+        let differences = check::differences(&expected, &log, &check::observe(db).await?);
+        println!(
+            "      tables and log equal the model: {} (model: {} Student and {} Instructor rows, {} deleted users without rows, {} svix-ids each logged once)",
+            verdict(differences.is_empty()),
+            expected.students.len(),
+            expected.instructors.len(),
+            expected.deleted_users,
+            all.len()
+        );
+        for difference in &differences {
+            println!("        {difference}");
+        }
+        if !differences.is_empty() {
+            misses.push(workers);
+        }
         runs.push(run);
     }
     let one = &runs[0];
@@ -394,24 +310,39 @@ async fn bench(
         verdict(one.rate >= 5_000.0),
         verdict(max_rss < 64.0)
     );
-    Ok(())
+    let speedup: Vec<String> = runs
+        .iter()
+        .zip(WORKERS)
+        .skip(1)
+        .map(|(run, workers)| format!("{workers} workers x{:.2}", run.rate / one.rate))
+        .collect();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "  scale-out over 1 worker: {} (on {cores} cores shared with PostgreSQL and RabbitMQ)",
+        speedup.join(", ")
+    );
+    if !misses.is_empty() {
+        println!("  the tables differ from the model after the run with {misses:?} workers");
+    }
+    Ok(misses.is_empty())
 }
 
-fn verdict(ok: bool) -> &'static str {
-    if ok { "PASS" } else { "MISS" }
-}
-
-async fn cleanup(db_name: &str, amqp_url: &SecretUrl, topology: &Topology) {
-    if let Ok(connection) = amqp::connect(amqp_url, "bench-cleanup").await {
-        let _ = amqp::delete_topology(&connection, topology).await;
-    }
-    if let Ok(mut server) =
-        AsyncPgConnection::establish("postgres://postgres@127.0.0.1:5432/postgres").await
-    {
-        let _ = diesel::sql_query(format!(
-            "DROP DATABASE IF EXISTS \"{db_name}\" WITH (FORCE)"
-        ))
-        .execute(&mut server)
-        .await;
-    }
+/// "share per process: 51% / 49% (1020 / 980 events)" from the counters.
+fn share_line(logged_by: &[u64], total: u64) -> String {
+    let counted: u64 = logged_by.iter().sum();
+    let percent: Vec<String> = logged_by
+        .iter()
+        .map(|n| format!("{:.0}%", 100.0 * *n as f64 / counted.max(1) as f64))
+        .collect();
+    let counts: Vec<String> = logged_by.iter().map(u64::to_string).collect();
+    let note = if counted == total {
+        String::new()
+    } else {
+        format!(", {counted} of {total} counted")
+    };
+    format!(
+        "share per process: {} ({} events{note})",
+        percent.join(" / "),
+        counts.join(" / ")
+    )
 }

@@ -1,0 +1,46 @@
+//! What a benchmark measures beside its rate: CPU time per event of each
+//! party, and peak resident memory.
+
+use clerk_sync_testkit::cpu::{beam_pid, cpu_time, cpu_time_of_named};
+use std::time::Duration;
+
+/// CPU time so far of: the given processes together, PostgreSQL, RabbitMQ,
+/// and the whole machine.
+pub fn cpu_snapshot(pids: &[u32]) -> [Duration; 4] {
+    let ours = pids.iter().filter_map(|pid| cpu_time(Some(*pid))).sum();
+    let rabbitmq = beam_pid()
+        .and_then(|pid| cpu_time(Some(pid)))
+        .unwrap_or_default();
+    let machine = cpu_time(None).unwrap_or_default();
+    [ours, cpu_time_of_named("postgres"), rabbitmq, machine]
+}
+
+/// "CPU µs per event: <who> a, postgres b, rabbitmq c (n% of 2 cores busy)".
+pub fn cpu_report(
+    who: &str,
+    before: [Duration; 4],
+    after: [Duration; 4],
+    events: f64,
+    seconds: f64,
+) -> String {
+    let per_event = |i: usize| after[i].saturating_sub(before[i]).as_secs_f64() * 1e6 / events;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let busy = 100.0 * after[3].saturating_sub(before[3]).as_secs_f64() / (seconds * cores);
+    format!(
+        "CPU µs per event: {who} {:.0}, postgres {:.0}, rabbitmq {:.0} ({busy:.0}% of {cores} cores busy)",
+        per_event(0),
+        per_event(1),
+        per_event(2)
+    )
+}
+
+/// VmHWM (peak resident set) of a process, MiB.
+pub fn peak_rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+            line.split_whitespace().nth(1)?.parse::<f64>().ok()
+        })
+        .map_or(0.0, |kib| kib / 1024.0)
+}

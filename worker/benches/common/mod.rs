@@ -1,0 +1,100 @@
+//! Shared by the throughput and chaos benchmarks: an independent model of
+//! the semantics and the check of the tables against it, real worker
+//! processes, and the resources of a run (a database and a topology of its
+//! own, removed afterwards).
+
+#![allow(dead_code)]
+
+pub mod check;
+pub mod measure;
+pub mod model;
+pub mod services;
+pub mod workers;
+
+use anyhow::{Context, Result};
+use clerk_sync_domain::runtime::amqp;
+use clerk_sync_domain::runtime::secret_url::SecretUrl;
+use clerk_sync_domain::topology::Topology;
+use diesel::sql_types::BigInt;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use lapin::options::QueueDeclareOptions;
+use lapin::types::FieldTable;
+
+pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+const SERVER_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// A database name and queue prefix of this run's own: `<kind>_<8 hex>`.
+pub fn unique(kind: &str) -> String {
+    format!("{kind}_{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
+}
+
+pub fn database_url(name: &str) -> SecretUrl {
+    SecretUrl::new(format!("postgres://postgres@127.0.0.1:5432/{name}"))
+}
+
+/// Rows in `clerk_sync.events`, on a connection of its own (so it works
+/// across a PostgreSQL restart).
+pub async fn logged(url: &SecretUrl) -> Result<i64> {
+    #[derive(diesel::QueryableByName)]
+    struct N {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let mut connection = AsyncPgConnection::establish(url.expose()).await?;
+    let n: N = diesel::sql_query("SELECT count(*) AS n FROM clerk_sync.events")
+        .get_result(&mut connection)
+        .await?;
+    Ok(n.n)
+}
+
+/// Messages in each shard queue and in the dead-letter queue: ready ones
+/// only (what a worker holds unacknowledged is not counted).
+#[derive(Debug, Default)]
+pub struct Depths {
+    pub shards: u64,
+    pub dead_letters: u64,
+}
+
+pub async fn depths(topology: &Topology) -> Result<Depths> {
+    let connection = amqp::connect(&SecretUrl::new(AMQP_URL), "bench-depths").await?;
+    let channel = connection.create_channel().await?;
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..QueueDeclareOptions::default()
+    };
+    let mut depths = Depths::default();
+    for queue in topology.shard_queues() {
+        let declared = channel
+            .queue_declare(queue.as_str().into(), passive, FieldTable::default())
+            .await
+            .with_context(|| format!("cannot inspect queue {queue}"))?;
+        depths.shards += u64::from(declared.message_count());
+    }
+    let queue = topology.dead_letter_queue();
+    let declared = channel
+        .queue_declare(queue.as_str().into(), passive, FieldTable::default())
+        .await
+        .with_context(|| format!("cannot inspect queue {queue}"))?;
+    depths.dead_letters = u64::from(declared.message_count());
+    let _ = connection.close(200, "inspected".into()).await;
+    Ok(depths)
+}
+
+/// Remove the run's topology and database; quietly, as this runs after
+/// failures too.
+pub async fn cleanup(db_name: &str, topology: &Topology) {
+    if let Ok(connection) = amqp::connect(&SecretUrl::new(AMQP_URL), "bench-cleanup").await {
+        let _ = amqp::delete_topology(&connection, topology).await;
+    }
+    if let Ok(mut server) = AsyncPgConnection::establish(SERVER_URL).await {
+        let _ = diesel::sql_query(format!(
+            "DROP DATABASE IF EXISTS \"{db_name}\" WITH (FORCE)"
+        ))
+        .execute(&mut server)
+        .await;
+    }
+}
+
+pub fn verdict(ok: bool) -> &'static str {
+    if ok { "PASS" } else { "MISS" }
+}

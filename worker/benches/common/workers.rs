@@ -1,0 +1,128 @@
+//! Real `clerk-sync-worker run` processes, each serving `/metrics` and
+//! `/readyz` on a port of its own.
+
+use anyhow::{Context, Result, bail};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Debug)]
+pub struct Worker {
+    child: Child,
+    pub port: u16,
+}
+
+/// A port nobody listens on now (the worker binds it a moment later).
+pub fn free_port() -> Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("no free port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+impl Worker {
+    /// Start a worker with exactly `env` (plus its own listen port); its
+    /// stderr goes to `log` when given.
+    pub fn spawn(env: &[(String, String)], log: Option<&Path>) -> Result<Self> {
+        let port = free_port()?;
+        let stderr = match log {
+            Some(path) => Stdio::from(
+                std::fs::File::create(path)
+                    .with_context(|| format!("cannot create {}", path.display()))?,
+            ),
+            None => Stdio::null(),
+        };
+        let child = Command::new(env!("CARGO_BIN_EXE_clerk-sync-worker"))
+            .arg("run")
+            .env_clear()
+            .current_dir(std::env::temp_dir())
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("CLERK_SYNC__WORKER__LISTEN", format!("127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .context("cannot start clerk-sync-worker")?;
+        Ok(Self { child, port })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// How it exited, if it has.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// SIGKILL: no chance to finish a batch or acknowledge anything.
+    pub fn kill(mut self) -> Result<()> {
+        self.child.kill().context("cannot kill a worker")?;
+        self.child.wait().context("cannot reap a worker")?;
+        Ok(())
+    }
+
+    /// Wait until `/readyz` answers 200 (database and broker connected).
+    pub async fn wait_ready(&mut self, client: &reqwest::Client, within: Duration) -> Result<()> {
+        let started = Instant::now();
+        let url = format!("http://127.0.0.1:{}/readyz", self.port);
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                bail!("a worker exited at start-up with {status}");
+            }
+            let answer = client.get(&url).send().await.map(|r| r.status().as_u16());
+            if answer.ok() == Some(200) {
+                return Ok(());
+            }
+            if started.elapsed() > within {
+                bail!("a worker was not ready within {within:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The sum of `clerk_sync_worker_events_total` over its labels: the
+    /// events this process logged.
+    pub async fn events_logged(&self, client: &reqwest::Client) -> Result<u64> {
+        let url = format!("http://127.0.0.1:{}/metrics", self.port);
+        let text = client
+            .get(&url)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .context("cannot read a worker's /metrics")?
+            .text()
+            .await?;
+        Ok(events_total(&text))
+    }
+}
+
+/// Sum of every `clerk_sync_worker_events_total{...} N` line.
+pub fn events_total(metrics: &str) -> u64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("clerk_sync_worker_events_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// SIGTERM every worker, then wait for each: their exit statuses.
+pub fn terminate(workers: Vec<Worker>) -> Result<Vec<ExitStatus>> {
+    for worker in &workers {
+        Command::new("kill")
+            .args(["-TERM", &worker.pid().to_string()])
+            .status()
+            .context("cannot run kill")?;
+    }
+    workers
+        .into_iter()
+        .map(|mut w| w.child.wait().context("cannot reap a worker"))
+        .collect()
+}
+
+impl Drop for Worker {
+    /// A worker left running (an error on the way) is killed.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
