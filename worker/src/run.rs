@@ -9,13 +9,22 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
-    migrate::run(&settings).await?;
+    // Listen for SIGTERM from the start: as a container's PID 1 the process
+    // would otherwise ignore it while migrating.
+    let stop = CancellationToken::new();
+    let signals = tokio::spawn(stop_on_signal(stop.clone()));
+    tokio::select! {
+        migrated = migrate::run(&settings) => migrated?,
+        () = stop.cancelled() => {
+            // The migration's transaction rolls back with the connection.
+            tracing::info!("stopped before consuming anything");
+            return Ok(());
+        }
+    }
     let metrics = Arc::new(Metrics::new());
     let server = http::serve(settings.worker.listen, metrics.clone())?;
     let server_handle = server.handle();
     let server_task = tokio::spawn(server);
-    let stop = CancellationToken::new();
-    let signals = tokio::spawn(stop_on_signal(stop.clone()));
     tracing::info!(
         listen = %settings.worker.listen,
         shards = settings.amqp.shards,

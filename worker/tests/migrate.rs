@@ -234,3 +234,38 @@ async fn the_diesel_schema_matches_the_migrated_database() {
     check!(events);
     check!(users);
 }
+
+/// `run` handles SIGTERM from its first moment: stopped while its start-up
+/// migration waits for a broker that does not answer, it exits 0 (before,
+/// the signal killed it, and as a container's PID 1 it was ignored).
+#[test]
+fn run_stops_on_sigterm_while_it_is_still_migrating() {
+    // A broker address that accepts connections and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let port = silent.local_addr().unwrap_or_else(|e| panic!("{e}")).port();
+    let database = TestDatabase::named_only();
+    let broker = TestBroker::new(3);
+    let mut worker = Command::new(env!("CARGO_BIN_EXE_clerk-sync-worker"))
+        .arg("run")
+        .env_clear()
+        .current_dir(std::env::temp_dir())
+        .env("DATABASE_URL", database.url.expose())
+        .env(
+            "AMQP_URL",
+            format!("amqp://guest:guest@127.0.0.1:{port}/%2f"),
+        )
+        .env("CLERK_SYNC__AMQP__PREFIX", &broker.prefix)
+        .env("CLERK_SYNC__WORKER__LISTEN", "127.0.0.1:0")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let sent = Command::new("kill")
+        .args(["-TERM", &worker.id().to_string()])
+        .status()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(sent.success());
+    let status = worker.wait().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    drop(silent);
+}
