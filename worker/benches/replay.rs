@@ -24,13 +24,18 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const EVENTS_PER_USER: i64 = 10;
-const USERS_PER_BATCH: i64 = 1_000;
+const USERS_PER_BATCH: i64 = 700;
 const TARGET: f64 = 50_000.0;
 
 #[tokio::main]
 async fn main() -> Result<()> {
     let full = std::env::args().any(|a| a == "--bench");
     let users = if full { 100_000 } else { 1_000 };
+    if !full {
+        println!(
+            "smoke run (cargo bench gives the real one): its figures and verdicts mean nothing"
+        );
+    }
     println!(
         "replay: {} events for {users} users ({EVENTS_PER_USER} per user, about 2 KB each), \
          {USERS_PER_BATCH} users per transaction",

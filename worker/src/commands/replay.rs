@@ -44,7 +44,7 @@ pub struct Args {
     #[arg(long)]
     json: bool,
     /// Users rebuilt per transaction.
-    #[arg(long, value_name = "N", default_value_t = 1000,
+    #[arg(long, value_name = "N", default_value_t = 700,
           value_parser = clap::value_parser!(i64).range(1..=100_000))]
     users_per_batch: i64,
 }
@@ -92,7 +92,7 @@ struct Report {
 
 /// Batches rebuilt at once, each on its own connection, so that one batch's
 /// parsing and planning overlaps another's queries.
-const LANES: usize = 2;
+const LANES: usize = 3;
 
 pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
     let mut connection = database::connect(&settings.database.url).await?;
