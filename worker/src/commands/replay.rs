@@ -18,7 +18,7 @@ use clerk_sync_domain::projection::UserState;
 use clerk_sync_domain::roles::Role;
 use clerk_sync_domain::runtime::settings::Settings;
 use diesel::result::Error;
-use diesel_async::AsyncPgConnection;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use indicatif::ProgressBar;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -312,6 +312,12 @@ async fn rebuild_batch(
     let stored = if dry_run {
         repository::user_states(connection, users, false).await?
     } else {
+        // A replay's commits need not wait for the disk: one lost in a
+        // crash is redone by running replay again, and WAL order keeps any
+        // worker's later (synchronous) commit from surviving without it.
+        diesel::sql_query("SET LOCAL synchronous_commit = off")
+            .execute(connection)
+            .await?;
         repository::lock_users(connection, users).await?
     };
     let events = log::logged_events(connection, users).await?;
