@@ -4,8 +4,8 @@
 //! log already has keeps its row (the log holds an event once) and its dead
 //! letter is removed all the same: the event was dealt with.
 
-use super::missing;
 use super::queue::{DeadLetterQueue, Held};
+use super::take_named;
 use crate::clock::now_ms;
 use crate::commands::progress;
 use crate::database;
@@ -89,18 +89,7 @@ async fn discard(
     ids: &BTreeSet<String>,
     erase_on_delete: bool,
 ) -> anyhow::Result<Vec<Outcome>> {
-    let held = queue
-        .take_all(|letter| ids.contains(&letter.svix_id))
-        .await?;
-    let found: Vec<&str> = held.iter().map(|h| h.letter.svix_id.as_str()).collect();
-    let missing = missing(ids, &found);
-    if !missing.is_empty() {
-        anyhow::bail!(
-            "not in the dead-letter queue {}: {}; nothing was discarded",
-            queue.name(),
-            missing.join(", ")
-        );
-    }
+    let held = take_named(queue, ids, "discarded").await?;
     let bar = progress::bar(Some(ids.len() as u64), "discarding");
     let mut outcome = Vec::with_capacity(ids.len());
     for id in ids {

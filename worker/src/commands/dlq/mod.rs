@@ -91,6 +91,29 @@ enum Which {
     Ids(BTreeSet<String>),
 }
 
+/// Take the dead letters with these svix-ids for `verb` ("redriven",
+/// "discarded"). When one is not there, fail naming it: nothing is acted on,
+/// and what was taken goes back with the queue's channel.
+async fn take_named(
+    queue: &queue::DeadLetterQueue,
+    ids: &BTreeSet<String>,
+    verb: &str,
+) -> anyhow::Result<Vec<queue::Held>> {
+    let held = queue
+        .take_all(|letter| ids.contains(&letter.svix_id))
+        .await?;
+    let found: Vec<&str> = held.iter().map(|h| h.letter.svix_id.as_str()).collect();
+    let missing = missing(ids, &found);
+    if !missing.is_empty() {
+        anyhow::bail!(
+            "not in the dead-letter queue {}: {}; nothing was {verb}",
+            queue.name(),
+            missing.join(", ")
+        );
+    }
+    Ok(held)
+}
+
 /// The ids of `wanted` that none of `found` has: an operator's typo, or a
 /// message another operator already handled.
 fn missing<'a>(wanted: &'a BTreeSet<String>, found: &[&str]) -> Vec<&'a str> {

@@ -6,7 +6,7 @@
 //! dead letter: harmless, the worker skips a svix-id it has logged.
 
 use super::queue::{DeadLetterQueue, Held};
-use super::{Which, missing};
+use super::{Which, take_named};
 use crate::commands::progress;
 use clerk_sync_domain::runtime::settings::Settings;
 use serde_json::json;
@@ -58,23 +58,10 @@ struct Outcome {
 async fn redrive(queue: &mut DeadLetterQueue, which: &Which) -> anyhow::Result<Vec<Outcome>> {
     // Only what is there now: messages dead-lettered meanwhile (perhaps a
     // redriven one failing again) wait for the next run.
-    let chosen: Vec<Held> = queue
-        .take_all(|letter| match which {
-            Which::All => true,
-            Which::Ids(ids) => ids.contains(&letter.svix_id),
-        })
-        .await?;
-    if let Which::Ids(ids) = which {
-        let found: Vec<&str> = chosen.iter().map(|h| h.letter.svix_id.as_str()).collect();
-        let missing = missing(ids, &found);
-        if !missing.is_empty() {
-            anyhow::bail!(
-                "not in the dead-letter queue {}: {}; nothing was redriven",
-                queue.name(),
-                missing.join(", ")
-            );
-        }
-    }
+    let chosen: Vec<Held> = match which {
+        Which::All => queue.take_all(|_| true).await?,
+        Which::Ids(ids) => take_named(queue, ids, "redriven").await?,
+    };
     let bar = progress::bar(Some(chosen.len() as u64), "redriving");
     let mut outcome = Vec::with_capacity(chosen.len());
     for held in &chosen {
