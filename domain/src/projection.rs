@@ -39,6 +39,65 @@ impl Profile {
     }
 }
 
+/// One field of [`Profile`], named as Clerk's user object and as the
+/// projection's column name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProfileField {
+    Email,
+    FirstName,
+    LastName,
+    ImageUrl,
+    CreatedAt,
+    UpdatedAt,
+}
+
+impl ProfileField {
+    pub fn clerk_name(self) -> &'static str {
+        match self {
+            Self::Email => "email",
+            Self::FirstName => "first_name",
+            Self::LastName => "last_name",
+            Self::ImageUrl => "image_url",
+            Self::CreatedAt => "created_at",
+            Self::UpdatedAt => "updated_at",
+        }
+    }
+
+    pub fn column(self) -> &'static str {
+        match self {
+            Self::Email => "email",
+            Self::FirstName => "firstName",
+            Self::LastName => "lastName",
+            Self::ImageUrl => "imageUrl",
+            Self::CreatedAt => "createdAt",
+            Self::UpdatedAt => "updatedAt",
+        }
+    }
+}
+
+impl Profile {
+    /// The fields whose values differ between `self` and `other`.
+    pub fn differing(&self, other: &Profile) -> Vec<ProfileField> {
+        [
+            (ProfileField::Email, self.email != other.email),
+            (ProfileField::FirstName, self.first_name != other.first_name),
+            (ProfileField::LastName, self.last_name != other.last_name),
+            (ProfileField::ImageUrl, self.image_url != other.image_url),
+            (
+                ProfileField::CreatedAt,
+                self.created_at_ms != other.created_at_ms,
+            ),
+            (
+                ProfileField::UpdatedAt,
+                self.updated_at_ms != other.updated_at_ms,
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(field, differs)| differs.then_some(field))
+        .collect()
+    }
+}
+
 /// What clerk-sync knows of one user (`clerk_sync.users`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct UserState {

@@ -5,7 +5,7 @@
 use crate::incoming::Incoming;
 use crate::plan::{self, DISCARDED, LogRow};
 use clerk_sync_domain::clerk_event::ParsedEvent;
-use clerk_sync_domain::projection::{Profile, UserState};
+use clerk_sync_domain::projection::{Profile, ProfileField, UserState};
 use clerk_sync_domain::roles::{Role, RolePolicy};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -140,17 +140,10 @@ pub fn diff(state: &UserState, existing: &[ExistingRow]) -> UserDiff {
 }
 
 fn changed_columns(have: &Profile, want: &Profile) -> Vec<&'static str> {
-    [
-        ("email", have.email != want.email),
-        ("firstName", have.first_name != want.first_name),
-        ("lastName", have.last_name != want.last_name),
-        ("imageUrl", have.image_url != want.image_url),
-        ("createdAt", have.created_at_ms != want.created_at_ms),
-        ("updatedAt", have.updated_at_ms != want.updated_at_ms),
-    ]
-    .into_iter()
-    .filter_map(|(column, differs)| differs.then_some(column))
-    .collect()
+    have.differing(want)
+        .into_iter()
+        .map(ProfileField::column)
+        .collect()
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! event would have brought the state in line. Pure.
 
 use clerk_sync_domain::clerk_event::ClerkUser;
-use clerk_sync_domain::projection::{Profile, UserState};
+use clerk_sync_domain::projection::{Profile, ProfileField, UserState};
 use clerk_sync_domain::roles::{Role, RolePolicy};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,17 +71,10 @@ pub fn compare(
 
 /// The names (Clerk's) of the profile fields that differ.
 fn fields_that_differ(have: &Profile, clerk: &Profile) -> Vec<&'static str> {
-    [
-        ("email", have.email != clerk.email),
-        ("first_name", have.first_name != clerk.first_name),
-        ("last_name", have.last_name != clerk.last_name),
-        ("image_url", have.image_url != clerk.image_url),
-        ("created_at", have.created_at_ms != clerk.created_at_ms),
-        ("updated_at", have.updated_at_ms != clerk.updated_at_ms),
-    ]
-    .into_iter()
-    .filter_map(|(name, differs)| differs.then_some(name))
-    .collect()
+    have.differing(clerk)
+        .into_iter()
+        .map(ProfileField::clerk_name)
+        .collect()
 }
 
 #[cfg(test)]
