@@ -14,12 +14,16 @@
 //! `cargo test --all-targets` runs it) a smoke run of 10,000 events.
 //! It uses its own databases and removes them.
 
+mod common;
+
 use anyhow::{Context, Result, bail};
 use clerk_sync_domain::runtime::secret_url::SecretUrl;
 use clerk_sync_worker::database;
 use clerk_sync_worker::repository::replay as log;
+use common::measure::peak_rss_mib;
+use common::{database_url, drop_database, unique, verdict};
 use diesel::sql_types::BigInt;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -43,10 +47,7 @@ async fn main() -> Result<()> {
     );
     let mut peaks = Vec::new();
     for (scale, users) in [("tenth", users / 10), ("full", users)] {
-        let name = format!(
-            "bench_replay_{}",
-            &uuid::Uuid::new_v4().simple().to_string()[..8]
-        );
+        let name = unique("bench_replay");
         let result = run(scale, users, &name).await;
         drop_database(&name).await;
         peaks.push(result?);
@@ -63,7 +64,7 @@ async fn main() -> Result<()> {
 
 /// Populate, measure the limit and two replays; returns the peak RSS (MiB).
 async fn run(scale: &str, users: i64, name: &str) -> Result<f64> {
-    let url = SecretUrl::new(format!("postgres://postgres@127.0.0.1:5432/{name}"));
+    let url = database_url(name);
     database::create_if_missing(&url).await?;
     database::migrate(&url).await?;
     let mut connection = database::connect(&url).await?;
@@ -226,29 +227,4 @@ async fn check_tables(connection: &mut AsyncPgConnection, users: i64) -> Result<
         }
     }
     Ok(())
-}
-
-/// VmHWM (peak resident set) of a running process, MiB.
-fn peak_rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|status| {
-            let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-            line.split_whitespace().nth(1)?.parse::<f64>().ok()
-        })
-        .map_or(0.0, |kib| kib / 1024.0)
-}
-
-fn verdict(ok: bool) -> &'static str {
-    if ok { "PASS" } else { "MISS" }
-}
-
-async fn drop_database(name: &str) {
-    if let Ok(mut server) =
-        AsyncPgConnection::establish("postgres://postgres@127.0.0.1:5432/postgres").await
-    {
-        let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-            .execute(&mut server)
-            .await;
-    }
 }

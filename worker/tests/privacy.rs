@@ -4,7 +4,6 @@
 
 mod support;
 
-use diesel::sql_types::Text;
 use std::time::Duration;
 use support::system::{SECRET, System, deleted_event, user_event};
 
@@ -41,33 +40,20 @@ fn session_event(user: &str) -> Vec<u8> {
 
 /// Every row of every table of the database, as text.
 async fn everything(system: &System) -> String {
-    use diesel_async::RunQueryDsl;
-    #[derive(diesel::QueryableByName)]
-    struct V {
-        #[diesel(sql_type = Text)]
-        v: String,
-    }
-    let mut connection = system.database.connect().await;
-    let tables: Vec<V> = diesel::sql_query(
-        "SELECT format('%I.%I', table_schema, table_name) AS v FROM information_schema.tables \
-         WHERE table_schema IN ('public', 'clerk_sync') AND table_type = 'BASE TABLE'",
-    )
-    .load(&mut connection)
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    let tables = system
+        .texts(
+            "SELECT format('%I.%I', table_schema, table_name) AS v FROM information_schema.tables \
+             WHERE table_schema IN ('public', 'clerk_sync') AND table_type = 'BASE TABLE'",
+        )
+        .await;
     assert!(tables.len() >= 6, "all tables found");
     let mut dump = String::new();
     for table in tables {
-        let sql = format!(
-            "SELECT coalesce(string_agg(t::text, E'\\n'), '') AS v FROM {} t",
-            table.v
-        );
-        let rows: V = diesel::sql_query(sql)
-            .get_result(&mut connection)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        dump.push_str(&rows.v);
-        dump.push('\n');
+        let sql = format!("SELECT t::text AS v FROM {table} t");
+        for row in system.texts(&sql).await {
+            dump.push_str(&row);
+            dump.push('\n');
+        }
     }
     dump
 }

@@ -5,7 +5,6 @@
 
 mod support;
 
-use diesel::sql_types::Text;
 use std::time::Duration;
 use support::system::{System, deleted_event, user_event};
 
@@ -14,14 +13,14 @@ const WAIT: Duration = Duration::from_secs(30);
 
 /// Every row of the projection and business tables, as text, in order.
 async fn snapshot(system: &System) -> Vec<String> {
-    texts(
-        system,
-        r#"SELECT 'S ' || t::text AS v FROM "Student" t UNION ALL
+    system
+        .texts(
+            r#"SELECT 'S ' || t::text AS v FROM "Student" t UNION ALL
            SELECT 'I ' || t::text FROM "Instructor" t UNION ALL
            SELECT 'C ' || t::text FROM "Course" t UNION ALL
            SELECT 'E ' || t::text FROM "Enrollment" t ORDER BY 1"#,
-    )
-    .await
+        )
+        .await
 }
 
 /// Run each `;`-separated statement of `script`.
@@ -29,21 +28,6 @@ async fn script(system: &System, script: &str) {
     for statement in script.split(';').map(str::trim).filter(|s| !s.is_empty()) {
         system.execute(statement).await;
     }
-}
-
-async fn texts(system: &System, sql: &str) -> Vec<String> {
-    use diesel_async::RunQueryDsl;
-    #[derive(diesel::QueryableByName)]
-    struct V {
-        #[diesel(sql_type = Text)]
-        v: String,
-    }
-    let mut connection = system.database.connect().await;
-    let rows: Vec<V> = diesel::sql_query(sql)
-        .load(&mut connection)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    rows.into_iter().map(|r| r.v).collect()
 }
 
 /// Four users: ada (student, enrolled), grace (instructor with a course),
@@ -175,19 +159,15 @@ async fn replay_restores_a_damaged_projection_exactly() {
     );
 
     // Rows already right are left untouched: a second replay changes nothing.
-    let versions = texts(
-        &system,
-        r#"SELECT xmin::text AS v FROM "Student" ORDER BY "id""#,
-    )
-    .await;
+    let versions = system
+        .texts(r#"SELECT xmin::text AS v FROM "Student" ORDER BY "id""#)
+        .await;
     let again = system.cli(&["replay", "--json"], &[]).await.json();
     assert_eq!(again["totals"]["users_changed"], 0);
     assert_eq!(
-        texts(
-            &system,
-            r#"SELECT xmin::text AS v FROM "Student" ORDER BY "id""#
-        )
-        .await,
+        system
+            .texts(r#"SELECT xmin::text AS v FROM "Student" ORDER BY "id""#)
+            .await,
         versions
     );
 }
@@ -320,7 +300,7 @@ async fn replay_reads_the_stored_payloads_again() {
         "failed".into(),
         Some("discarded by operator".into())
     )));
-    let filed = texts(&system, "SELECT svix_id || ' ' || clerk_user_id AS v FROM clerk_sync.events WHERE svix_id LIKE 'old_%' AND clerk_user_id IS NOT NULL ORDER BY 1").await;
+    let filed = system.texts("SELECT svix_id || ' ' || clerk_user_id AS v FROM clerk_sync.events WHERE svix_id LIKE 'old_%' AND clerk_user_id IS NOT NULL ORDER BY 1").await;
     assert_eq!(filed, ["old_1 user_late", "old_2 user_ada"]);
     let students: Vec<String> = system
         .rows("Student")

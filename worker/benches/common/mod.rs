@@ -1,4 +1,4 @@
-//! Shared by the throughput and chaos benchmarks: an independent model of
+//! Shared by the benchmarks (throughput, chaos, replay): an independent model of
 //! the semantics and the check of the tables against it, real worker
 //! processes, and the resources of a run (a database and a topology of its
 //! own, removed afterwards).
@@ -86,6 +86,11 @@ pub async fn cleanup(db_name: &str, topology: &Topology) {
     if let Ok(connection) = amqp::connect(&SecretUrl::new(AMQP_URL), "bench-cleanup").await {
         let _ = amqp::delete_topology(&connection, topology).await;
     }
+    drop_database(db_name).await;
+}
+
+/// Remove a run's database, quietly.
+pub async fn drop_database(db_name: &str) {
     if let Ok(mut server) = AsyncPgConnection::establish(SERVER_URL).await {
         let _ = diesel::sql_query(format!(
             "DROP DATABASE IF EXISTS \"{db_name}\" WITH (FORCE)"

@@ -239,6 +239,21 @@ impl System {
             .map(|r| r.n)
     }
 
+    /// The text column `v` of every row `sql` returns, in its order.
+    pub async fn texts(&self, sql: &str) -> Vec<String> {
+        #[derive(diesel::QueryableByName)]
+        struct V {
+            #[diesel(sql_type = Text)]
+            v: String,
+        }
+        let mut connection = self.database.connect().await;
+        let rows: Vec<V> = diesel::sql_query(sql)
+            .load(&mut connection)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        rows.into_iter().map(|r| r.v).collect()
+    }
+
     /// `svix_id -> outcome, error` of the log.
     pub async fn outcomes(&self) -> Vec<(String, String, Option<String>)> {
         #[derive(diesel::QueryableByName)]
