@@ -339,7 +339,7 @@ async fn rebuild_batch(
         .filter(|(_, diff)| !diff.is_empty())
         .collect();
     if !dry_run {
-        let state = |user: &String| rebuilt.states.get(user).cloned().unwrap_or_default();
+        let deleted_user = |user: &String| rebuilt.states.get(user).is_some_and(|s| s.deleted);
         repository::save_users(connection, &corrected).await?;
         let deleted: Vec<String> = rebuilt
             .states
@@ -349,14 +349,14 @@ async fn rebuild_batch(
             .collect();
         let gone: Vec<String> = diffs
             .iter()
-            .filter(|(user, diff)| state(user).deleted && !diff.removed.is_empty())
+            .filter(|(user, diff)| deleted_user(user) && !diff.removed.is_empty())
             .map(|(user, _)| user.clone())
             .collect();
         repository::remove_rows(connection, &gone).await?;
         for role in [Role::Student, Role::Instructor] {
             let stray: Vec<String> = diffs
                 .iter()
-                .filter(|(user, diff)| !state(user).deleted && diff.removed.contains(&role))
+                .filter(|(user, diff)| !deleted_user(user) && diff.removed.contains(&role))
                 .map(|(user, _)| user.clone())
                 .collect();
             log::remove_unreferenced(connection, role, &stray).await?;
@@ -364,7 +364,7 @@ async fn rebuild_batch(
         let writes: BTreeMap<String, UserState> = diffs
             .iter()
             .filter(|(_, diff)| diff.writes())
-            .map(|(user, _)| (user.clone(), state(user)))
+            .filter_map(|(user, _)| Some((user.clone(), rebuilt.states.get(user)?.clone())))
             .collect();
         repository::write_rows(connection, &writes).await?;
         log::rejudge(connection, &rebuilt.rejudged).await?;
