@@ -324,7 +324,8 @@ def check_rabbitmq():
 
 
 def newest_binary(name):
-    candidates = [ROOT / "target" / profile / name for profile in ("release", "debug")]
+    target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+    candidates = [target / profile / name for profile in ("release", "debug")]
     candidates = [c for c in candidates if c.is_file()]
     require(candidates, f"{name} not built: cargo build --bins first")
     return max(candidates, key=lambda c: c.stat().st_mtime)

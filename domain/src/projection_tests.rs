@@ -43,9 +43,9 @@ fn fold(changes: &[Change]) -> (UserState, Vec<Outcome>) {
     (state, outcomes)
 }
 
-/// The semantics of DESIGN.md, written independently of `decide`: the rows
-/// are one per role named by any event, with the profile of the newest
-/// upsert, unless any event is a deletion.
+/// The semantics of docs/contract.md, written independently of `decide`:
+/// the rows are one per role named by any event, with the profile of the
+/// newest upsert, unless any event is a deletion.
 fn model_rows(history: &[Change]) -> Vec<(Role, Profile)> {
     if history.iter().any(|c| matches!(c, Change::Delete { .. })) {
         return Vec::new();

@@ -1,6 +1,6 @@
-//! The Svix test vectors of `../shared/fixtures/svix_test_vectors.md`, and
-//! header parsing. Tolerance and rotation are tested end to end in
-//! `tests/webhook.rs`.
+//! The Svix test vectors of `fixtures/clerk/svix_test_vectors.md` (at the
+//! repository root), and header parsing. Tolerance and rotation are tested
+//! end to end in `tests/webhook.rs`.
 
 use super::*;
 use actix_web::http::header::{HeaderName, HeaderValue};
@@ -123,7 +123,7 @@ fn vector_a_negatives_do_not_verify() {
 
 #[test]
 fn derived_vectors_over_clerk_fixtures_verify_on_the_exact_bytes() {
-    let fixtures = format!("{}/../../shared/fixtures", env!("CARGO_MANIFEST_DIR"));
+    let fixtures = format!("{}/../fixtures/clerk", env!("CARGO_MANIFEST_DIR"));
     for (file, signature) in [
         (
             "user.created.captured-anonymized.compact.json",

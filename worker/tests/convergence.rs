@@ -1,6 +1,6 @@
 //! Many users, shuffled and duplicated deliveries, several workers, crashes
-//! and outages: the tables must equal an independent model of DESIGN.md's
-//! semantics, and every event must be in the log exactly once.
+//! and outages: the tables must equal an independent model of the semantics
+//! of docs/contract.md, and every event must be in the log exactly once.
 
 mod support;
 

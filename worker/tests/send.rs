@@ -198,7 +198,7 @@ async fn a_file_is_sent_byte_for_byte() {
     let system = System::start(&[]).await;
     // Clerk's documented example, pretty-printed with a trailing newline.
     let fixture = format!(
-        "{}/../../shared/fixtures/user.created.json",
+        "{}/../fixtures/clerk/user.created.json",
         env!("CARGO_MANIFEST_DIR")
     );
     let bytes = std::fs::read(&fixture).unwrap_or_else(|e| panic!("{fixture}: {e}"));

@@ -8,7 +8,7 @@ use clerk_sync_domain::message_headers as header;
 async fn an_event_lands_in_its_users_shard_byte_for_byte_with_its_headers() {
     let app = spawn_app().await;
     let fixture = format!(
-        "{}/../../shared/fixtures/user.updated.json",
+        "{}/../fixtures/clerk/user.updated.json",
         env!("CARGO_MANIFEST_DIR")
     );
     let body = std::fs::read(&fixture).unwrap_or_else(|e| panic!("{fixture}: {e}"));
@@ -96,7 +96,7 @@ async fn one_users_events_share_a_queue_in_publish_order() {
 async fn events_about_no_user_are_routed_by_their_svix_id() {
     let app = spawn_app().await;
     let fixture = format!(
-        "{}/../../shared/fixtures/organization.created.json",
+        "{}/../fixtures/clerk/organization.created.json",
         env!("CARGO_MANIFEST_DIR")
     );
     let body = std::fs::read(&fixture).unwrap_or_else(|e| panic!("{fixture}: {e}"));

@@ -1,5 +1,5 @@
-//! Every row of DESIGN.md's HTTP table, and for each refused request that
-//! nothing was published.
+//! Every row of the HTTP table of docs/contract.md, and for each refused
+//! request that nothing was published.
 
 use crate::helpers::*;
 use clerk_sync_domain::runtime::settings::WebhookSecrets;
