@@ -10,6 +10,7 @@
 //! shard-head reports (see [`crate::shard_heads`]).
 
 use crate::clock;
+use crate::instance::Instance;
 use crate::metrics::Metrics;
 use crate::runner::{Previous, Runner, Taken};
 use crate::shard_heads::{self, Holdings};
@@ -32,6 +33,7 @@ const MAX_RETRY: Duration = Duration::from_secs(5);
 pub struct Consumer {
     settings: Arc<Settings>,
     topology: Topology,
+    instance: Instance,
     metrics: Arc<Metrics>,
     stop: CancellationToken,
     /// Runners not applying a batch now; a busy one comes back when done.
@@ -54,7 +56,12 @@ enum Lost {
 }
 
 impl Consumer {
-    pub fn new(settings: Settings, metrics: Arc<Metrics>, stop: CancellationToken) -> Self {
+    pub fn new(
+        settings: Settings,
+        instance: Instance,
+        metrics: Arc<Metrics>,
+        stop: CancellationToken,
+    ) -> Self {
         let settings = Arc::new(settings);
         let topology = Topology::new(settings.amqp.prefix.clone(), settings.amqp.shards);
         let runners = settings.worker.batches_in_flight;
@@ -67,6 +74,7 @@ impl Consumer {
         Self {
             settings,
             topology,
+            instance,
             metrics,
             stop,
             idle,
@@ -88,6 +96,7 @@ impl Consumer {
         let reporting = self.stop.child_token();
         let reporter = tokio::spawn(shard_heads::report(
             self.settings.clone(),
+            self.instance.clone(),
             self.holdings.clone(),
             self.metrics.clone(),
             reporting.clone(),

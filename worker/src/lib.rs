@@ -10,6 +10,7 @@ pub mod consumer;
 pub mod database;
 pub mod http;
 pub mod incoming;
+pub mod instance;
 pub mod metrics;
 pub mod migrate;
 pub mod plan;

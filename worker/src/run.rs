@@ -2,6 +2,7 @@
 //! then finish and acknowledge the batch in hand, and exit 0.
 
 use crate::consumer::Consumer;
+use crate::instance::Instance;
 use crate::metrics::Metrics;
 use crate::{http, migrate};
 use clerk_sync_domain::runtime::settings::Settings;
@@ -22,16 +23,22 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         }
     }
     let metrics = Arc::new(Metrics::new());
-    let server = http::serve(settings.worker.listen, metrics.clone())?;
+    let listener = http::bind(settings.worker.listen)?;
+    let instance = Instance::new(listener.local_addr()?);
+    let server = http::serve(listener, metrics.clone())?;
     let server_handle = server.handle();
     let server_task = tokio::spawn(server);
     tracing::info!(
-        listen = %settings.worker.listen,
+        worker = %instance.name,
+        metrics = %instance.metrics_url(),
         shards = settings.amqp.shards,
         batch_size = settings.worker.batch_size,
-        "clerk-sync-worker running"
+        "clerk-sync-worker running; metrics, /healthz and /readyz at {}",
+        instance.metrics_url().trim_end_matches("/metrics"),
     );
-    let result = Consumer::new(settings, metrics, stop.clone()).run().await;
+    let result = Consumer::new(settings, instance, metrics, stop.clone())
+        .run()
+        .await;
     stop.cancel();
     signals.abort();
     server_handle.stop(true).await;

@@ -14,6 +14,7 @@
 //! reports newer than [`FRESH_FOR`].
 
 use crate::clock::now_ms;
+use crate::instance::Instance;
 use crate::metrics::Metrics;
 use clerk_sync_domain::message_headers as header;
 use clerk_sync_domain::runtime::settings::Settings;
@@ -127,26 +128,22 @@ pub fn received_at_ms(delivery: &Delivery) -> Option<i64> {
     crate::amqp_value::integer(headers.inner().get(header::RECEIVED_AT_MS)?)
 }
 
-/// This process's name in `clerk_sync.shard_heads`: the host (a pod's name
-/// in Kubernetes), the pid, and a random part so restarts never collide.
-pub fn worker_name() -> String {
-    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".to_owned());
-    let random = uuid::Uuid::new_v4().simple().to_string();
-    format!("{host}/{}/{}", std::process::id(), &random[..8])
-}
-
 /// Report every [`REPORT_EVERY`] until `stop`, then delete this worker's
-/// rows. The database being away only skips reports (the gauge is still
-/// set); it never slows the consumer, which does not wait for this.
+/// rows. Each report also says where the worker serves its metrics
+/// (`clerk_sync.workers`). The database being away only skips reports (the
+/// gauge is still set); it never slows the consumer, which does not wait
+/// for this.
 pub async fn report(
     settings: Arc<Settings>,
+    instance: Instance,
     holdings: Arc<Holdings>,
     metrics: Arc<Metrics>,
     stop: CancellationToken,
 ) {
     let topology = Topology::new(settings.amqp.prefix.clone(), settings.amqp.shards);
     let queues: Vec<String> = topology.shard_queues().collect();
-    let worker = worker_name();
+    let worker = instance.name.as_str();
+    let metrics_url = instance.metrics_url();
     let mut connection: Option<AsyncPgConnection> = None;
     let mut pruned = false;
     let mut tick = tokio::time::interval(REPORT_EVERY);
@@ -175,13 +172,15 @@ pub async fn report(
         let written = tokio::time::timeout(REPORT_EVERY, async {
             if !pruned {
                 // Rows of workers gone for a day.
-                diesel::sql_query(
-                    "DELETE FROM clerk_sync.shard_heads WHERE reported_at < now() - interval '1 day'",
-                )
-                .execute(db)
-                .await?;
+                for table in ["clerk_sync.shard_heads", "clerk_sync.workers"] {
+                    diesel::sql_query(format!(
+                        "DELETE FROM {table} WHERE reported_at < now() - interval '1 day'"
+                    ))
+                    .execute(db)
+                    .await?;
+                }
             }
-            upsert(db, &worker, &queues, &heads).await
+            upsert(db, worker, &metrics_url, &queues, &heads).await
         })
         .await;
         match written {
@@ -197,9 +196,12 @@ pub async fn report(
         }
     }
     if let Some(db) = connection.as_mut() {
-        let forget = diesel::sql_query("DELETE FROM clerk_sync.shard_heads WHERE worker = $1")
-            .bind::<Text, _>(&worker)
-            .execute(db);
+        let forget = diesel::sql_query(
+            "WITH heads AS (DELETE FROM clerk_sync.shard_heads WHERE worker = $1) \
+             DELETE FROM clerk_sync.workers WHERE worker = $1",
+        )
+        .bind::<Text, _>(worker)
+        .execute(db);
         let _ = tokio::time::timeout(Duration::from_secs(2), forget).await;
     }
 }
@@ -207,9 +209,18 @@ pub async fn report(
 async fn upsert(
     connection: &mut AsyncPgConnection,
     worker: &str,
+    metrics_url: &str,
     queues: &[String],
     heads: &[Head],
 ) -> Result<(), diesel::result::Error> {
+    diesel::sql_query(
+        "INSERT INTO clerk_sync.workers (worker, metrics_url) VALUES ($1, $2) \
+         ON CONFLICT (worker) DO UPDATE SET metrics_url = EXCLUDED.metrics_url, reported_at = now()",
+    )
+    .bind::<Text, _>(worker)
+    .bind::<Text, _>(metrics_url)
+    .execute(connection)
+    .await?;
     diesel::sql_query(
         "INSERT INTO clerk_sync.shard_heads (queue, worker, oldest_received_at, held, reported_at) \
          SELECT q, $2, to_timestamp(o / 1000.0), h, now() \

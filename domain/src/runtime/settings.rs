@@ -86,8 +86,10 @@ pub struct IngestSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WorkerSettings {
-    /// Address of the worker's /metrics, /healthz and /readyz.
-    pub listen: SocketAddr,
+    /// Address of the worker's /metrics, /healthz and /readyz. Unset: the
+    /// first free port from 9090 on (see the worker's `http` module), so
+    /// that several workers on one host need no setting.
+    pub listen: Option<SocketAddr>,
     /// Most messages applied in one database transaction.
     pub batch_size: usize,
     /// How long a batch waits to fill before it is applied anyway.
@@ -189,7 +191,7 @@ impl Default for IngestSettings {
 impl Default for WorkerSettings {
     fn default() -> Self {
         Self {
-            listen: SocketAddr::from(([0, 0, 0, 0], 9090)),
+            listen: None,
             batch_size: 500,
             linger_ms: 20,
             batches_in_flight: 2,

@@ -35,6 +35,7 @@ fn defaults_match_the_contract() {
         "amqp://guest:guest@127.0.0.1:5672/%2f"
     );
     assert_eq!(settings.ingest.listen.to_string(), "0.0.0.0:8080");
+    assert_eq!(settings.worker.listen, None, "unset: the first free port");
     assert_eq!(settings.ingest.body_limit_bytes, 1_048_576);
     assert_eq!(settings.amqp.shards, 8);
     assert!(settings.webhook.secrets.is_empty());
@@ -165,6 +166,12 @@ fn roles_and_worker_settings_come_from_the_file() {
     );
     assert_eq!(policy.default, DefaultRole::None);
     assert_eq!(settings.worker.batch_size, 50);
+    let listen =
+        load(&[("CLERK_SYNC__WORKER__LISTEN", "127.0.0.1:9191")]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        listen.worker.listen.map(|a| a.to_string()).as_deref(),
+        Some("127.0.0.1:9191")
+    );
 
     let defaults = load(&[]).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(defaults.roles.policy(), RolePolicy::default());

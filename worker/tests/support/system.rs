@@ -92,14 +92,16 @@ impl System {
     }
 
     pub fn start_worker(&mut self) {
+        self.start_worker_without(&[]);
+    }
+
+    /// Start a worker with the settings `unset` left to their defaults.
+    pub fn start_worker_without(&mut self, unset: &[&str]) {
         // Each worker's log goes to target/tmp/test-logs/, for when a test fails.
         let logs = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("test-logs");
         let _ = std::fs::create_dir_all(&logs);
-        let log = std::fs::File::create(logs.join(format!(
-            "{}-worker-{}.log",
-            self.broker.prefix, self.started
-        )))
-        .map_or_else(|_| Stdio::null(), Stdio::from);
+        let log = std::fs::File::create(self.worker_log(self.started))
+            .map_or_else(|_| Stdio::null(), Stdio::from);
         self.started += 1;
         let mut command = Command::new(env!("CARGO_BIN_EXE_clerk-sync-worker"));
         command
@@ -116,8 +118,18 @@ impl System {
             // Only the first worker serves metrics on the known port.
             command.env("CLERK_SYNC__WORKER__LISTEN", "127.0.0.1:0");
         }
+        for name in unset {
+            command.env_remove(name);
+        }
         self.workers
             .push(command.spawn().unwrap_or_else(|e| panic!("{e}")));
+    }
+
+    /// The log file of the `index`-th worker started (from 0).
+    pub fn worker_log(&self, index: usize) -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join("test-logs")
+            .join(format!("{}-worker-{index}.log", self.broker.prefix))
     }
 
     /// The first worker's `/metrics` text.

@@ -8,6 +8,7 @@
 //! [`DeadLetterQueue::take_all`]), when there are not too many.
 
 use super::report::{DeadLetters, EventLog, Reports, Shard, Tables};
+use super::workers::Worker;
 use crate::clock::now_ms;
 use crate::commands::dlq::queue::{DeadLetterQueue, figures};
 use crate::shard_heads::FRESH_FOR;
@@ -60,11 +61,12 @@ pub async fn broker(
     Ok((shards, dead_letters))
 }
 
-/// The event log, the tables and the workers' shard reports, read in one
-/// read-only snapshot so the figures agree with each other.
-pub async fn database(
-    connection: &mut AsyncPgConnection,
-) -> anyhow::Result<(EventLog, Tables, BTreeMap<String, Reports>)> {
+/// What `status` reads from PostgreSQL.
+type FromDatabase = (EventLog, Tables, BTreeMap<String, Reports>, Vec<Worker>);
+
+/// The event log, the tables, the workers' shard reports and the workers
+/// themselves, read in one read-only snapshot so the figures agree.
+pub async fn database(connection: &mut AsyncPgConnection) -> anyhow::Result<FromDatabase> {
     connection
         .build_transaction()
         .read_only()
@@ -74,9 +76,7 @@ pub async fn database(
         .context("cannot read clerk-sync's tables (has `clerk-sync-worker migrate` run?)")
 }
 
-async fn read(
-    connection: &mut AsyncPgConnection,
-) -> Result<(EventLog, Tables, BTreeMap<String, Reports>), diesel::result::Error> {
+async fn read(connection: &mut AsyncPgConnection) -> Result<FromDatabase, diesel::result::Error> {
     #[derive(diesel::QueryableByName)]
     struct Outcome {
         #[diesel(sql_type = Text)]
@@ -137,6 +137,35 @@ async fn read(
     .bind::<Double, _>(FRESH_FOR.as_secs_f64())
     .load(connection)
     .await?;
+    #[derive(diesel::QueryableByName)]
+    struct Running {
+        #[diesel(sql_type = Text)]
+        worker: String,
+        #[diesel(sql_type = Text)]
+        metrics_url: String,
+        #[diesel(sql_type = Double)]
+        up: f64,
+        #[diesel(sql_type = Double)]
+        report_age: f64,
+    }
+    let running: Vec<Running> = diesel::sql_query(
+        "SELECT worker, metrics_url, extract(epoch FROM now() - started_at)::float8 AS up, \
+                extract(epoch FROM now() - reported_at)::float8 AS report_age \
+         FROM clerk_sync.workers WHERE reported_at > now() - $1 * interval '1 second' \
+         ORDER BY metrics_url, worker",
+    )
+    .bind::<Double, _>(FRESH_FOR.as_secs_f64())
+    .load(connection)
+    .await?;
+    let workers = running
+        .into_iter()
+        .map(|r| Worker {
+            name: r.worker,
+            metrics_url: r.metrics_url,
+            up_secs: r.up.max(0.0),
+            report_age_secs: r.report_age.max(0.0),
+        })
+        .collect();
     let events = EventLog {
         by_outcome: outcomes.into_iter().map(|o| (o.outcome, o.n)).collect(),
         newest_age_secs: newest.age.map(|age| age.max(0.0)),
@@ -160,7 +189,7 @@ async fn read(
             )
         })
         .collect();
-    Ok((events, tables, reports))
+    Ok((events, tables, reports, workers))
 }
 
 /// The shard rows: RabbitMQ's figures with the workers' reports.

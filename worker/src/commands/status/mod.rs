@@ -6,6 +6,7 @@
 
 mod gather;
 pub mod report;
+pub mod workers;
 
 use super::dlq::queue::DeadLetterQueue;
 use super::exit;
@@ -30,9 +31,10 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
     // Gives the dead letter that was read back.
     queue.close().await;
     let (figures, dead_letters) = from_broker?;
-    let (events, tables, reports) = gather::database(&mut connection).await?;
+    let (events, tables, reports, workers) = gather::database(&mut connection).await?;
     let report = Report {
         shards: gather::shards(figures, reports),
+        workers,
         dead_letters,
         events,
         tables,

@@ -1,6 +1,7 @@
 //! What `status` found, the thresholds it checks, and how it prints them.
 //! Pure: the figures come from [`super::gather`].
 
+use super::workers::{self, Worker};
 use crate::commands::{age, table};
 use clerk_sync_domain::runtime::settings::StatusSettings;
 use serde_json::{Value, json};
@@ -12,6 +13,8 @@ pub const OUTCOMES: [&str; 4] = ["applied", "stale", "ignored", "failed"];
 #[derive(Debug, Clone, PartialEq)]
 pub struct Report {
     pub shards: Vec<Shard>,
+    /// The workers that reported recently.
+    pub workers: Vec<Worker>,
     pub dead_letters: DeadLetters,
     pub events: EventLog,
     pub tables: Tables,
@@ -213,6 +216,8 @@ pub fn text(report: &Report, crossed: &[Crossed]) -> String {
         &["SHARD QUEUE", "WAITING", "CONSUMERS", "HELD", "OLDEST"],
         &rows,
     )];
+    lines.push(String::new());
+    lines.push(workers::text(&report.workers));
     let dead = &report.dead_letters;
     lines.push(String::new());
     lines.push(match dead.oldest_age_secs {
@@ -287,6 +292,7 @@ pub fn json(report: &Report, crossed: &[Crossed], limits: &StatusSettings) -> Va
     json!({
         "ok": crossed.is_empty(),
         "shards": shards,
+        "workers": workers::json(&report.workers),
         "dead_letters": {
             "queue": report.dead_letters.queue,
             "depth": report.dead_letters.depth,
@@ -343,6 +349,7 @@ mod tests {
     fn report(shards: Vec<Shard>, dead: u32, newest: Option<f64>) -> Report {
         Report {
             shards,
+            workers: Vec::new(),
             dead_letters: DeadLetters {
                 queue: "p.dead-letter".to_owned(),
                 depth: dead,
