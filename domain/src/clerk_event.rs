@@ -5,6 +5,7 @@
 
 use crate::projection::{Change, Profile};
 use crate::roles::{Resolution, RolePolicy};
+use crate::storable::{self, MAX_EMAIL_BYTES, MAX_ID_BYTES};
 use crate::version::{Rank, Version, to_millis};
 use serde_json::{Map, Value};
 
@@ -27,7 +28,8 @@ pub enum EventKind {
         user_id: String,
     },
     /// A type clerk-sync has no handler for: logged as `ignored`, under
-    /// `data.user_id` when the object names a user (sessions, e-mails, ...).
+    /// `data.user_id` when the object names a user (sessions, e-mails, ...)
+    /// by an id that can be stored.
     Unhandled {
         user_id: Option<String>,
     },
@@ -58,6 +60,22 @@ pub struct EmailAddress {
 }
 
 impl ClerkUser {
+    /// The first field clerk-sync stores that the database cannot hold, and why.
+    fn unstorable(&self) -> Option<(&'static str, String)> {
+        let texts = [
+            ("data.first_name", self.first_name.as_deref()),
+            ("data.last_name", self.last_name.as_deref()),
+            ("data.image_url", self.image_url.as_deref()),
+        ];
+        let email = self
+            .primary_email()
+            .and_then(|email| storable::key_problem(email, MAX_EMAIL_BYTES));
+        texts
+            .into_iter()
+            .find_map(|(field, value)| Some((field, storable::text_problem(value?)?)))
+            .or_else(|| email.map(|problem| ("the primary e-mail address", problem)))
+    }
+
     /// The address whose id is `primary_email_address_id`; none when there
     /// is no primary or it is not in the list.
     pub fn primary_email(&self) -> Option<&str> {
@@ -90,6 +108,36 @@ pub enum ParseError {
     NoData { event_type: String },
     #[error("{event_type} has no string \"data.id\"")]
     NoUserId { event_type: String },
+    /// A value the database cannot hold (see [`storable`]).
+    #[error("{}{field} {problem}", event_type.as_deref().map(|t| format!("{t}: ")).unwrap_or_default())]
+    Unstorable {
+        /// None when the type itself cannot be stored.
+        event_type: Option<String>,
+        /// The user, when the id is not what cannot be stored.
+        user_id: Option<String>,
+        /// Where in the body, e.g. `data.first_name`.
+        field: &'static str,
+        problem: String,
+    },
+}
+
+impl ParseError {
+    /// The event's `type`, when the body is JSON with a (storable) string one.
+    pub fn event_type(&self) -> Option<&str> {
+        match self {
+            Self::NoData { event_type } | Self::NoUserId { event_type } => Some(event_type),
+            Self::Unstorable { event_type, .. } => event_type.as_deref(),
+            Self::NotJson(_) | Self::NotAnObject | Self::NoType => None,
+        }
+    }
+
+    /// The user the event is about, when that much could be read.
+    pub fn user_id(&self) -> Option<&str> {
+        match self {
+            Self::Unstorable { user_id, .. } => user_id.as_deref(),
+            _ => None,
+        }
+    }
 }
 
 impl ParsedEvent {
@@ -100,7 +148,14 @@ impl ParsedEvent {
             return Err(ParseError::NotAnObject);
         };
         let event_type = text(&envelope, "type").ok_or(ParseError::NoType)?;
-        let timestamp_ms = integer(&envelope, "timestamp").map(to_millis);
+        if let Some(problem) = storable::text_problem(&event_type) {
+            return Err(unstorable(None, None, "type", problem));
+        }
+        let timestamp = integer(&envelope, "timestamp");
+        if let Some(problem) = time_problem(timestamp) {
+            return Err(unstorable(Some(&event_type), None, "timestamp", problem));
+        }
+        let timestamp_ms = timestamp.map(to_millis);
         let kind = match event_type.as_str() {
             "user.created" | "user.updated" | "user.deleted" => {
                 let data = match envelope.remove("data") {
@@ -110,21 +165,50 @@ impl ParsedEvent {
                 let Some(id) = text(&data, "id").filter(|id| !id.is_empty()) else {
                     return Err(ParseError::NoUserId { event_type });
                 };
+                if let Some(problem) = storable::key_problem(&id, MAX_ID_BYTES) {
+                    return Err(unstorable(Some(&event_type), None, "data.id", problem));
+                }
                 match event_type.as_str() {
                     "user.deleted" => EventKind::UserDeleted { user_id: id },
-                    "user.created" => EventKind::UserUpsert {
-                        rank: Rank::Created,
-                        user: Box::new(user(id, data)),
-                    },
-                    _ => EventKind::UserUpsert {
-                        rank: Rank::Updated,
-                        user: Box::new(user(id, data)),
-                    },
+                    _ => {
+                        for (key, field) in [
+                            ("created_at", "data.created_at"),
+                            ("updated_at", "data.updated_at"),
+                        ] {
+                            if let Some(problem) = time_problem(integer(&data, key)) {
+                                return Err(unstorable(
+                                    Some(&event_type),
+                                    Some(&id),
+                                    field,
+                                    problem,
+                                ));
+                            }
+                        }
+                        let user = user(id, data);
+                        if let Some((field, problem)) = user.unstorable() {
+                            return Err(unstorable(
+                                Some(&event_type),
+                                Some(&user.id),
+                                field,
+                                problem,
+                            ));
+                        }
+                        let rank = if event_type == "user.created" {
+                            Rank::Created
+                        } else {
+                            Rank::Updated
+                        };
+                        EventKind::UserUpsert {
+                            rank,
+                            user: Box::new(user),
+                        }
+                    }
                 }
             }
             _ => EventKind::Unhandled {
                 user_id: match envelope.get("data") {
-                    Some(Value::Object(data)) => text(data, "user_id"),
+                    Some(Value::Object(data)) => text(data, "user_id")
+                        .filter(|id| storable::key_problem(id, MAX_ID_BYTES).is_none()),
                     _ => None,
                 },
             },
@@ -226,6 +310,27 @@ fn user(id: String, mut data: Map<String, Value>) -> ClerkUser {
         private_metadata: take_object(&mut data, "private_metadata"),
         unsafe_metadata: take_object(&mut data, "unsafe_metadata"),
     }
+}
+
+fn unstorable(
+    event_type: Option<&str>,
+    user_id: Option<&str>,
+    field: &'static str,
+    problem: String,
+) -> ParseError {
+    ParseError::Unstorable {
+        event_type: event_type.map(str::to_owned),
+        user_id: user_id.map(str::to_owned),
+        field,
+        problem,
+    }
+}
+
+/// Why a Clerk time (seconds or milliseconds) cannot be stored, with the
+/// value as given.
+fn time_problem(value: Option<i64>) -> Option<String> {
+    let value = value?;
+    storable::time_problem(to_millis(value)).map(|problem| format!("{value} {problem}"))
 }
 
 fn text(map: &Map<String, Value>, key: &str) -> Option<String> {

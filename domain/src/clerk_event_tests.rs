@@ -186,3 +186,97 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn values_the_database_cannot_hold_are_errors_with_the_type_and_user() {
+    let long_id = format!("user_{}", "x".repeat(300));
+    let cases: Vec<(String, Option<&str>, Option<&str>, &str)> = vec![
+        (
+            r#"{"type":"user.created","data":{"id":"user_1","first_name":"A\u0000da"}}"#.to_owned(),
+            Some("user.created"),
+            Some("user_1"),
+            "user.created: data.first_name contains a NUL character",
+        ),
+        (
+            format!(r#"{{"type":"user.updated","data":{{"id":"{long_id}"}}}}"#),
+            Some("user.updated"),
+            None,
+            "user.updated: data.id is 305 bytes long; at most 255 can be stored",
+        ),
+        (
+            r#"{"type":"user.updated","data":{"id":"user_1","updated_at":300000000000000}}"#
+                .to_owned(),
+            Some("user.updated"),
+            Some("user_1"),
+            "user.updated: data.updated_at 300000000000000 is outside the years 1 to 9999",
+        ),
+        (
+            r#"{"type":"user.deleted","timestamp":-9000000000000000,"data":{"id":"user_1"}}"#
+                .to_owned(),
+            Some("user.deleted"),
+            None,
+            "user.deleted: timestamp -9000000000000000 is outside",
+        ),
+        (
+            r#"{"type":"user.\u0000","data":{}}"#.to_owned(),
+            None,
+            None,
+            "type contains a NUL character",
+        ),
+        (
+            format!(
+                r#"{{"type":"user.created","data":{{"id":"user_1","primary_email_address_id":"e","email_addresses":[{{"id":"e","email_address":"{}@example.com"}}]}}}}"#,
+                "a".repeat(600)
+            ),
+            Some("user.created"),
+            Some("user_1"),
+            "user.created: the primary e-mail address is 612 bytes long",
+        ),
+    ];
+    for (body, event_type, user, message) in cases {
+        let error = ParsedEvent::parse(body.as_bytes())
+            .err()
+            .unwrap_or_else(|| panic!("{body} parsed"));
+        assert!(error.to_string().starts_with(message), "{error}");
+        assert_eq!(error.event_type(), event_type, "{error}");
+        assert_eq!(error.user_id(), user, "{error}");
+    }
+    // A user id of another object that cannot be stored files the event
+    // under no user; the event is still read (and ignored).
+    let session = format!(r#"{{"type":"session.created","data":{{"user_id":"{long_id}"}}}}"#);
+    let event = ParsedEvent::parse(session.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(event.subject_user_id(), None);
+}
+
+#[test]
+fn errors_keep_the_type_of_a_user_event_without_an_id() {
+    let error = ParsedEvent::parse(br#"{"type":"user.created","data":{}}"#).err();
+    assert_eq!(
+        error.as_ref().and_then(ParseError::event_type),
+        Some("user.created")
+    );
+    let unreadable = ParsedEvent::parse(b"nope").err();
+    assert_eq!(unreadable.as_ref().and_then(ParseError::event_type), None);
+}
+
+proptest! {
+    /// Whatever the parser accepts, PostgreSQL can store.
+    #[test]
+    fn what_parses_can_be_stored(
+        id in "[a-z_\u{0}]{1,300}",
+        name in "[A-Za-z\u{0}]{0,6}",
+        updated_at in prop::option::of(any::<i64>()),
+        timestamp in prop::option::of(any::<i64>()),
+    ) {
+        let body = serde_json::json!({"type": "user.updated", "timestamp": timestamp,
+            "data": {"id": id, "first_name": name, "updated_at": updated_at}});
+        if let Ok(event) = ParsedEvent::parse(body.to_string().as_bytes()) {
+            let user = upserted(&event);
+            prop_assert!(storable::key_problem(&user.id, storable::MAX_ID_BYTES).is_none());
+            prop_assert!(!user.first_name.as_deref().unwrap_or_default().contains('\0'));
+            for ms in [user.updated_at_ms, event.timestamp_ms].into_iter().flatten() {
+                prop_assert!(storable::time_problem(ms).is_none());
+            }
+        }
+    }
+}

@@ -14,6 +14,7 @@ pub mod privacy;
 pub mod projection;
 pub mod roles;
 pub mod shard;
+pub mod storable;
 pub mod topology;
 pub mod version;
 

@@ -26,7 +26,8 @@ pub fn shard_for(key: &str, shards: u16) -> u16 {
     u16::try_from(bucket).unwrap_or(0)
 }
 
-fn fnv1a_64(bytes: &[u8]) -> u64 {
+/// The 64-bit FNV-1a hash: stable across versions and platforms.
+pub fn fnv1a_64(bytes: &[u8]) -> u64 {
     const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
     const PRIME: u64 = 0x0000_0100_0000_01b3;
     bytes.iter().fold(OFFSET, |hash, byte| {

@@ -4,6 +4,8 @@
 use crate::amqp_value::{self, integer};
 use clerk_sync_domain::clerk_event::{ParseError, ParsedEvent};
 use clerk_sync_domain::message_headers as header;
+use clerk_sync_domain::shard::fnv1a_64;
+use clerk_sync_domain::storable::{self, MAX_ID_BYTES};
 use lapin::message::Delivery;
 use lapin::types::FieldTable;
 
@@ -24,14 +26,18 @@ impl Incoming {
     pub fn from_delivery(delivery: &Delivery) -> Self {
         let empty = FieldTable::default();
         let headers = delivery.properties.headers().as_ref().unwrap_or(&empty);
-        let svix_id = delivery
+        let svix_id = match delivery
             .properties
             .message_id()
             .as_ref()
             .map(|id| id.to_string())
             .or_else(|| text(headers, header::SVIX_ID))
+        {
+            Some(id) if storable::key_problem(&id, MAX_ID_BYTES).is_none() => id,
             // Not from the ingest: give it a stable id so it is logged once.
-            .unwrap_or_else(|| format!("unidentified-{:016x}", fnv(&delivery.data)));
+            Some(id) => format!("unstorable-{:016x}", fnv1a_64(id.as_bytes())),
+            None => format!("unidentified-{:016x}", fnv1a_64(&delivery.data)),
+        };
         let delivery_count = match headers.inner().get("x-delivery-count") {
             Some(value) => integer(value)
                 .and_then(|n| u32::try_from(n).ok())
@@ -60,10 +66,4 @@ impl Incoming {
 
 fn text(headers: &FieldTable, name: &str) -> Option<String> {
     amqp_value::text(headers.inner().get(name)?)
-}
-
-fn fnv(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
-        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
-    })
 }

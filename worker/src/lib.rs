@@ -13,6 +13,7 @@ pub mod incoming;
 pub mod instance;
 pub mod metrics;
 pub mod migrate;
+pub mod payload;
 pub mod plan;
 pub mod rebuild;
 pub mod repository;

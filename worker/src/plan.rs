@@ -2,9 +2,10 @@
 //! already logged, decide every message in delivery order. Pure.
 
 use crate::incoming::Incoming;
-use clerk_sync_domain::clerk_event::ParsedEvent;
+use crate::payload;
 use clerk_sync_domain::projection::{Change, Outcome, UserState, decide};
 use clerk_sync_domain::roles::{Resolution, RolePolicy};
+use clerk_sync_domain::storable;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 /// The `error` of an event an operator discarded from the dead letters:
@@ -38,10 +39,7 @@ pub struct Plan {
 
 /// The user a message is about, when its body can be read that far.
 pub fn user_of(message: &Incoming) -> Option<String> {
-    ParsedEvent::parse(&message.body)
-        .ok()?
-        .user_id()
-        .map(str::to_owned)
+    message.event.as_ref().ok()?.user_id().map(str::to_owned)
 }
 
 pub fn plan(
@@ -58,20 +56,26 @@ pub fn plan(
         if already_logged.contains(&message.svix_id) || !seen.insert(&message.svix_id) {
             continue; // A retry or redelivery: no further effect.
         }
-        let received_at_ms = message.received_at_ms.unwrap_or(now_ms);
+        // A header that is not a storable time (not from the ingest) is ignored.
+        let received_at_ms = message
+            .received_at_ms
+            .filter(|ms| storable::time_problem(*ms).is_none())
+            .unwrap_or(now_ms);
         let mut row = LogRow {
             svix_id: message.svix_id.clone(),
             event_type: None,
             clerk_user_id: None,
             occurred_at_ms: None,
             received_at_ms,
-            payload: payload(message),
+            payload: payload::of(message),
             outcome: "failed",
             error: None,
         };
         let event = match &message.event {
             Ok(event) => event,
             Err(e) => {
+                row.event_type = e.event_type().map(str::to_owned);
+                row.clerk_user_id = e.user_id().map(str::to_owned);
                 row.error = Some(e.to_string());
                 plan.log.push(row);
                 continue;
@@ -95,6 +99,17 @@ pub fn plan(
             plan.unknown_roles.push((message.svix_id.clone(), role));
         }
         let (Change::Upsert { version, .. } | Change::Delete { version }) = &change;
+        // The body has no time of its own and the svix-timestamp header is
+        // not one either (the message did not come from the ingest).
+        if let Some(problem) = storable::time_problem(version.at_ms) {
+            row.error = Some(format!(
+                "{}: its time (the svix-timestamp header) {problem}",
+                event.event_type
+            ));
+            row.occurred_at_ms = None;
+            plan.log.push(row);
+            continue;
+        }
         row.occurred_at_ms = Some(version.at_ms);
         let state = current.entry(user_id.to_owned()).or_default();
         let decision = decide(state, &change);
@@ -131,7 +146,7 @@ pub fn discarded(message: &Incoming, now_ms: i64) -> LogRow {
         clerk_user_id: None,
         occurred_at_ms: None,
         received_at_ms: message.received_at_ms.unwrap_or(now_ms),
-        payload: payload(message),
+        payload: payload::of(message),
         outcome: "failed",
         error: None,
     });
@@ -140,21 +155,10 @@ pub fn discarded(message: &Incoming, now_ms: i64) -> LogRow {
     row
 }
 
-/// The body exactly as received (as text) and its Svix headers.
-fn payload(message: &Incoming) -> serde_json::Value {
-    serde_json::json!({
-        "headers": {
-            "svix-id": message.svix_id,
-            "svix-timestamp": message.svix_timestamp,
-            "svix-signature": message.svix_signature,
-        },
-        "body": String::from_utf8_lossy(&message.body),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clerk_sync_domain::clerk_event::ParsedEvent;
 
     fn message(id: &str, body: &str) -> Incoming {
         Incoming {
@@ -256,12 +260,5 @@ mod tests {
         assert_eq!(row.payload["headers"]["svix-id"], "m1");
         let unreadable = discarded(&message("m2", "not json"), 0);
         assert_eq!(unreadable.error.as_deref(), Some(DISCARDED));
-    }
-
-    #[test]
-    fn the_payload_keeps_the_body_and_headers() {
-        let plan = run(&[message("m1", r#"{"b": 1}"#)], &[]);
-        assert_eq!(plan.log[0].payload["body"], r#"{"b": 1}"#);
-        assert_eq!(plan.log[0].payload["headers"]["svix-id"], "m1");
     }
 }

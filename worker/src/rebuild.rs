@@ -18,7 +18,7 @@ pub struct LoggedEvent {
     pub error: Option<String>,
     pub svix_timestamp: Option<String>,
     pub received_at_ms: i64,
-    pub body: String,
+    pub body: Vec<u8>,
 }
 
 #[derive(Debug, Default)]
@@ -46,7 +46,7 @@ pub fn rebuild(users: &[String], events: &[LoggedEvent], policy: &RolePolicy) ->
             svix_signature: None,
             received_at_ms: Some(e.received_at_ms),
             body: Vec::new(),
-            event: ParsedEvent::parse(e.body.as_bytes()),
+            event: ParsedEvent::parse(&e.body),
             delivery_count: 0,
         })
         .collect();
@@ -157,7 +157,7 @@ mod tests {
             error: None,
             svix_timestamp: Some("1700000000".to_owned()),
             received_at_ms: 1,
-            body: body.to_owned(),
+            body: body.as_bytes().to_vec(),
         }
     }
 

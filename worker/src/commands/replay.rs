@@ -228,7 +228,7 @@ async fn file_unfiled(
         let filed: Vec<(String, String)> = page
             .into_iter()
             .filter_map(|(svix_id, body)| {
-                let event = ParsedEvent::parse(body.as_bytes()).ok()?;
+                let event = ParsedEvent::parse(&body).ok()?;
                 let user = event.subject_user_id()?.to_owned();
                 (only.is_empty() || only.contains(&user)).then_some((svix_id, user))
             })

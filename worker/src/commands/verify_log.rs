@@ -7,6 +7,7 @@
 
 use crate::commands::{exit, progress, since};
 use crate::database;
+use crate::payload;
 use chrono::{DateTime, Utc};
 use clerk_sync_domain::runtime::settings::Settings;
 use diesel::sql_types::{BigInt, Bool, Nullable, Text, Timestamptz};
@@ -46,7 +47,7 @@ pub struct Signed<'a> {
     pub svix_id: &'a str,
     pub timestamp: Option<&'a str>,
     pub signature: Option<&'a str>,
-    pub body: &'a str,
+    pub body: &'a [u8],
     pub erased: bool,
 }
 
@@ -63,7 +64,7 @@ pub fn check(event: &Signed<'_>, secrets: &[Webhook]) -> Check {
     };
     let verified = secrets.iter().any(|secret| {
         secret
-            .sign(event.svix_id, timestamp, event.body.as_bytes())
+            .sign(event.svix_id, timestamp, event.body)
             .is_ok_and(|expected| signature.split_whitespace().any(|given| given == expected))
     });
     if verified {
@@ -115,11 +116,12 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
         let Some(last) = page.last() else { break };
         after = last.svix_id.clone();
         for row in &page {
+            let body = payload::body(row.body.clone(), row.body_base64.as_deref());
             let event = Signed {
                 svix_id: &row.svix_id,
                 timestamp: row.svix_timestamp.as_deref(),
                 signature: row.svix_signature.as_deref(),
-                body: row.body.as_deref().unwrap_or_default(),
+                body: &body,
                 erased: row.erased,
             };
             report.checked += 1;
@@ -171,6 +173,8 @@ struct Row {
     svix_signature: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]
     body: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    body_base64: Option<String>,
     #[diesel(sql_type = Bool)]
     erased: bool,
     #[diesel(sql_type = Text)]
@@ -182,14 +186,15 @@ async fn page(
     after: &str,
     since: Option<DateTime<Utc>>,
 ) -> anyhow::Result<Vec<Row>> {
-    Ok(diesel::sql_query(
+    Ok(diesel::sql_query(format!(
         "SELECT svix_id, payload->'headers'->>'svix-timestamp' AS svix_timestamp, \
                 payload->'headers'->>'svix-signature' AS svix_signature, \
-                payload->>'body' AS body, payload ? 'erased_at' AS erased, \
+                {}, payload ? 'erased_at' AS erased, \
                 to_char(received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS received_at \
          FROM clerk_sync.events WHERE svix_id > $1 AND ($2::timestamptz IS NULL OR received_at >= $2) \
          ORDER BY svix_id LIMIT 1000",
-    )
+        payload::BODY_COLUMNS
+    ))
     .bind::<Text, _>(after)
     .bind::<Nullable<Timestamptz>, _>(since)
     .load(connection)
@@ -238,7 +243,7 @@ mod tests {
             svix_id: "msg_1",
             timestamp: Some("1700000000"),
             signature: Some(&signature),
-            body: "{}",
+            body: b"{}",
             erased: false,
         };
         assert_eq!(
@@ -247,7 +252,7 @@ mod tests {
         );
         assert_eq!(check(&event, &[webhook(OTHER)]), Check::Failed);
         let tampered = Signed {
-            body: "{ }",
+            body: b"{ }",
             ..event
         };
         assert_eq!(check(&tampered, &[webhook(SECRET)]), Check::Failed);
@@ -260,7 +265,7 @@ mod tests {
             svix_id: "msg_1",
             timestamp: Some("1700000000"),
             signature: Some(&signature),
-            body: "{\"type\":\"user.deleted\"}",
+            body: b"{\"type\":\"user.deleted\"}",
             erased: true,
         };
         assert_eq!(check(&erased, &[webhook(SECRET)]), Check::Erased);
@@ -274,7 +279,7 @@ mod tests {
             svix_id: "msg_1",
             timestamp: None,
             signature: Some(&signature),
-            body: "{}",
+            body: b"{}",
             erased: false,
         };
         assert_eq!(check(&no_timestamp, &[webhook(SECRET)]), Check::Failed);

@@ -332,7 +332,7 @@ pub async fn erase_events(
         .collect();
     diesel::sql_query(
         "UPDATE clerk_sync.events AS e \
-         SET payload = jsonb_set(e.payload, '{body}', to_jsonb(v.body)) \
+         SET payload = jsonb_set(e.payload - 'body_base64', '{body}', to_jsonb(v.body)) \
                        || jsonb_build_object('erased_at', now()) \
          FROM unnest($1::text[], $2::text[]) AS v(id, body) WHERE e.svix_id = v.id",
     )

@@ -1,6 +1,7 @@
 //! What replay reads and writes beyond live processing: the log by user,
 //! the rows the tables hold, and corrections to the log's judgements.
 
+use crate::payload;
 use crate::plan::{DISCARDED, LogRow};
 use crate::rebuild::{ExistingRow, LoggedEvent};
 use clerk_sync_domain::projection::Profile;
@@ -80,13 +81,15 @@ pub async fn logged_events(
         received_at_ms: i64,
         #[diesel(sql_type = Nullable<Text>)]
         body: Option<String>,
+        #[diesel(sql_type = Nullable<Text>)]
+        body_base64: Option<String>,
     }
-    let rows: Vec<Row> = diesel::sql_query(
+    let rows: Vec<Row> = diesel::sql_query(format!(
         "SELECT svix_id, outcome, error, payload->'headers'->>'svix-timestamp' AS svix_timestamp, \
-                (extract(epoch FROM received_at) * 1000)::bigint AS received_at_ms, \
-                payload->>'body' AS body \
+                (extract(epoch FROM received_at) * 1000)::bigint AS received_at_ms, {} \
          FROM clerk_sync.events WHERE clerk_user_id = ANY($1) ORDER BY recorded_at, svix_id",
-    )
+        payload::BODY_COLUMNS
+    ))
     .bind::<Array<Text>, _>(users)
     .load(connection)
     .await?;
@@ -98,7 +101,7 @@ pub async fn logged_events(
             error: r.error,
             svix_timestamp: r.svix_timestamp,
             received_at_ms: r.received_at_ms,
-            body: r.body.unwrap_or_default(),
+            body: payload::body(r.body, r.body_base64.as_deref()),
         })
         .collect())
 }
@@ -229,21 +232,24 @@ pub async fn unfiled_events(
     after: &str,
     since: Since,
     limit: i64,
-) -> Result<Vec<(String, String)>, Error> {
+) -> Result<Vec<(String, Vec<u8>)>, Error> {
     #[derive(diesel::QueryableByName)]
     struct Row {
         #[diesel(sql_type = Text)]
         svix_id: String,
         #[diesel(sql_type = Nullable<Text>)]
         body: Option<String>,
+        #[diesel(sql_type = Nullable<Text>)]
+        body_base64: Option<String>,
     }
-    let rows: Vec<Row> = diesel::sql_query(
-        "SELECT svix_id, payload->>'body' AS body FROM clerk_sync.events \
+    let rows: Vec<Row> = diesel::sql_query(format!(
+        "SELECT svix_id, {} FROM clerk_sync.events \
          WHERE clerk_user_id IS NULL AND outcome IN ('failed', 'ignored') \
            AND error IS DISTINCT FROM $1 AND svix_id > $2 \
            AND ($3::timestamptz IS NULL OR received_at >= $3) \
          ORDER BY svix_id LIMIT $4",
-    )
+        payload::BODY_COLUMNS
+    ))
     .bind::<Text, _>(DISCARDED)
     .bind::<Text, _>(after)
     .bind::<Nullable<Timestamptz>, _>(since)
@@ -252,7 +258,7 @@ pub async fn unfiled_events(
     .await?;
     Ok(rows
         .into_iter()
-        .map(|r| (r.svix_id, r.body.unwrap_or_default()))
+        .map(|r| (r.svix_id, payload::body(r.body, r.body_base64.as_deref())))
         .collect())
 }
 
