@@ -7,6 +7,7 @@
 //! each exists in exactly one place.
 
 pub mod clerk_event;
+pub mod email_claims;
 pub mod envelope;
 pub mod ids;
 pub mod message_headers;

@@ -1,16 +1,19 @@
 //! Applying a batch of messages in ONE database transaction: lock the users'
 //! sync states (sorted, so workers never deadlock), skip svix-ids already
-//! logged, decide, log every event, write the rows, erase what deleted users
-//! left in the log, notify, commit.
+//! logged, decide, lock the e-mail addresses involved and decide who holds
+//! each (see `repository::emails`), log every event, write the rows, erase
+//! what deleted users left in the log, notify, commit.
 
 use crate::incoming::Incoming;
 use crate::plan::{self, Plan};
-use crate::repository;
+use crate::repository::{self, emails};
+use clerk_sync_domain::email_claims::{self, Holders};
+use clerk_sync_domain::projection::UserState;
 use clerk_sync_domain::roles::RolePolicy;
 use clerk_sync_domain::runtime::settings::Settings;
 use diesel::result::Error;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The settings that decide what applying an event does.
 #[derive(Debug, Clone, Default)]
@@ -42,27 +45,54 @@ pub async fn apply_batch(
             let ids: Vec<String> = messages.iter().map(|m| m.svix_id.clone()).collect();
             let logged = repository::logged(connection, &ids).await?;
             let plan = plan::plan(messages, &states, &logged, &rules.roles, now_ms);
+            let holders = decide_emails(connection, &states, &plan.changed).await?;
             repository::insert_log(connection, &plan.log).await?;
             repository::save_users(connection, &plan.changed).await?;
-            let (deleted, alive): (BTreeMap<_, _>, BTreeMap<_, _>) = plan
-                .changed
-                .clone()
+            let (deleted, alive): (BTreeMap<_, _>, BTreeMap<_, _>) =
+                plan.changed.iter().partition(|(_, state)| state.deleted);
+            repository::remove_rows(
+                connection,
+                &deleted.into_keys().cloned().collect::<Vec<_>>(),
+            )
+            .await?;
+            let mut touched: BTreeSet<String> = plan.changed.keys().cloned().collect();
+            touched.extend(emails::release(connection, &holders).await?);
+            let shown: BTreeMap<String, UserState> = alive
                 .into_iter()
-                .partition(|(_, state)| state.deleted);
-            repository::remove_rows(connection, &deleted.into_keys().collect::<Vec<_>>()).await?;
-            repository::write_rows(connection, &alive).await?;
+                .map(|(user, state)| (user.clone(), email_claims::as_shown(user, state, &holders)))
+                .collect();
+            repository::write_rows(connection, &shown).await?;
+            touched.extend(emails::grant(connection, &holders).await?);
             if rules.erase_on_delete {
                 let users: Vec<String> = plan.tombstoned.iter().cloned().collect();
                 repository::erase_events(connection, &users).await?;
             }
-            repository::notify(
-                connection,
-                &plan.changed.keys().cloned().collect::<Vec<_>>(),
-            )
-            .await?;
+            repository::notify(connection, &touched.into_iter().collect::<Vec<_>>()).await?;
             Ok(plan)
         })
         .await
+}
+
+/// Lock every address the batch's users held or claim, and decide who
+/// holds each, the batch's users by their states after the batch (`before`
+/// overlaid with `changed`).
+async fn decide_emails(
+    connection: &mut AsyncPgConnection,
+    before: &BTreeMap<String, UserState>,
+    changed: &BTreeMap<String, UserState>,
+) -> Result<Holders, Error> {
+    let emails: BTreeSet<String> = before
+        .values()
+        .chain(changed.values())
+        .filter_map(|state| state.profile.as_ref()?.email.clone())
+        .collect();
+    let mut after = before.clone();
+    after.extend(
+        changed
+            .iter()
+            .map(|(user, state)| (user.clone(), state.clone())),
+    );
+    emails::decide(connection, &emails, &after, true).await
 }
 
 /// Whether an error means the database itself is unreachable (wait for it)

@@ -11,9 +11,10 @@ use crate::apply::Rules;
 use crate::commands::{progress, since, synthetic};
 use crate::database;
 use crate::rebuild::{self, UserDiff};
-use crate::repository::{self, replay as log};
+use crate::repository::{self, emails, replay as log};
 use chrono::{DateTime, Utc};
 use clerk_sync_domain::clerk_event::ParsedEvent;
+use clerk_sync_domain::email_claims;
 use clerk_sync_domain::projection::UserState;
 use clerk_sync_domain::roles::Role;
 use clerk_sync_domain::runtime::settings::Settings;
@@ -21,7 +22,7 @@ use diesel::result::Error;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use indicatif::ProgressBar;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -323,14 +324,31 @@ async fn rebuild_batch(
     let events = log::logged_events(connection, users).await?;
     let existing = log::existing_rows(connection, users).await?;
     let rebuilt = rebuild::rebuild(users, &events, &rules.roles);
+    // Every address these users held, claim or show, and who holds each.
+    let emails: BTreeSet<String> = stored
+        .values()
+        .chain(rebuilt.states.values())
+        .filter_map(|state| state.profile.as_ref()?.email.clone())
+        .chain(
+            existing
+                .values()
+                .flatten()
+                .filter_map(|row| row.profile.email.clone()),
+        )
+        .collect();
+    let holders = emails::decide(connection, &emails, &rebuilt.states, !dry_run).await?;
+    let shown: BTreeMap<String, UserState> = rebuilt
+        .states
+        .iter()
+        .map(|(user, state)| (user.clone(), email_claims::as_shown(user, state, &holders)))
+        .collect();
     let corrected: BTreeMap<String, UserState> = rebuilt
         .states
         .iter()
         .filter(|(user, state)| stored.get(*user).cloned().unwrap_or_default() != **state)
         .map(|(user, state)| (user.clone(), state.clone()))
         .collect();
-    let diffs: Vec<(String, UserDiff)> = rebuilt
-        .states
+    let diffs: Vec<(String, UserDiff)> = shown
         .iter()
         .map(|(user, state)| {
             let rows = existing.get(user).map_or(&[][..], Vec::as_slice);
@@ -361,22 +379,28 @@ async fn rebuild_batch(
                 .collect();
             log::remove_unreferenced(connection, role, &stray).await?;
         }
+        let mut touched: BTreeSet<String> = emails::release(connection, &holders)
+            .await?
+            .into_iter()
+            .collect();
         let writes: BTreeMap<String, UserState> = diffs
             .iter()
             .filter(|(_, diff)| diff.writes())
-            .filter_map(|(user, _)| Some((user.clone(), rebuilt.states.get(user)?.clone())))
+            .filter_map(|(user, _)| Some((user.clone(), shown.get(user)?.clone())))
             .collect();
         repository::write_rows(connection, &writes).await?;
+        touched.extend(emails::grant(connection, &holders).await?);
         log::rejudge(connection, &rebuilt.rejudged).await?;
         if rules.erase_on_delete {
             repository::erase_events(connection, &deleted).await?;
         }
-        let touched: Vec<String> = diffs
-            .iter()
-            .filter(|(_, diff)| diff.writes() || !diff.removed.is_empty())
-            .map(|(user, _)| user.clone())
-            .collect();
-        repository::notify(connection, &touched).await?;
+        touched.extend(
+            diffs
+                .iter()
+                .filter(|(_, diff)| diff.writes() || !diff.removed.is_empty())
+                .map(|(user, _)| user.clone()),
+        );
+        repository::notify(connection, &touched.into_iter().collect::<Vec<_>>()).await?;
     }
     Ok(Batch {
         events: events.len(),

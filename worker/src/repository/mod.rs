@@ -2,6 +2,7 @@
 //! the caller's connection and never opens or commits a transaction: the
 //! caller owns the transaction boundary.
 
+pub mod emails;
 pub mod replay;
 
 use crate::plan::LogRow;

@@ -1,0 +1,1 @@
+DROP INDEX IF EXISTS clerk_sync.users_email_idx;
