@@ -48,13 +48,9 @@ diesel::table! {
     courses (id) {
         id -> Text,
         title -> Text,
-        description -> Nullable<Text>,
+        description -> Text,
         #[sql_name = "instructorId"]
         instructor_id -> Text,
-        #[sql_name = "createdAt"]
-        created_at -> Timestamp,
-        #[sql_name = "updatedAt"]
-        updated_at -> Timestamp,
     }
 }
 
@@ -66,8 +62,6 @@ diesel::table! {
         student_id -> Text,
         #[sql_name = "courseId"]
         course_id -> Text,
-        #[sql_name = "createdAt"]
-        created_at -> Timestamp,
     }
 }
 

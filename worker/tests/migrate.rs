@@ -93,7 +93,8 @@ async fn three_migrations_at_once_all_succeed() {
     );
 }
 
-/// The origin's tables as `prisma migrate` created them (email required).
+/// Tables `prisma migrate` created before clerk-sync ran (email required),
+/// for an app whose schema also gives Course and Enrollment timestamps.
 const PRISMA_ORIGIN_SQL: &str = r#"
 CREATE TABLE "Student" ("id" TEXT NOT NULL, "clerkId" TEXT NOT NULL, "email" TEXT NOT NULL, "firstName" TEXT NOT NULL, "lastName" TEXT NOT NULL, "imageUrl" TEXT, "createdAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP, "updatedAt" TIMESTAMP(3) NOT NULL, CONSTRAINT "Student_pkey" PRIMARY KEY ("id"));
 CREATE TABLE "Instructor" ("id" TEXT NOT NULL, "clerkId" TEXT NOT NULL, "email" TEXT NOT NULL, "firstName" TEXT NOT NULL, "lastName" TEXT NOT NULL, "imageUrl" TEXT, "bio" TEXT NOT NULL DEFAULT '', "createdAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP, "updatedAt" TIMESTAMP(3) NOT NULL, CONSTRAINT "Instructor_pkey" PRIMARY KEY ("id"));
@@ -155,6 +156,12 @@ async fn a_database_prisma_already_built_is_adopted() {
     )
     .await;
     assert_eq!(nullable, 2, "email becomes nullable");
+    let own = count(
+        &database,
+        "SELECT count(*) AS n FROM information_schema.columns WHERE table_name IN ('Course', 'Enrollment') AND column_name IN ('createdAt', 'updatedAt')",
+    )
+    .await;
+    assert_eq!(own, 3, "the app's own columns are left alone");
 }
 
 #[test]

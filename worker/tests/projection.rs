@@ -302,8 +302,8 @@ async fn deleting_removes_enrollments_and_courses_and_nothing_else() {
             .await;
     }
     system.wait_for_log(4, WAIT).await;
-    system.execute(r#"INSERT INTO "Course" ("id", "title", "instructorId", "updatedAt") SELECT 'c1', 'Rust', "id", now() FROM "Instructor" WHERE "clerkId" = 'user_i'"#).await;
-    system.execute(r#"INSERT INTO "Course" ("id", "title", "instructorId", "updatedAt") SELECT 'c2', 'SQL', "id", now() FROM "Instructor" WHERE "clerkId" = 'user_teacher2'"#).await;
+    system.execute(r#"INSERT INTO "Course" ("id", "title", "description", "instructorId") SELECT 'c1', 'Rust', '', "id" FROM "Instructor" WHERE "clerkId" = 'user_i'"#).await;
+    system.execute(r#"INSERT INTO "Course" ("id", "title", "description", "instructorId") SELECT 'c2', 'SQL', '', "id" FROM "Instructor" WHERE "clerkId" = 'user_teacher2'"#).await;
     system.execute(r#"INSERT INTO "Enrollment" ("id", "studentId", "courseId") SELECT 'e' || s."clerkId" || c."id", s."id", c."id" FROM "Student" s, "Course" c"#).await;
     assert_eq!(
         system

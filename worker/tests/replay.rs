@@ -96,8 +96,8 @@ async fn populated() -> System {
         assert_eq!(system.send(id, body).await, 202);
     }
     system.wait_for_log(events.len() as i64, WAIT).await;
-    script(&system, r#"INSERT INTO "Course" ("id", "title", "instructorId", "updatedAt")
-               SELECT 'course_1', 'Compilers', "id", now() FROM "Instructor" WHERE "clerkId" = 'user_grace';
+    script(&system, r#"INSERT INTO "Course" ("id", "title", "description", "instructorId")
+               SELECT 'course_1', 'Compilers', '', "id" FROM "Instructor" WHERE "clerkId" = 'user_grace';
                INSERT INTO "Enrollment" ("id", "studentId", "courseId")
                SELECT 'enrollment_1', "id", 'course_1' FROM "Student" WHERE "clerkId" = 'user_ada'"#,
         )
@@ -180,12 +180,12 @@ async fn rows_business_data_refers_to_are_kept_even_when_the_log_does_not_know_t
     // take the course away; and the same for an enrolled stray student.
     script(&system, r#"INSERT INTO "Instructor" ("id", "clerkId", "firstName", "lastName", "bio", "updatedAt")
                  VALUES ('adopted', 'user_adopted', 'Barbara', '', '', now());
-               INSERT INTO "Course" ("id", "title", "instructorId", "updatedAt")
-                 VALUES ('course_2', 'Abstraction', 'adopted', now());
+               INSERT INTO "Course" ("id", "title", "description", "instructorId")
+                 VALUES ('course_2', 'Abstraction', '', 'adopted');
                INSERT INTO "Instructor" ("id", "clerkId", "firstName", "lastName", "bio", "updatedAt")
                  VALUES ('stray', 'user_ada', 'Ada', '', '', now());
-               INSERT INTO "Course" ("id", "title", "instructorId", "updatedAt")
-                 VALUES ('course_3', 'Engines', 'stray', now())"#,
+               INSERT INTO "Course" ("id", "title", "description", "instructorId")
+                 VALUES ('course_3', 'Engines', '', 'stray')"#,
         )
         .await;
     let before = snapshot(&system).await;
