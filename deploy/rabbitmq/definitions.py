@@ -61,8 +61,12 @@ def queue_argument_templates():
         'text("at-least-once")': "at-least-once",
         'text("reject-publish")': "reject-publish",
         "AMQPValue::LongLongInt(i64::from(delivery_limit))": "<delivery_limit>",
+        # In effect no limit, on RabbitMQ 3 and 4 alike.
+        "AMQPValue::LongLongInt(i64::from(DEAD_LETTER_DELIVERY_LIMIT))": 2147483647,
         "text(&topology.dead_letter_exchange())": "<dead_letter_exchange>",
     }
+    if "pub const DEAD_LETTER_DELIVERY_LIMIT: i32 = i32::MAX;" not in source:
+        raise SourceChanged(f"{AMQP_RS.relative_to(ROOT)}: DEAD_LETTER_DELIVERY_LIMIT is no longer i32::MAX")
     templates = {}
     for function in ("shard_queue_arguments", "dead_letter_queue_arguments"):
         body = _function_body(source, function, AMQP_RS)

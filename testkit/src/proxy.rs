@@ -20,7 +20,8 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    pub async fn start(target: &'static str) -> Self {
+    pub async fn start(target: &str) -> Self {
+        let target: Arc<str> = Arc::from(target);
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .unwrap_or_else(|e| panic!("{e}"));
@@ -39,7 +40,7 @@ impl Proxy {
                         drop(client);
                         continue;
                     }
-                    let relay = tokio::spawn(relay(client, target, delay_ms.clone()));
+                    let relay = tokio::spawn(relay(client, target.clone(), delay_ms.clone()));
                     if let Ok(mut relays) = relays.lock() {
                         relays.push(relay);
                     }
@@ -92,8 +93,8 @@ impl Drop for Proxy {
     }
 }
 
-async fn relay(client: TcpStream, target: &str, delay_ms: Arc<AtomicU64>) {
-    let Ok(server) = TcpStream::connect(target).await else {
+async fn relay(client: TcpStream, target: Arc<str>, delay_ms: Arc<AtomicU64>) {
+    let Ok(server) = TcpStream::connect(&*target).await else {
         return;
     };
     let (mut client_read, mut client_write) = client.into_split();

@@ -18,7 +18,7 @@ use clerk_sync_domain::runtime::settings::Settings;
 use clerk_sync_domain::topology::Topology;
 use diesel_async::AsyncPgConnection;
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicNackOptions, BasicPublishOptions};
+use lapin::options::{BasicAckOptions, BasicPublishOptions, BasicRejectOptions};
 use lapin::types::{AMQPValue, LongString};
 use lapin::{Channel, Confirmation};
 use std::sync::Arc;
@@ -209,7 +209,11 @@ impl Runner {
                     .basic_publish(
                         self.topology.dead_letter_exchange().into(),
                         "".into(),
-                        BasicPublishOptions::default(),
+                        // Returned when no queue is bound: not dead-lettered.
+                        BasicPublishOptions {
+                            mandatory: true,
+                            ..BasicPublishOptions::default()
+                        },
                         &delivery.data,
                         properties,
                     )
@@ -217,7 +221,7 @@ impl Runner {
                     .await
             }
             .await;
-            if matches!(published, Ok(Confirmation::Ack(_))) {
+            if matches!(published, Ok(Confirmation::Ack(None))) {
                 self.metrics.dead_letters.inc();
                 tracing::error!(svix.id = %message.svix_id, attempts, reason, "dead-lettered");
                 let _ = delivery.ack(BasicAckOptions::default()).await;
@@ -227,12 +231,10 @@ impl Runner {
         tracing::warn!(svix.id = %message.svix_id, attempts, reason, "failed; requeued");
         let backoff = FIRST_RETRY * 2_u32.saturating_pow(attempts.min(6));
         tokio::time::sleep(backoff.min(MAX_RETRY)).await;
-        let _ = delivery
-            .nack(BasicNackOptions {
-                requeue: true,
-                multiple: false,
-            })
-            .await;
+        // A reject, not a nack: RabbitMQ 4.3 and later count only rejects
+        // (and lost consumers) towards a quorum queue's delivery limit;
+        // every version counts a reject.
+        let _ = delivery.reject(BasicRejectOptions { requeue: true }).await;
     }
 
     /// Connect to PostgreSQL, retrying with back-off. False if stopped first.

@@ -37,6 +37,7 @@ fn migrate(database: &TestDatabase) {
         .env_clear()
         .current_dir(std::env::temp_dir())
         .env("DATABASE_URL", database.url.expose())
+        .env("AMQP_URL", support::amqp_url())
         .env("CLERK_SYNC__AMQP__PREFIX", &broker.prefix)
         .env("CLERK_SYNC__AMQP__SHARDS", "1")
         .output()

@@ -176,9 +176,9 @@ async fn three_workers_on_shuffled_duplicated_histories_equal_the_model() {
 /// (start-up, which migrates, is over), the proxy is cut and the rest of the
 /// events flow in during the outage; then the service comes back.
 async fn outage_while_events_flow(service: Service) {
-    let proxy = Proxy::start(match service {
-        Service::Postgres => "127.0.0.1:5432",
-        Service::RabbitMq => "127.0.0.1:5672",
+    let proxy = Proxy::start(&match service {
+        Service::Postgres => "127.0.0.1:5432".to_owned(),
+        Service::RabbitMq => clerk_sync_testkit::broker::address(),
     })
     .await;
     let mut system = System::start(&[]).await;

@@ -6,12 +6,12 @@
 mod support;
 
 use clerk_sync_domain::topology::Topology;
-use lapin::options::{BasicGetOptions, BasicNackOptions};
+use lapin::options::{BasicGetOptions, BasicRejectOptions};
 use lapin::{Connection, ConnectionProperties};
 use serde_json::Value;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use support::system::{CliOutput, System, user_event};
-use support::{AMQP_URL, DeadLetterSpec};
+use support::{DeadLetterSpec, amqp_url};
 
 const T0: i64 = 1_700_000_000_000;
 const WAIT: Duration = Duration::from_secs(30);
@@ -157,7 +157,7 @@ async fn redrive_of_a_message_that_failed_because_of_a_now_fixed_condition_appli
 /// Have RabbitMQ itself dead-letter the message waiting in `queue`: take
 /// it and give it back until the delivery limit sends it on.
 async fn exhaust_deliveries(queue: &str) {
-    let connection = Connection::connect(AMQP_URL, ConnectionProperties::default())
+    let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let channel = connection
@@ -171,12 +171,10 @@ async fn exhaust_deliveries(queue: &str) {
         .unwrap_or_else(|e| panic!("{e}"))
     {
         assert!(started.elapsed() < WAIT, "{queue} keeps its message");
+        // A reject: RabbitMQ 4.3 and later no longer count a nack.
         message
             .delivery
-            .nack(BasicNackOptions {
-                requeue: true,
-                multiple: false,
-            })
+            .reject(BasicRejectOptions { requeue: true })
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -134,6 +134,7 @@ fn an_explicit_address_that_is_taken_is_a_start_up_error() {
         .env_clear()
         .current_dir(std::env::temp_dir())
         .env("DATABASE_URL", database.url.expose())
+        .env("AMQP_URL", support::amqp_url())
         .env("CLERK_SYNC__AMQP__PREFIX", &broker.prefix)
         .env("CLERK_SYNC__AMQP__SHARDS", "2")
         .env("CLERK_SYNC__WORKER__LISTEN", address.to_string())
@@ -149,4 +150,37 @@ fn an_explicit_address_that_is_taken_is_a_start_up_error() {
         "{stderr}"
     );
     drop(taken);
+}
+
+/// The version the tests' broker reports of itself.
+fn broker_version() -> String {
+    let output = clerk_sync_testkit::broker::rabbitmqctl()
+        .args(["-q", "version"])
+        .output()
+        .unwrap_or_else(|e| panic!("rabbitmqctl: {e}"));
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_brokers_version_is_logged_and_shown_by_status() {
+    let system = System::start(&[]).await;
+    system.wait_until_ready().await;
+    let version = broker_version();
+    assert!(version.starts_with(['3', '4']), "{version}");
+    let log = std::fs::read_to_string(system.worker_log(0)).unwrap_or_default();
+    let logged = log.lines().find_map(|line| {
+        let entry: serde_json::Value = serde_json::from_str(line).ok()?;
+        entry["fields"]["rabbitmq.version"]
+            .as_str()
+            .map(str::to_owned)
+    });
+    assert_eq!(logged.as_deref(), Some(version.as_str()), "{log}");
+    let status = system.cli(&["status", "--json"], &[]).await;
+    assert_eq!(status.json()["rabbitmq_version"], version.as_str());
+    let text = system.cli(&["status"], &[]).await;
+    assert!(
+        text.stdout.contains(&format!("rabbitmq:     {version}")),
+        "{}",
+        text.stdout
+    );
 }

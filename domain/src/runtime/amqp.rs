@@ -4,6 +4,7 @@
 //! idempotent; a queue that already exists with other arguments is reported
 //! by name instead of being changed (RabbitMQ cannot change them in place).
 
+use super::broker_version;
 use super::secret_url::SecretUrl;
 use crate::topology::Topology;
 use lapin::options::{
@@ -54,7 +55,17 @@ pub async fn connect(url: &SecretUrl, connection_name: &str) -> Result<Connectio
     )
     .await
     {
-        Ok(Ok(connection)) => Ok(connection),
+        Ok(Ok(connection)) => {
+            match broker_version::read(url).await {
+                Ok(version) => {
+                    tracing::info!(rabbitmq.version = %version, url = %url.redacted(), "connected to RabbitMQ {version}")
+                }
+                Err(reason) => {
+                    tracing::info!(url = %url.redacted(), "connected to RabbitMQ (its version could not be read: {reason})")
+                }
+            }
+            Ok(connection)
+        }
         Ok(Err(e)) => Err(unreachable(e.to_string())),
         Err(_) => Err(unreachable(format!("no answer within {CONNECT_TIMEOUT:?}"))),
     }
@@ -82,13 +93,24 @@ pub fn shard_queue_arguments(topology: &Topology, delivery_limit: u32) -> FieldT
     arguments
 }
 
-/// The dead-letter queue is a plain quorum queue: nothing leaves it unless
-/// an operator redrives or discards it.
+/// The dead-letter queue is a quorum queue that nothing leaves unless an
+/// operator redrives or discards it. Its delivery limit is the largest
+/// there is, which RabbitMQ 3 and 4 both treat as none: without one,
+/// RabbitMQ 4 gives a quorum queue a limit of 20 and drops a message read
+/// and given back that often (it has nowhere to dead-letter it to).
 pub fn dead_letter_queue_arguments() -> FieldTable {
     let mut arguments = FieldTable::default();
-    arguments.insert("x-queue-type".into(), text("quorum"));
+    arguments
+        .insert("x-queue-type".into(), text("quorum"))
+        .insert(
+            "x-delivery-limit".into(),
+            AMQPValue::LongLongInt(i64::from(DEAD_LETTER_DELIVERY_LIMIT)),
+        );
     arguments
 }
+
+/// The dead-letter queue's `x-delivery-limit`: in effect, none.
+pub const DEAD_LETTER_DELIVERY_LIMIT: i32 = i32::MAX;
 
 fn text(value: &str) -> AMQPValue {
     AMQPValue::LongString(LongString::from(value))
@@ -126,7 +148,33 @@ pub async fn declare_topology(
     .await?;
 
     let dead_letter_queue = topology.dead_letter_queue();
-    declare_queue(&channel, &dead_letter_queue, dead_letter_queue_arguments()).await?;
+    let channel = match declare_queue(&channel, &dead_letter_queue, dead_letter_queue_arguments())
+        .await
+    {
+        Ok(()) => channel,
+        // Declared by an earlier release (no delivery limit): kept, since
+        // its messages must not be lost, and read safely (see the worker's
+        // `dlq` commands). The refusal closed the channel.
+        Err(AmqpError::TopologyMismatch { reason, .. }) => {
+            tracing::warn!(
+                queue = %dead_letter_queue,
+                reason = %reason,
+                "the dead-letter queue exists with other arguments and is kept as it is; on RabbitMQ 4 a quorum \
+                 queue without x-delivery-limit drops a message given back 20 times: clerk-sync's commands never \
+                 give one back, but to protect it from other readers set a policy with \
+                 {{\"delivery-limit\": {DEAD_LETTER_DELIVERY_LIMIT}}} on it (README, \"Queues and routing\")"
+            );
+            connection
+                .create_channel()
+                .await
+                .map_err(|source| AmqpError::Declare {
+                    kind: "channel",
+                    name: "for declarations".to_owned(),
+                    source,
+                })?
+        }
+        Err(e) => return Err(e),
+    };
     bind(&channel, &dead_letter_queue, &dead_letter_exchange, "").await?;
 
     for queue in topology.shard_queues() {

@@ -179,7 +179,7 @@ impl Running {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_requests_in_flight_confirms_included_and_exits_0() {
     // Slow confirms so the requests are surely in flight when SIGTERM lands.
-    let proxy = Proxy::start("127.0.0.1:5672").await;
+    let proxy = Proxy::start(&clerk_sync_testkit::broker::address()).await;
     let ingest = Running::start(&proxy.amqp_url(), &[]).await;
     proxy.delay_replies(Duration::from_millis(500));
     let client = reqwest::Client::new();
@@ -215,7 +215,7 @@ async fn sigterm_finishes_requests_in_flight_confirms_included_and_exits_0() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_carry_the_svix_id_and_never_the_body_email_or_secret() {
-    let ingest = Running::start(AMQP_URL, &[("RUST_LOG", "debug")]).await;
+    let ingest = Running::start(&amqp_url(), &[("RUST_LOG", "debug")]).await;
     let client = reqwest::Client::new();
     let (id, status) = ingest
         .post(&client, user_event("user.created", "user_logged", 1))

@@ -6,6 +6,7 @@ use clerk_sync_domain::runtime::secret_url::SecretUrl;
 use clerk_sync_domain::runtime::settings::{Settings, WebhookSecrets};
 use clerk_sync_domain::topology::Topology;
 use clerk_sync_ingest::startup::Application;
+pub use clerk_sync_testkit::broker::amqp_url;
 use lapin::options::BasicGetOptions;
 use lapin::types::{AMQPValue, FieldTable};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -13,14 +14,13 @@ use svix::webhooks::Webhook;
 
 pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 pub const OTHER_SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
-pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 pub const SHARDS: u16 = 4;
 
 /// Settings for a test: its own prefix, a random port, one secret.
 pub fn test_settings() -> Settings {
     let mut settings = Settings::default();
     settings.webhook.secrets = WebhookSecrets::parse(SECRET);
-    settings.amqp.url = SecretUrl::new(AMQP_URL);
+    settings.amqp.url = SecretUrl::new(amqp_url());
     settings.amqp.prefix = format!("test_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
     settings.amqp.shards = SHARDS;
     settings.amqp.confirm_timeout_ms = 2_000;
@@ -145,7 +145,7 @@ impl TestApp {
 /// A connection to the test broker and a channel on it, for a test to
 /// arrange or inspect queues (keep the connection while using the channel).
 pub async fn broker_channel() -> (lapin::Connection, lapin::Channel) {
-    let connection = amqp::connect(&SecretUrl::new(AMQP_URL), "test")
+    let connection = amqp::connect(&SecretUrl::new(amqp_url()), "test")
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let channel = connection
@@ -206,7 +206,7 @@ impl TestTopology {
     pub fn of(settings: &Settings) -> Self {
         Self {
             topology: Topology::new(settings.amqp.prefix.clone(), settings.amqp.shards),
-            url: SecretUrl::new(AMQP_URL),
+            url: SecretUrl::new(amqp_url()),
         }
     }
 

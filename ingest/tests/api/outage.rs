@@ -21,7 +21,7 @@ async fn wait_for_readiness(app: &TestApp, status: u16, within: Duration) -> Dur
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_lost_gives_503_then_recovers_by_itself() {
-    let proxy = Proxy::start("127.0.0.1:5672").await;
+    let proxy = Proxy::start(&clerk_sync_testkit::broker::address()).await;
     let mut settings = test_settings();
     settings.amqp.url = SecretUrl::new(proxy.amqp_url());
     let app = spawn_app_with(settings).await;
@@ -96,7 +96,7 @@ async fn a_broker_unreachable_at_start_is_named_in_the_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_confirm_that_does_not_come_in_time_is_503() {
-    let proxy = Proxy::start("127.0.0.1:5672").await;
+    let proxy = Proxy::start(&clerk_sync_testkit::broker::address()).await;
     let mut settings = test_settings();
     settings.amqp.url = SecretUrl::new(proxy.amqp_url());
     settings.amqp.confirm_timeout_ms = 300;
@@ -169,7 +169,7 @@ async fn a_nack_is_503() {
         "^{}\\.shard\\.",
         regex_escape(app.topology.topology.exchange().trim_end_matches(".events"))
     );
-    let set = std::process::Command::new("rabbitmqctl")
+    let set = clerk_sync_testkit::broker::rabbitmqctl()
         .args([
             "-q",
             "set_policy",
@@ -210,7 +210,7 @@ struct ClearPolicy(String);
 
 impl Drop for ClearPolicy {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("rabbitmqctl")
+        let _ = clerk_sync_testkit::broker::rabbitmqctl()
             .args(["-q", "clear_policy", &self.0])
             .status();
     }

@@ -8,12 +8,12 @@ pub mod system;
 use clerk_sync_domain::runtime::amqp;
 use clerk_sync_domain::runtime::secret_url::SecretUrl;
 use clerk_sync_domain::topology::Topology;
+pub use clerk_sync_testkit::broker::amqp_url;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use lapin::options::{BasicGetOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Connection, ConnectionProperties};
 
-pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 const SERVER_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 fn unique(kind: &str) -> String {
@@ -101,7 +101,8 @@ impl TestBroker {
 
     /// Declares every queue passively: false if one is missing.
     pub async fn queues_exist(&self) -> bool {
-        let Ok(connection) = Connection::connect(AMQP_URL, ConnectionProperties::default()).await
+        let Ok(connection) =
+            Connection::connect(&amqp_url(), ConnectionProperties::default()).await
         else {
             return false;
         };
@@ -128,7 +129,8 @@ impl TestBroker {
 impl TestBroker {
     /// Take every dead letter: its svix-id and its `x-clerk-sync-error`.
     pub async fn take_dead_letters(&self) -> Vec<(Option<String>, Option<String>)> {
-        let Ok(connection) = Connection::connect(AMQP_URL, ConnectionProperties::default()).await
+        let Ok(connection) =
+            Connection::connect(&amqp_url(), ConnectionProperties::default()).await
         else {
             return Vec::new();
         };
@@ -163,7 +165,7 @@ impl Drop for TestBroker {
     fn drop(&mut self) {
         let topology = Topology::new(self.prefix.clone(), self.shards);
         blocking(async move {
-            let url = SecretUrl::new(AMQP_URL);
+            let url = SecretUrl::new(amqp_url());
             if let Ok(connection) = amqp::connect(&url, "test-cleanup").await {
                 let _ = amqp::delete_topology(&connection, &topology).await;
             }
@@ -191,7 +193,7 @@ impl TestBroker {
         use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
         use lapin::types::LongString;
         let text = |s: &str| AMQPValue::LongString(LongString::from(s));
-        let connection = Connection::connect(AMQP_URL, ConnectionProperties::default())
+        let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         let channel = connection

@@ -36,6 +36,8 @@ impl System {
         let broker = TestBroker::new(4);
         let mut settings = Settings::default();
         settings.webhook.secrets = WebhookSecrets::parse(SECRET);
+        settings.amqp.url =
+            clerk_sync_domain::runtime::secret_url::SecretUrl::new(super::amqp_url());
         settings.amqp.prefix = broker.prefix.clone();
         settings.amqp.shards = broker.shards;
         settings.ingest.listen = "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}"));
@@ -64,6 +66,7 @@ impl System {
             .collect();
         worker_env.extend([
             ("DATABASE_URL".to_owned(), database.url.expose().to_owned()),
+            ("AMQP_URL".to_owned(), super::amqp_url()),
             ("CLERK_SYNC__AMQP__PREFIX".to_owned(), broker.prefix.clone()),
             (
                 "CLERK_SYNC__AMQP__SHARDS".to_owned(),

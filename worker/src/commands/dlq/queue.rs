@@ -1,17 +1,20 @@
 //! The dead-letter queue, read without losing anything: messages are taken
 //! with `basic.get` and manual acknowledgement on a channel of our own and
-//! held; whatever is not acknowledged goes back to the queue, in its order,
-//! when the channel closes (also when this process dies). That is safe only
-//! for the dead-letter queue, which has no delivery limit: on a quorum queue
-//! a get and a return count as a delivery, so on a shard queue it would
-//! bring the message closer to being dead-lettered. Nothing here touches a
-//! shard queue except by publishing to the events exchange.
+//! held. What is not removed is put back when done, as a fresh copy
+//! published before the original is acknowledged: giving a message back
+//! (a reject, or closing the channel) counts as a delivery, and on RabbitMQ
+//! 4 a quorum queue declared without `x-delivery-limit` (as earlier
+//! releases declared this one) drops a message given back 20 times. Should
+//! this process die first, the messages it holds go back by themselves.
+//! Nothing here touches a shard queue except by publishing to the events
+//! exchange.
 
 use super::letter::{DeadLetter, redrive_properties};
 use crate::commands::progress;
 use anyhow::Context;
 use clerk_sync_domain::runtime::amqp;
 use clerk_sync_domain::runtime::settings::Settings;
+use clerk_sync_domain::shard::fnv1a_64;
 use clerk_sync_domain::topology::Topology;
 use lapin::message::Delivery;
 use lapin::options::{
@@ -20,7 +23,9 @@ use lapin::options::{
 };
 use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::types::FieldTable;
-use lapin::{Channel, Confirmation, Connection};
+use lapin::{Acker, BasicProperties, Channel, Confirmation, Connection};
+use std::collections::HashSet;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 /// A queue's figures as `queue.declare` (passive) gives them.
@@ -76,6 +81,17 @@ pub struct DeadLetterQueue {
     topology: Topology,
     delivery_limit: u32,
     confirm_timeout: Duration,
+    /// Every message taken and not removed, in queue order.
+    taken: Mutex<Vec<Taken>>,
+}
+
+/// A message taken: enough to put it back.
+#[derive(Debug)]
+struct Taken {
+    tag: u64,
+    acker: Acker,
+    properties: BasicProperties,
+    data: Vec<u8>,
 }
 
 impl DeadLetterQueue {
@@ -92,6 +108,7 @@ impl DeadLetterQueue {
             topology: Topology::new(settings.amqp.prefix.clone(), settings.amqp.shards),
             delivery_limit: settings.amqp.delivery_limit,
             confirm_timeout: Duration::from_millis(settings.amqp.confirm_timeout_ms),
+            taken: Mutex::new(Vec::new()),
         })
     }
 
@@ -110,9 +127,8 @@ impl DeadLetterQueue {
 
     /// Take every message the queue has now (as many as [`Self::depth`]
     /// said), first in the queue first, and hold them all until
-    /// [`Self::close`]; return those `keep` wants. Always all: RabbitMQ puts
-    /// messages given back behind those given back before, so giving back
-    /// only the first few of a queue read before would reorder it.
+    /// [`Self::close`]; return those `keep` wants. Always all: putting back
+    /// only the first few would move them behind the rest.
     pub async fn take_all(
         &self,
         mut keep: impl FnMut(&DeadLetter) -> bool,
@@ -133,6 +149,12 @@ impl DeadLetterQueue {
             bar.inc(1);
             let delivery = message.delivery;
             let letter = DeadLetter::read(&delivery, &self.topology, self.delivery_limit);
+            self.held().push(Taken {
+                tag: delivery.delivery_tag,
+                acker: delivery.acker.clone(),
+                properties: delivery.properties.clone(),
+                data: delivery.data.clone(),
+            });
             // A delivery not kept is still held, unsettled, until close.
             if keep(&letter) {
                 kept.push(Held { delivery, letter });
@@ -142,48 +164,61 @@ impl DeadLetterQueue {
         Ok(kept)
     }
 
-    /// Publish a held message back to the shard queue its user routes to,
-    /// as the ingest did (same properties and headers, less the dead-letter
-    /// ones), and wait for RabbitMQ's confirm. The dead letter itself is
-    /// left held: acknowledge it with [`Self::remove`] once this succeeded.
-    pub async fn publish_to_shard(&mut self, held: &Held) -> anyhow::Result<()> {
-        let publisher = match &self.publisher {
-            Some(publisher) => publisher,
-            None => {
-                let channel = self
-                    .connection
-                    .create_channel()
-                    .await
-                    .context("cannot open a RabbitMQ channel")?;
-                channel
-                    .confirm_select(ConfirmSelectOptions::default())
-                    .await
-                    .context("cannot enable publisher confirms")?;
-                self.publisher.insert(channel)
-            }
-        };
-        let queue = &held.letter.queue;
+    fn held(&self) -> std::sync::MutexGuard<'_, Vec<Taken>> {
+        self.taken.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The channel messages are published on, with publisher confirms.
+    async fn publisher(&mut self) -> anyhow::Result<&Channel> {
+        if self.publisher.is_none() {
+            let channel = self
+                .connection
+                .create_channel()
+                .await
+                .context("cannot open a RabbitMQ channel")?;
+            channel
+                .confirm_select(ConfirmSelectOptions::default())
+                .await
+                .context("cannot enable publisher confirms")?;
+            self.publisher = Some(channel);
+        }
+        self.publisher
+            .as_ref()
+            .context("cannot open a RabbitMQ channel")
+    }
+
+    /// Publish `data` with `properties` through `exchange` and wait for
+    /// RabbitMQ's confirm that a queue took it.
+    async fn publish(
+        &mut self,
+        exchange: &str,
+        routing_key: &str,
+        data: &[u8],
+        properties: BasicProperties,
+    ) -> anyhow::Result<()> {
+        let timeout = self.confirm_timeout;
+        let publisher = self.publisher().await?;
         let confirmed = async {
             publisher
                 .basic_publish(
-                    self.topology.exchange().into(),
-                    queue.as_str().into(),
+                    exchange.into(),
+                    routing_key.into(),
                     BasicPublishOptions {
                         mandatory: true,
                         ..BasicPublishOptions::default()
                     },
-                    &held.delivery.data,
-                    redrive_properties(&held.delivery.properties),
+                    data,
+                    properties,
                 )
                 .await?
                 .await
         };
-        match tokio::time::timeout(self.confirm_timeout, confirmed).await {
-            Err(_) => anyhow::bail!("RabbitMQ did not confirm within {:?}", self.confirm_timeout),
+        match tokio::time::timeout(timeout, confirmed).await {
+            Err(_) => anyhow::bail!("RabbitMQ did not confirm within {timeout:?}"),
             Ok(Err(e)) => Err(e).context("publishing failed"),
             Ok(Ok(Confirmation::Ack(None))) => Ok(()),
             Ok(Ok(Confirmation::Ack(Some(_)))) => anyhow::bail!(
-                "no queue is bound for {queue} (`clerk-sync-worker migrate` declares it)"
+                "no queue is bound for {routing_key} (`clerk-sync-worker migrate` declares it)"
             ),
             Ok(Ok(Confirmation::Nack(_) | Confirmation::NotRequested)) => {
                 anyhow::bail!("RabbitMQ refused the message")
@@ -191,21 +226,83 @@ impl DeadLetterQueue {
         }
     }
 
+    /// Publish a held message back to the shard queue its user routes to,
+    /// as the ingest did (same properties and headers, less the dead-letter
+    /// ones), and wait for RabbitMQ's confirm. The dead letter itself is
+    /// left held: acknowledge it with [`Self::remove`] once this succeeded.
+    pub async fn publish_to_shard(&mut self, held: &Held) -> anyhow::Result<()> {
+        let exchange = self.topology.exchange();
+        self.publish(
+            &exchange,
+            &held.letter.queue,
+            &held.delivery.data,
+            redrive_properties(&held.delivery.properties),
+        )
+        .await
+    }
+
     /// Acknowledge a held message: it leaves the dead-letter queue for good.
     pub async fn remove(&self, held: &Held) -> anyhow::Result<()> {
         held.delivery
             .ack(BasicAckOptions::default())
             .await
-            .map(drop)
-            .context("cannot acknowledge the dead letter")
+            .context("cannot acknowledge the dead letter")?;
+        let tag = held.delivery.delivery_tag;
+        self.held().retain(|taken| taken.tag != tag);
+        Ok(())
     }
 
-    /// Close: every message still held goes back to the queue, in order.
-    pub async fn close(self) {
+    /// Close, putting back every message still held, in order: a copy is
+    /// published to the dead-letter queue and, once confirmed, the original
+    /// acknowledged (a second copy of a message, left by a put-back cut
+    /// short, is only acknowledged). Should a copy fail, the rest go back
+    /// when the channel closes.
+    pub async fn close(mut self) {
+        let held = std::mem::take(&mut *self.held());
+        let queue = self.name();
+        let mut seen = HashSet::new();
+        for taken in held {
+            if seen.insert(identity(&taken)) {
+                let copy = put_back_properties(&taken.properties);
+                if let Err(e) = self.publish("", &queue, &taken.data, copy).await {
+                    tracing::warn!(error = %format!("{e:#}"), "cannot put a dead letter back; the rest go back as they are");
+                    break;
+                }
+            }
+            let _ = taken.acker.ack(BasicAckOptions::default()).await;
+        }
         let _ = self.channel.close(200, "done".into()).await;
-        if let Some(publisher) = self.publisher {
+        if let Some(publisher) = self.publisher.take() {
             let _ = publisher.close(200, "done".into()).await;
         }
         let _ = self.connection.close(200, "done".into()).await;
     }
+}
+
+/// What makes two dead letters copies of one: the message id (the
+/// svix-id), else the body.
+fn identity(taken: &Taken) -> String {
+    match taken.properties.message_id() {
+        Some(id) => id.to_string(),
+        None => format!("{:016x}", fnv1a_64(&taken.data)),
+    }
+}
+
+/// A put-back copy's properties: the original's, without the count of
+/// deliveries RabbitMQ keeps (it starts again for the copy).
+fn put_back_properties(properties: &BasicProperties) -> BasicProperties {
+    let headers: FieldTable = properties
+        .headers()
+        .as_ref()
+        .map(|headers| {
+            headers
+                .inner()
+                .iter()
+                .filter(|(name, _)| name.as_str() != "x-delivery-count")
+                .map(|(name, value)| (name.clone(), value.clone()))
+                .collect::<std::collections::BTreeMap<_, _>>()
+                .into()
+        })
+        .unwrap_or_default();
+    properties.clone().with_headers(headers)
 }

@@ -11,6 +11,7 @@ pub mod workers;
 use super::dlq::queue::DeadLetterQueue;
 use super::exit;
 use crate::database;
+use clerk_sync_domain::runtime::broker_version;
 use clerk_sync_domain::runtime::settings::Settings;
 use clerk_sync_domain::topology::Topology;
 use report::Report;
@@ -35,6 +36,7 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
     let report = Report {
         shards: gather::shards(figures, reports),
         workers,
+        rabbitmq_version: broker_version::read(&settings.amqp.url).await,
         dead_letters,
         events,
         tables,

@@ -15,6 +15,8 @@ pub struct Report {
     pub shards: Vec<Shard>,
     /// The workers that reported recently.
     pub workers: Vec<Worker>,
+    /// RabbitMQ's version, or why it could not be read.
+    pub rabbitmq_version: Result<String, String>,
     pub dead_letters: DeadLetters,
     pub events: EventLog,
     pub tables: Tables,
@@ -218,8 +220,12 @@ pub fn text(report: &Report, crossed: &[Crossed]) -> String {
     )];
     lines.push(String::new());
     lines.push(workers::text(&report.workers));
-    let dead = &report.dead_letters;
     lines.push(String::new());
+    lines.push(match &report.rabbitmq_version {
+        Ok(version) => format!("rabbitmq:     {version}"),
+        Err(reason) => format!("rabbitmq:     version unknown ({reason})"),
+    });
+    let dead = &report.dead_letters;
     lines.push(match dead.oldest_age_secs {
         Some(age) => format!(
             "dead letters: {} in {} (oldest received {} ago)",
@@ -293,6 +299,7 @@ pub fn json(report: &Report, crossed: &[Crossed], limits: &StatusSettings) -> Va
         "ok": crossed.is_empty(),
         "shards": shards,
         "workers": workers::json(&report.workers),
+        "rabbitmq_version": report.rabbitmq_version.as_ref().ok(),
         "dead_letters": {
             "queue": report.dead_letters.queue,
             "depth": report.dead_letters.depth,
@@ -350,6 +357,7 @@ mod tests {
         Report {
             shards,
             workers: Vec::new(),
+            rabbitmq_version: Ok("4.0.5".to_owned()),
             dead_letters: DeadLetters {
                 queue: "p.dead-letter".to_owned(),
                 depth: dead,
