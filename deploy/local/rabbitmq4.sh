@@ -11,7 +11,9 @@
 #   deploy/local/rabbitmq4.sh ctl ARGS...  run this node's rabbitmqctl, e.g.
 #                                          ctl set_vm_memory_high_watermark 0.001
 #
-# Everything lives in target/rabbitmq4/ (git-ignored): root/ is a minimal
+# Everything lives in ~/.cache/clerk-sync/rabbitmq4/, outside the repository
+# (so that `cargo clean` or removing a clone never walks into the /proc and
+# /dev mounted in it while the node runs): root/ is a minimal
 # trixie system made by debootstrap (its rabbitmq-server and Erlang are run
 # inside it with chroot); the node's data and logs are root/var/lib/rabbitmq
 # and root/var/log/rabbitmq; server.out has the node's console output.
@@ -20,15 +22,14 @@
 #   RABBITMQ4_DIST_PORT [PORT+20000] Erlang distribution port
 #   RABBITMQ4_EPMD_PORT [4370]       this node's own epmd (the local one is 4369)
 #   RABBITMQ4_NODENAME [rabbit4@localhost]
-#   RABBITMQ4_DIR [target/rabbitmq4]
+#   RABBITMQ4_DIR [${XDG_CACHE_HOME:-~/.cache}/clerk-sync/rabbitmq4]
 #   RABBITMQ4_MIRROR [http://deb.debian.org/debian]
 # Needs root (debootstrap, chroot, mount). The first start downloads about
 # 80 MB of packages and takes 2-3 minutes (about 300 MB on disk); later
 # starts take 10-20 s.
 set -euo pipefail
 
-repo=$(cd "$(dirname "$0")/../.." && pwd)
-base=${RABBITMQ4_DIR:-$repo/target/rabbitmq4}
+base=${RABBITMQ4_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/clerk-sync/rabbitmq4}
 root=$base/root
 port=${RABBITMQ4_PORT:-5673}
 dist_port=${RABBITMQ4_DIST_PORT:-$((port + 20000))}
