@@ -11,7 +11,7 @@
 
 use crate::projection::UserState;
 use crate::version::Version;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Address -> the user whose rows show it.
 pub type Holders = BTreeMap<String, String>;
@@ -53,6 +53,25 @@ pub fn holders(claims: impl IntoIterator<Item = Claim>) -> Holders {
     newest
         .into_iter()
         .map(|(email, (_, user))| (email, user))
+        .collect()
+}
+
+/// The addresses `states` have.
+pub fn addresses<'a>(states: impl IntoIterator<Item = &'a UserState>) -> BTreeSet<String> {
+    states
+        .into_iter()
+        .filter_map(|state| state.profile.as_ref()?.email.clone())
+        .collect()
+}
+
+/// Each user's state as its rows show it (see [`as_shown`]).
+pub fn shown<'a>(
+    states: impl IntoIterator<Item = (&'a String, &'a UserState)>,
+    holders: &Holders,
+) -> BTreeMap<String, UserState> {
+    states
+        .into_iter()
+        .map(|(user, state)| (user.clone(), as_shown(user, state, holders)))
         .collect()
 }
 

@@ -57,10 +57,7 @@ pub async fn apply_batch(
             .await?;
             let mut touched: BTreeSet<String> = plan.changed.keys().cloned().collect();
             touched.extend(emails::release(connection, &holders).await?);
-            let shown: BTreeMap<String, UserState> = alive
-                .into_iter()
-                .map(|(user, state)| (user.clone(), email_claims::as_shown(user, state, &holders)))
-                .collect();
+            let shown = email_claims::shown(alive, &holders);
             repository::write_rows(connection, &shown).await?;
             touched.extend(emails::grant(connection, &holders).await?);
             if rules.erase_on_delete {
@@ -81,11 +78,7 @@ async fn decide_emails(
     before: &BTreeMap<String, UserState>,
     changed: &BTreeMap<String, UserState>,
 ) -> Result<Holders, Error> {
-    let emails: BTreeSet<String> = before
-        .values()
-        .chain(changed.values())
-        .filter_map(|state| state.profile.as_ref()?.email.clone())
-        .collect();
+    let emails = email_claims::addresses(before.values().chain(changed.values()));
     let mut after = before.clone();
     after.extend(
         changed

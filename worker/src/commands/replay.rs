@@ -325,23 +325,15 @@ async fn rebuild_batch(
     let existing = log::existing_rows(connection, users).await?;
     let rebuilt = rebuild::rebuild(users, &events, &rules.roles);
     // Every address these users held, claim or show, and who holds each.
-    let emails: BTreeSet<String> = stored
-        .values()
-        .chain(rebuilt.states.values())
-        .filter_map(|state| state.profile.as_ref()?.email.clone())
-        .chain(
-            existing
-                .values()
-                .flatten()
-                .filter_map(|row| row.profile.email.clone()),
-        )
-        .collect();
+    let mut emails = email_claims::addresses(stored.values().chain(rebuilt.states.values()));
+    emails.extend(
+        existing
+            .values()
+            .flatten()
+            .filter_map(|row| row.profile.email.clone()),
+    );
     let holders = emails::decide(connection, &emails, &rebuilt.states, !dry_run).await?;
-    let shown: BTreeMap<String, UserState> = rebuilt
-        .states
-        .iter()
-        .map(|(user, state)| (user.clone(), email_claims::as_shown(user, state, &holders)))
-        .collect();
+    let shown = email_claims::shown(&rebuilt.states, &holders);
     let corrected: BTreeMap<String, UserState> = rebuilt
         .states
         .iter()
