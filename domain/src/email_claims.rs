@@ -75,6 +75,21 @@ pub fn shown<'a>(
         .collect()
 }
 
+/// The holders whose rows `written` (states as shown, just written to the
+/// rows) does not already give their address.
+pub fn ungranted(holders: &Holders, written: &BTreeMap<String, UserState>) -> Holders {
+    holders
+        .iter()
+        .filter(|(email, holder)| {
+            let shown = written
+                .get(*holder)
+                .and_then(|state| state.profile.as_ref()?.email.as_ref());
+            shown != Some(*email)
+        })
+        .map(|(email, holder)| (email.clone(), holder.clone()))
+        .collect()
+}
+
 /// `state` as `user`'s rows show it: without its address when another user
 /// holds it.
 pub fn as_shown(user: &str, state: &UserState, holders: &Holders) -> UserState {
@@ -130,6 +145,22 @@ mod tests {
             None
         );
         assert_eq!(as_shown("user_b", &b, &holders), b);
+    }
+
+    #[test]
+    fn only_holders_not_just_written_with_their_address_are_granted() {
+        let a = state(Some("x@example.com"), 1, "m1");
+        let holders: Holders = [
+            ("x@example.com".to_owned(), "user_a".to_owned()),
+            ("y@example.com".to_owned(), "user_b".to_owned()),
+        ]
+        .into();
+        let written = BTreeMap::from([("user_a".to_owned(), a)]);
+        assert_eq!(
+            ungranted(&holders, &written),
+            Holders::from([("y@example.com".to_owned(), "user_b".to_owned())]),
+            "user_b's rows were not written here"
+        );
     }
 
     #[test]

@@ -59,7 +59,8 @@ pub async fn apply_batch(
             touched.extend(emails::release(connection, &holders).await?);
             let shown = email_claims::shown(alive, &holders);
             repository::write_rows(connection, &shown).await?;
-            touched.extend(emails::grant(connection, &holders).await?);
+            let ungranted = email_claims::ungranted(&holders, &shown);
+            touched.extend(emails::grant(connection, &ungranted).await?);
             if rules.erase_on_delete {
                 let users: Vec<String> = plan.tombstoned.iter().cloned().collect();
                 repository::erase_events(connection, &users).await?;

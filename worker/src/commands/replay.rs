@@ -381,7 +381,8 @@ async fn rebuild_batch(
             .filter_map(|(user, _)| Some((user.clone(), shown.get(user)?.clone())))
             .collect();
         repository::write_rows(connection, &writes).await?;
-        touched.extend(emails::grant(connection, &holders).await?);
+        let ungranted = email_claims::ungranted(&holders, &writes);
+        touched.extend(emails::grant(connection, &ungranted).await?);
         log::rejudge(connection, &rebuilt.rejudged).await?;
         if rules.erase_on_delete {
             repository::erase_events(connection, &deleted).await?;

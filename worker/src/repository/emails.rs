@@ -39,12 +39,11 @@ async fn lock(connection: &mut AsyncPgConnection, emails: &BTreeSet<String>) -> 
     .map(drop)
 }
 
-/// The claims to `emails` of users other than `except`: users alive, with
-/// rows, whose current profile has the address.
+/// The committed claims to `emails`: users alive, with rows, whose current
+/// profile has the address.
 async fn claims(
     connection: &mut AsyncPgConnection,
     emails: &BTreeSet<String>,
-    except: &[String],
 ) -> Result<Vec<Claim>, Error> {
     #[derive(diesel::QueryableByName)]
     struct Row {
@@ -67,11 +66,9 @@ async fn claims(
         "SELECT profile->>'email' AS email, clerk_user_id, version_ms, version_rank, version_svix_id \
          FROM clerk_sync.users \
          WHERE profile->>'email' = ANY($1) AND NOT deleted AND roles <> '{}' \
-           AND version_ms IS NOT NULL AND version_rank IS NOT NULL AND version_svix_id IS NOT NULL \
-           AND clerk_user_id <> ALL($2)",
+           AND version_ms IS NOT NULL AND version_rank IS NOT NULL AND version_svix_id IS NOT NULL",
     )
     .bind::<Array<Text>, _>(emails.iter().collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(except)
     .load(connection)
     .await?;
     Ok(rows
@@ -102,12 +99,14 @@ pub async fn decide(
     if lock {
         self::lock(connection, emails).await?;
     }
-    let users: Vec<String> = ours.keys().cloned().collect();
-    let others = claims(connection, emails, &users).await?;
+    let others = claims(connection, emails)
+        .await?
+        .into_iter()
+        .filter(|claim| !ours.contains_key(&claim.user));
     let ours = ours
         .iter()
         .filter_map(|(user, state)| email_claims::claim_of(user, state));
-    Ok(email_claims::holders(others.into_iter().chain(ours)))
+    Ok(email_claims::holders(others.chain(ours)))
 }
 
 /// Take each address from the Student and Instructor rows of users who do
@@ -119,7 +118,7 @@ pub async fn release(
     set(
         connection,
         holders,
-        r#"UPDATE "{table}" AS r SET "email" = NULL FROM unnest($1::text[], $2::text[]) AS h(email, holder)
+        r#"UPDATE "{table}" AS r SET "email" = NULL FROM h
            WHERE r."email" = h.email AND r."clerkId" <> h.holder RETURNING r."clerkId" AS clerk"#,
     )
     .await
@@ -127,7 +126,9 @@ pub async fn release(
 
 /// Give each address to its holder's rows of the roles it holds (not to a
 /// row replay keeps for a role the user never had) that do not show it yet.
-/// After rows are written. Returns the users whose rows changed.
+/// After rows are written; `holders` need not name those whose rows were
+/// just written with their address (see `email_claims::ungranted`).
+/// Returns the users whose rows changed.
 pub async fn grant(
     connection: &mut AsyncPgConnection,
     holders: &Holders,
@@ -135,7 +136,7 @@ pub async fn grant(
     set(
         connection,
         holders,
-        r#"UPDATE "{table}" AS r SET "email" = h.email FROM unnest($1::text[], $2::text[]) AS h(email, holder)
+        r#"UPDATE "{table}" AS r SET "email" = h.email FROM h
            WHERE r."clerkId" = h.holder AND r."email" IS DISTINCT FROM h.email
              AND EXISTS (SELECT 1 FROM clerk_sync.users u WHERE u.clerk_user_id = h.holder AND '{role}' = ANY(u.roles))
            RETURNING r."clerkId" AS clerk"#,
@@ -143,7 +144,8 @@ pub async fn grant(
     .await
 }
 
-/// Run `statement` on both tables; the users whose rows it changed.
+/// Run `statement` on both tables in one round trip, with `h(email,
+/// holder)` the holders; the users whose rows it changed.
 async fn set(
     connection: &mut AsyncPgConnection,
     holders: &Holders,
@@ -157,17 +159,22 @@ async fn set(
     if holders.is_empty() {
         return Ok(Vec::new());
     }
-    let mut changed = Vec::new();
-    for role in [Role::Student, Role::Instructor] {
-        let statement = statement
+    let on = |role: Role| {
+        statement
             .replace("{table}", role.table())
-            .replace("{role}", role.as_str());
-        let rows: Vec<Changed> = diesel::sql_query(statement)
-            .bind::<Array<Text>, _>(holders.keys().collect::<Vec<_>>())
-            .bind::<Array<Text>, _>(holders.values().collect::<Vec<_>>())
-            .load(connection)
-            .await?;
-        changed.extend(rows.into_iter().map(|row| row.clerk));
-    }
-    Ok(changed)
+            .replace("{role}", role.as_str())
+    };
+    let both = format!(
+        "WITH h AS (SELECT * FROM unnest($1::text[], $2::text[]) AS h(email, holder)), \
+              s AS ({}), i AS ({}) \
+         SELECT clerk FROM s UNION ALL SELECT clerk FROM i",
+        on(Role::Student),
+        on(Role::Instructor)
+    );
+    let rows: Vec<Changed> = diesel::sql_query(both)
+        .bind::<Array<Text>, _>(holders.keys().collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(holders.values().collect::<Vec<_>>())
+        .load(connection)
+        .await?;
+    Ok(rows.into_iter().map(|row| row.clerk).collect())
 }
