@@ -32,14 +32,8 @@ fn read(path: &Path) -> String {
 
 fn migrate(database: &TestDatabase) {
     let broker = TestBroker::new(1);
-    let output = Command::new(env!("CARGO_BIN_EXE_clerk-sync-worker"))
+    let output = support::worker_command(database, &broker)
         .arg("migrate")
-        .env_clear()
-        .current_dir(std::env::temp_dir())
-        .env("DATABASE_URL", database.url.expose())
-        .env("AMQP_URL", support::amqp_url())
-        .env("CLERK_SYNC__AMQP__PREFIX", &broker.prefix)
-        .env("CLERK_SYNC__AMQP__SHARDS", "1")
         .output()
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(

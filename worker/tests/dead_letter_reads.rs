@@ -9,20 +9,14 @@ mod support;
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{Connection, ConnectionProperties, ExchangeKind};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{SystemTime, UNIX_EPOCH};
 use support::system::user_event;
 use support::{DeadLetterSpec, TestBroker, TestDatabase, amqp_url};
 
 fn command(database: &TestDatabase, broker: &TestBroker, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_clerk-sync-worker"))
+    support::worker_command(database, broker)
         .args(args)
-        .env_clear()
-        .current_dir(std::env::temp_dir())
-        .env("DATABASE_URL", database.url.expose())
-        .env("AMQP_URL", amqp_url())
-        .env("CLERK_SYNC__AMQP__PREFIX", &broker.prefix)
-        .env("CLERK_SYNC__AMQP__SHARDS", broker.shards.to_string())
         .output()
         .unwrap_or_else(|e| panic!("{e}"))
 }

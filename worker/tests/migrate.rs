@@ -8,15 +8,8 @@ use std::process::{Command, Output};
 use support::{TestBroker, TestDatabase};
 
 fn migrate(database: &TestDatabase, broker: &TestBroker, extra: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_clerk-sync-worker"));
-    command
-        .arg("migrate")
-        .env_clear()
-        .current_dir(std::env::temp_dir())
-        .env("DATABASE_URL", database.url.expose())
-        .env("AMQP_URL", support::amqp_url())
-        .env("CLERK_SYNC__AMQP__PREFIX", &broker.prefix)
-        .env("CLERK_SYNC__AMQP__SHARDS", "3");
+    let mut command = support::worker_command(database, broker);
+    command.arg("migrate");
     for (name, value) in extra {
         command.env(name, value);
     }

@@ -6,7 +6,6 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::process::Command;
 use std::time::{Duration, Instant};
 use support::system::{System, user_event};
 use support::{TestBroker, TestDatabase};
@@ -129,14 +128,8 @@ fn an_explicit_address_that_is_taken_is_a_start_up_error() {
     let address = taken.local_addr().unwrap_or_else(|e| panic!("{e}"));
     let database = TestDatabase::named_only();
     let broker = TestBroker::new(2);
-    let output = Command::new(env!("CARGO_BIN_EXE_clerk-sync-worker"))
+    let output = support::worker_command(&database, &broker)
         .arg("run")
-        .env_clear()
-        .current_dir(std::env::temp_dir())
-        .env("DATABASE_URL", database.url.expose())
-        .env("AMQP_URL", support::amqp_url())
-        .env("CLERK_SYNC__AMQP__PREFIX", &broker.prefix)
-        .env("CLERK_SYNC__AMQP__SHARDS", "2")
         .env("CLERK_SYNC__WORKER__LISTEN", address.to_string())
         .output()
         .unwrap_or_else(|e| panic!("{e}"));

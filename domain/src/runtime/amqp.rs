@@ -124,14 +124,7 @@ pub async fn declare_topology(
     topology: &Topology,
     delivery_limit: u32,
 ) -> Result<(), AmqpError> {
-    let channel = connection
-        .create_channel()
-        .await
-        .map_err(|source| AmqpError::Declare {
-            kind: "channel",
-            name: "for declarations".to_owned(),
-            source,
-        })?;
+    let channel = declaring_channel(connection).await?;
     let durable_exchange = ExchangeDeclareOptions {
         durable: true,
         ..ExchangeDeclareOptions::default()
@@ -164,14 +157,7 @@ pub async fn declare_topology(
                  give one back, but to protect it from other readers set a policy with \
                  {{\"delivery-limit\": {DEAD_LETTER_DELIVERY_LIMIT}}} on it (README, \"Queues and routing\")"
             );
-            connection
-                .create_channel()
-                .await
-                .map_err(|source| AmqpError::Declare {
-                    kind: "channel",
-                    name: "for declarations".to_owned(),
-                    source,
-                })?
+            declaring_channel(connection).await?
         }
         Err(e) => return Err(e),
     };
@@ -190,6 +176,17 @@ pub async fn declare_topology(
     // Best effort: the channel goes away with the connection anyway.
     let _ = channel.close(200, "declared".into()).await;
     Ok(())
+}
+
+async fn declaring_channel(connection: &Connection) -> Result<Channel, AmqpError> {
+    connection
+        .create_channel()
+        .await
+        .map_err(|source| AmqpError::Declare {
+            kind: "channel",
+            name: "for declarations".to_owned(),
+            source,
+        })
 }
 
 /// Delete every queue (messages included) and exchange of `topology`. For

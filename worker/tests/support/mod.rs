@@ -36,6 +36,20 @@ fn blocking<F: std::future::Future<Output = ()> + Send + 'static>(work: F) {
     .join();
 }
 
+/// `clerk-sync-worker` with nothing but the settings that point it at
+/// `database` and `broker`; add the arguments (and any setting).
+pub fn worker_command(database: &TestDatabase, broker: &TestBroker) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_clerk-sync-worker"));
+    command
+        .env_clear()
+        .current_dir(std::env::temp_dir())
+        .env("DATABASE_URL", database.url.expose())
+        .env("AMQP_URL", amqp_url())
+        .env("CLERK_SYNC__AMQP__PREFIX", &broker.prefix)
+        .env("CLERK_SYNC__AMQP__SHARDS", broker.shards.to_string());
+    command
+}
+
 pub struct TestDatabase {
     pub name: String,
     pub url: SecretUrl,

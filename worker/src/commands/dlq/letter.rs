@@ -184,6 +184,11 @@ impl DeadLetter {
 /// (message id, Svix headers, received-at, ...) without the dead-letter
 /// bookkeeping, persistent.
 pub fn redrive_properties(properties: &BasicProperties) -> BasicProperties {
+    without_headers(properties, &DEAD_LETTER_HEADERS).with_delivery_mode(2)
+}
+
+/// `properties` without the headers named in `names`.
+pub fn without_headers(properties: &BasicProperties, names: &[&str]) -> BasicProperties {
     let headers: FieldTable = properties
         .headers()
         .as_ref()
@@ -191,16 +196,13 @@ pub fn redrive_properties(properties: &BasicProperties) -> BasicProperties {
             headers
                 .inner()
                 .iter()
-                .filter(|(name, _)| !DEAD_LETTER_HEADERS.contains(&name.as_str()))
+                .filter(|(name, _)| !names.contains(&name.as_str()))
                 .map(|(name, value)| (name.clone(), value.clone()))
                 .collect::<std::collections::BTreeMap<_, _>>()
                 .into()
         })
         .unwrap_or_default();
-    properties
-        .clone()
-        .with_headers(headers)
-        .with_delivery_mode(2)
+    properties.clone().with_headers(headers)
 }
 
 /// An RFC 3339 time (UTC, milliseconds) for a Unix time in ms.

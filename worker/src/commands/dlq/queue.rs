@@ -9,7 +9,7 @@
 //! Nothing here touches a shard queue except by publishing to the events
 //! exchange.
 
-use super::letter::{DeadLetter, redrive_properties};
+use super::letter::{DeadLetter, redrive_properties, without_headers};
 use crate::commands::progress;
 use anyhow::Context;
 use clerk_sync_domain::runtime::amqp;
@@ -263,7 +263,8 @@ impl DeadLetterQueue {
         let mut seen = HashSet::new();
         for taken in held {
             if seen.insert(identity(&taken)) {
-                let copy = put_back_properties(&taken.properties);
+                // RabbitMQ counts the copy's deliveries afresh.
+                let copy = without_headers(&taken.properties, &["x-delivery-count"]);
                 if let Err(e) = self.publish("", &queue, &taken.data, copy).await {
                     tracing::warn!(error = %format!("{e:#}"), "cannot put a dead letter back; the rest go back as they are");
                     break;
@@ -286,23 +287,4 @@ fn identity(taken: &Taken) -> String {
         Some(id) => id.to_string(),
         None => format!("{:016x}", fnv1a_64(&taken.data)),
     }
-}
-
-/// A put-back copy's properties: the original's, without the count of
-/// deliveries RabbitMQ keeps (it starts again for the copy).
-fn put_back_properties(properties: &BasicProperties) -> BasicProperties {
-    let headers: FieldTable = properties
-        .headers()
-        .as_ref()
-        .map(|headers| {
-            headers
-                .inner()
-                .iter()
-                .filter(|(name, _)| name.as_str() != "x-delivery-count")
-                .map(|(name, value)| (name.clone(), value.clone()))
-                .collect::<std::collections::BTreeMap<_, _>>()
-                .into()
-        })
-        .unwrap_or_default();
-    properties.clone().with_headers(headers)
 }
