@@ -61,12 +61,15 @@ async fn claims(
     if emails.is_empty() {
         return Ok(Vec::new());
     }
-    // Uses the index users_email_idx on (profile->>'email').
+    // A join, not `= ANY($1)`: under a generic plan (the statement is
+    // prepared once per connection) PostgreSQL would compare every row with
+    // every address of the array. Uses the index users_email_idx.
     let rows: Vec<Row> = diesel::sql_query(
-        "SELECT profile->>'email' AS email, clerk_user_id, version_ms, version_rank, version_svix_id \
-         FROM clerk_sync.users \
-         WHERE profile->>'email' = ANY($1) AND NOT deleted AND roles <> '{}' \
-           AND version_ms IS NOT NULL AND version_rank IS NOT NULL AND version_svix_id IS NOT NULL",
+        "SELECT e.email, u.clerk_user_id, u.version_ms, u.version_rank, u.version_svix_id \
+         FROM unnest($1::text[]) AS e(email) \
+         JOIN clerk_sync.users AS u ON u.profile->>'email' = e.email \
+         WHERE NOT u.deleted AND u.roles <> '{}' \
+           AND u.version_ms IS NOT NULL AND u.version_rank IS NOT NULL AND u.version_svix_id IS NOT NULL",
     )
     .bind::<Array<Text>, _>(emails.iter().collect::<Vec<_>>())
     .load(connection)
