@@ -324,7 +324,26 @@ async fn rebuild_batch(
     let events = log::logged_events(connection, users).await?;
     let existing = log::existing_rows(connection, users).await?;
     let rebuilt = rebuild::rebuild(users, &events, &rules.roles);
-    // Every address these users held, claim or show, and who holds each.
+    let corrected: BTreeMap<String, UserState> = rebuilt
+        .states
+        .iter()
+        .filter(|(user, state)| stored.get(*user).cloned().unwrap_or_default() != **state)
+        .map(|(user, state)| (user.clone(), state.clone()))
+        .collect();
+    let diff_all = |states: &BTreeMap<String, UserState>| -> Vec<(String, UserDiff)> {
+        states
+            .iter()
+            .map(|(user, state)| {
+                let rows = existing.get(user).map_or(&[][..], Vec::as_slice);
+                (user.clone(), rebuild::diff(state, rows))
+            })
+            .filter(|(_, diff)| !diff.is_empty())
+            .collect()
+    };
+    // Every address these users held, claim or show, and who holds each,
+    // decided under the locks the workers take when anything is written:
+    // when no state is corrected, a look without locks first, since nothing
+    // is written when every row is right too (the usual replay).
     let mut emails = email_claims::addresses(stored.values().chain(rebuilt.states.values()));
     emails.extend(
         existing
@@ -332,22 +351,15 @@ async fn rebuild_batch(
             .flatten()
             .filter_map(|row| row.profile.email.clone()),
     );
-    let holders = emails::decide(connection, &emails, &rebuilt.states, !dry_run).await?;
+    let locked = !dry_run && !corrected.is_empty();
+    let mut holders = emails::decide(connection, &emails, &rebuilt.states, locked).await?;
+    let mut diffs = diff_all(&email_claims::shown(&rebuilt.states, &holders));
+    if !dry_run && !locked && !diffs.is_empty() {
+        holders = emails::decide(connection, &emails, &rebuilt.states, true).await?;
+        diffs = diff_all(&email_claims::shown(&rebuilt.states, &holders));
+    }
+    let writes_any = !corrected.is_empty() || !diffs.is_empty();
     let shown = email_claims::shown(&rebuilt.states, &holders);
-    let corrected: BTreeMap<String, UserState> = rebuilt
-        .states
-        .iter()
-        .filter(|(user, state)| stored.get(*user).cloned().unwrap_or_default() != **state)
-        .map(|(user, state)| (user.clone(), state.clone()))
-        .collect();
-    let diffs: Vec<(String, UserDiff)> = shown
-        .iter()
-        .map(|(user, state)| {
-            let rows = existing.get(user).map_or(&[][..], Vec::as_slice);
-            (user.clone(), rebuild::diff(state, rows))
-        })
-        .filter(|(_, diff)| !diff.is_empty())
-        .collect();
     if !dry_run {
         let deleted_user = |user: &String| rebuilt.states.get(user).is_some_and(|s| s.deleted);
         repository::save_users(connection, &corrected).await?;
@@ -371,18 +383,20 @@ async fn rebuild_batch(
                 .collect();
             log::remove_unreferenced(connection, role, &stray).await?;
         }
-        let mut touched: BTreeSet<String> = emails::release(connection, &holders)
-            .await?
-            .into_iter()
-            .collect();
+        let mut touched = BTreeSet::new();
+        if writes_any {
+            touched.extend(emails::release(connection, &holders).await?);
+        }
         let writes: BTreeMap<String, UserState> = diffs
             .iter()
             .filter(|(_, diff)| diff.writes())
             .filter_map(|(user, _)| Some((user.clone(), shown.get(user)?.clone())))
             .collect();
         repository::write_rows(connection, &writes).await?;
-        let ungranted = email_claims::ungranted(&holders, &writes);
-        touched.extend(emails::grant(connection, &ungranted).await?);
+        if writes_any {
+            let ungranted = email_claims::ungranted(&holders, &writes);
+            touched.extend(emails::grant(connection, &ungranted).await?);
+        }
         log::rejudge(connection, &rebuilt.rejudged).await?;
         if rules.erase_on_delete {
             repository::erase_events(connection, &deleted).await?;
