@@ -27,9 +27,7 @@ fn clerk_docs_user_created() {
     assert_eq!(user.first_name.as_deref(), Some("Example"));
     assert_eq!(user.updated_at_ms, Some(1_654_012_591_835));
     assert_eq!(user.created_at_ms, Some(1_654_012_591_514));
-    let version = event
-        .version("msg_1", 0)
-        .unwrap_or_else(|| panic!("no version"));
+    let version = event.version("msg_1", 0).expect("no version");
     assert_eq!(
         (version.at_ms, version.rank),
         (1_654_012_591_835, Rank::Created)
@@ -86,8 +84,7 @@ fn a_deleted_event_is_versioned_by_its_envelope_timestamp_in_seconds_or_ms() {
         Some(1_716_883_200_000),
         "seconds in the spec example"
     );
-    let bare = ParsedEvent::parse(br#"{"type":"user.deleted","data":{"id":"user_1"}}"#)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let bare = ParsedEvent::parse(br#"{"type":"user.deleted","data":{"id":"user_1"}}"#).unwrap();
     assert_eq!(
         bare.version("m", 1_700_000_000).map(|v| v.at_ms),
         Some(1_700_000_000_000),
@@ -99,7 +96,7 @@ fn a_deleted_event_is_versioned_by_its_envelope_timestamp_in_seconds_or_ms() {
 fn the_primary_email_is_found_wherever_it_is_in_the_list() {
     let body = br#"{"type":"user.updated","data":{"id":"user_1","primary_email_address_id":"idn_2",
         "email_addresses":[{"id":"idn_1","email_address":"first@example.com"},{"id":"idn_2","email_address":"primary@example.com"}]}}"#;
-    let event = ParsedEvent::parse(body).unwrap_or_else(|e| panic!("{e}"));
+    let event = ParsedEvent::parse(body).unwrap();
     assert_eq!(
         upserted(&event).primary_email(),
         Some("primary@example.com")
@@ -244,7 +241,7 @@ fn values_the_database_cannot_hold_are_errors_with_the_type_and_user() {
     // A user id of another object that cannot be stored files the event
     // under no user; the event is still read (and ignored).
     let session = format!(r#"{{"type":"session.created","data":{{"user_id":"{long_id}"}}}}"#);
-    let event = ParsedEvent::parse(session.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    let event = ParsedEvent::parse(session.as_bytes()).unwrap();
     assert_eq!(event.subject_user_id(), None);
 }
 

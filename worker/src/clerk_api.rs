@@ -219,12 +219,10 @@ mod tests {
 
     #[test]
     fn both_page_shapes_are_read() {
-        let array = parse_page(br#"[{"id":"user_1"},{"id":"user_2","first_name":"A"}]"#)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let array = parse_page(br#"[{"id":"user_1"},{"id":"user_2","first_name":"A"}]"#).unwrap();
         assert_eq!(array.users.len(), 2);
         assert_eq!(array.total_count, None);
-        let paginated = parse_page(br#"{"data":[{"id":"user_1"}],"total_count":7}"#)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let paginated = parse_page(br#"{"data":[{"id":"user_1"}],"total_count":7}"#).unwrap();
         assert_eq!(paginated.users.len(), 1);
         assert_eq!(paginated.total_count, Some(7));
         assert_eq!(parse_page(b"[]").map(|p| p.users.len()), Ok(0));
@@ -265,14 +263,13 @@ mod tests {
 
     #[test]
     fn urls_keep_the_base_path_and_escape_ids() {
-        let api = ClerkApi::new("http://127.0.0.1:9/clerk/", SecretString::from("sk_test"))
-            .unwrap_or_else(|e| panic!("{e}"));
+        let api =
+            ClerkApi::new("http://127.0.0.1:9/clerk/", SecretString::from("sk_test")).unwrap();
         assert_eq!(
             api.users_url(&["user_1/../x"]).as_str(),
             "http://127.0.0.1:9/clerk/v1/users/user_1%2F..%2Fx"
         );
-        let api = ClerkApi::new("https://api.clerk.com", SecretString::from("sk_test"))
-            .unwrap_or_else(|e| panic!("{e}"));
+        let api = ClerkApi::new("https://api.clerk.com", SecretString::from("sk_test")).unwrap();
         assert_eq!(
             api.users_url(&[]).as_str(),
             "https://api.clerk.com/v1/users"

@@ -19,13 +19,13 @@ fn load(pairs: &[(&str, &str)]) -> Result<Settings, SettingsError> {
 
 fn tempfile() -> (std::path::PathBuf, std::fs::File) {
     let path = std::env::temp_dir().join(format!("clerk-sync-test-{}.toml", uuid::Uuid::new_v4()));
-    let file = std::fs::File::create(&path).unwrap_or_else(|e| panic!("{e}"));
+    let file = std::fs::File::create(&path).unwrap();
     (path, file)
 }
 
 #[test]
 fn defaults_match_the_contract() {
-    let settings = load(&[]).unwrap_or_else(|e| panic!("{e}"));
+    let settings = load(&[]).unwrap();
     assert_eq!(
         settings.database.url.expose(),
         "postgres://postgres@127.0.0.1:5432/clerk_sync"
@@ -49,7 +49,7 @@ fn well_known_variables_win_over_prefixed_ones_and_the_file() {
         file,
         "[amqp]\nurl = \"amqp://file@h/%2f\"\nshards = 3\n[ingest]\nlisten = \"127.0.0.1:1\""
     )
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     let settings = Settings::load_from(
         Some(&path),
         &env(&[
@@ -61,7 +61,7 @@ fn well_known_variables_win_over_prefixed_ones_and_the_file() {
             ("CLERK_SYNC__LOG__FORMAT", "json"),
         ]),
     )
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     assert_eq!(settings.amqp.url.expose(), "amqp://wellknown@h/%2f");
     assert_eq!(settings.amqp.shards, 16, "env beats the file");
     assert_eq!(settings.ingest.listen.to_string(), "127.0.0.1:9999");
@@ -117,7 +117,7 @@ fn a_missing_config_file_given_explicitly_is_an_error() {
 
 #[test]
 fn the_ingest_requires_a_secret() {
-    let settings = load(&[]).unwrap_or_else(|e| panic!("{e}"));
+    let settings = load(&[]).unwrap();
     let error = settings
         .require_webhook_secrets()
         .err()
@@ -136,7 +136,7 @@ fn secrets_never_appear_in_debug_output() {
         ("DATABASE_URL", "postgres://u:dbpassword@h/db"),
         ("CLERK_SECRET_KEY", "sk_test_clerkkeyvalue"),
     ])
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     let dump = format!("{settings:?} {settings:#?}");
     for secret in [
         "topsecretvalue",
@@ -153,9 +153,8 @@ fn secrets_never_appear_in_debug_output() {
 fn roles_and_worker_settings_come_from_the_file() {
     let (path, mut file) = tempfile();
     writeln!(file, "[roles]\nsources = [\"public_metadata\", \"unsafe_metadata\"]\ndefault = \"none\"\n[worker]\nbatch_size = 50")
-        .unwrap_or_else(|e| panic!("{e}"));
-    let settings =
-        Settings::load_from(Some(&path), &HashMap::new()).unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
+    let settings = Settings::load_from(Some(&path), &HashMap::new()).unwrap();
     let policy = settings.roles.policy();
     assert_eq!(
         policy.sources,
@@ -166,14 +165,13 @@ fn roles_and_worker_settings_come_from_the_file() {
     );
     assert_eq!(policy.default, DefaultRole::None);
     assert_eq!(settings.worker.batch_size, 50);
-    let listen =
-        load(&[("CLERK_SYNC__WORKER__LISTEN", "127.0.0.1:9191")]).unwrap_or_else(|e| panic!("{e}"));
+    let listen = load(&[("CLERK_SYNC__WORKER__LISTEN", "127.0.0.1:9191")]).unwrap();
     assert_eq!(
         listen.worker.listen.map(|a| a.to_string()).as_deref(),
         Some("127.0.0.1:9191")
     );
 
-    let defaults = load(&[]).unwrap_or_else(|e| panic!("{e}"));
+    let defaults = load(&[]).unwrap();
     assert_eq!(defaults.roles.policy(), RolePolicy::default());
     let error = load(&[("CLERK_SYNC__ROLES__DEFAULT", "admin")])
         .err()
@@ -194,7 +192,7 @@ fn role_sources_come_from_a_comma_separated_variable() {
         ),
         ("CLERK_SYNC__AMQP__PREFIX", "123"),
     ])
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     assert_eq!(
         settings.roles.sources,
         [
@@ -218,7 +216,7 @@ fn a_settings_fault_exits_2_wherever_it_is_in_the_chain() {
 
 #[test]
 fn operators_settings_have_safe_defaults_and_come_from_the_environment() {
-    let settings = load(&[]).unwrap_or_else(|e| panic!("{e}"));
+    let settings = load(&[]).unwrap();
     assert_eq!(settings.clerk.api_url, "https://api.clerk.com");
     assert!(settings.privacy.erase_on_delete, "erasure is on by default");
     assert_eq!(settings.status.max_dead_letters, None);
@@ -237,7 +235,7 @@ fn operators_settings_have_safe_defaults_and_come_from_the_environment() {
         ("CLERK_SYNC__PRIVACY__ERASE_ON_DELETE", "false"),
         ("CLERK_SYNC__STATUS__MAX_DEAD_LETTERS", "0"),
     ])
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     assert_eq!(
         settings
             .require_clerk_secret_key()

@@ -10,7 +10,7 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap()
 }
 
 /// The binary with a clean environment and an empty working directory (so
@@ -25,7 +25,7 @@ fn ingest(env: &[(&str, &str)]) -> Command {
 }
 
 fn run(env: &[(&str, &str)]) -> Output {
-    ingest(env).output().unwrap_or_else(|e| panic!("{e}"))
+    ingest(env).output().unwrap()
 }
 
 #[test]
@@ -121,7 +121,7 @@ impl Running {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         let address = format!("http://{listen}");
         let started = Instant::now();
         while reqwest::get(format!("{address}/readyz"))
@@ -147,7 +147,7 @@ impl Running {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         assert!(status.success());
     }
 
@@ -168,10 +168,7 @@ impl Running {
     }
 
     fn wait(self) -> (Output, TestTopology) {
-        let output = self
-            .child
-            .wait_with_output()
-            .unwrap_or_else(|e| panic!("{e}"));
+        let output = self.child.wait_with_output().unwrap();
         (output, self.topology)
     }
 }
@@ -194,7 +191,7 @@ async fn sigterm_finishes_requests_in_flight_confirms_included_and_exits_0() {
 
     let (output, topology) = tokio::task::spawn_blocking(move || ingest.wait())
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert!(
@@ -224,7 +221,7 @@ async fn logs_carry_the_svix_id_and_never_the_body_email_or_secret() {
     ingest.terminate();
     let (output, topology) = tokio::task::spawn_blocking(move || ingest.wait())
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     topology.drain().await;
     let logs = String::from_utf8_lossy(&output.stderr);
     let queued_line = logs

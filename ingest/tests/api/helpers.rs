@@ -24,7 +24,7 @@ pub fn test_settings() -> Settings {
     settings.amqp.prefix = format!("test_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
     settings.amqp.shards = SHARDS;
     settings.amqp.confirm_timeout_ms = 2_000;
-    settings.ingest.listen = "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}"));
+    settings.ingest.listen = "127.0.0.1:0".parse().unwrap();
     settings.ingest.http_workers = 2;
     settings.ingest.shutdown_timeout_secs = 5;
     settings
@@ -49,7 +49,7 @@ pub fn signed_headers(
 ) -> Vec<(String, String)> {
     let signature = Webhook::new(secret)
         .and_then(|w| w.sign(id, timestamp, body))
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     vec![
         ("svix-id".to_owned(), id.to_owned()),
         ("svix-timestamp".to_owned(), timestamp.to_string()),
@@ -74,7 +74,7 @@ pub fn user_event(event_type: &str, user: &str, updated_at: i64) -> Vec<u8> {
             "created_at": 1_700_000_000_000_i64,
         }
     }))
-    .unwrap_or_else(|e| panic!("{e}"))
+    .unwrap()
 }
 
 pub struct TestApp {
@@ -123,7 +123,7 @@ impl TestApp {
         for (name, value) in headers {
             request = request.header(name, value);
         }
-        request.send().await.unwrap_or_else(|e| panic!("{e}"))
+        request.send().await.unwrap()
     }
 
     /// Post `body` signed now with the test secret; returns the svix-id used.
@@ -138,7 +138,7 @@ impl TestApp {
             .get(format!("{}{path}", self.address))
             .send()
             .await
-            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap()
     }
 }
 
@@ -147,11 +147,8 @@ impl TestApp {
 pub async fn broker_channel() -> (lapin::Connection, lapin::Channel) {
     let connection = amqp::connect(&SecretUrl::new(amqp_url()), "test")
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let channel = connection
-        .create_channel()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
+    let channel = connection.create_channel().await.unwrap();
     (connection, channel)
 }
 
@@ -168,7 +165,7 @@ pub async fn build_error(settings: &Settings) -> String {
 /// A refused request's answer: its status and its `error` text.
 pub async fn error_of(response: reqwest::Response) -> (u16, String) {
     let status = response.status().as_u16();
-    let body: serde_json::Value = response.json().await.unwrap_or_else(|e| panic!("{e}"));
+    let body: serde_json::Value = response.json().await.unwrap();
     let error = body["error"]
         .as_str()
         .unwrap_or_else(|| panic!("no error field in {body}"));
@@ -219,7 +216,7 @@ impl TestTopology {
             while let Some(message) = channel
                 .basic_get(queue.as_str().into(), options)
                 .await
-                .unwrap_or_else(|e| panic!("{e}"))
+                .unwrap()
             {
                 let properties = &message.delivery.properties;
                 taken.push(Queued {

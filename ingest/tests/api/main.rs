@@ -2,6 +2,8 @@
 //! declares its own uniquely named topology and deletes it afterwards, so
 //! tests run in parallel and leave nothing behind.
 
+#![cfg(test)]
+
 mod helpers;
 
 mod binary;

@@ -47,7 +47,7 @@ async fn a_queue_with_other_arguments_is_named_in_the_start_up_error() {
             FieldTable::default(),
         )
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
 
     let error = build_error(&settings).await;
     assert!(

@@ -46,7 +46,7 @@ mod tests {
     fn now() -> DateTime<Utc> {
         DateTime::parse_from_rfc3339("2026-11-24T12:00:00Z")
             .map(|t| t.with_timezone(&Utc))
-            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap()
     }
 
     #[test]

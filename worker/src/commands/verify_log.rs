@@ -227,13 +227,13 @@ mod tests {
     const OTHER: &str = "whsec_bm90IHRoZSBzZWNyZXQgeW91IGFyZSBsb29raW5nIGZvcg==";
 
     fn webhook(secret: &str) -> Webhook {
-        Webhook::new(secret).unwrap_or_else(|e| panic!("{e}"))
+        Webhook::new(secret).unwrap()
     }
 
     fn signed(body: &str) -> String {
         webhook(SECRET)
             .sign("msg_1", 1_700_000_000, body.as_bytes())
-            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap()
     }
 
     #[test]

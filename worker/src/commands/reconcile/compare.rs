@@ -208,8 +208,7 @@ mod tests {
             "type": "user.updated",
             "data": {"id": "user_1", "first_name": "Ada", "created_at": 1_700_000_000, "updated_at": T},
         });
-        let parsed =
-            ParsedEvent::parse(body.to_string().as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+        let parsed = ParsedEvent::parse(body.to_string().as_bytes()).unwrap();
         let clerk_sync_domain::clerk_event::EventKind::UserUpsert { user, .. } = parsed.kind else {
             panic!("not an upsert");
         };

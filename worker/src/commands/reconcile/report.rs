@@ -244,7 +244,7 @@ mod tests {
             ),
             ("user_c", Difference::DeletedHere),
         ] {
-            report.add(Entry::of(user, &difference).unwrap_or_else(|| panic!("in line")));
+            report.add(Entry::of(user, &difference).expect("in line"));
         }
         report.add(Entry::not_in_clerk("user_d", true));
         report.add(Entry::not_in_clerk("user_e", false));
@@ -301,7 +301,7 @@ mod tests {
             text.ends_with("1 of the 2 events recorded were stale (older than what was applied: no profile change).\n"),
             "{text}"
         );
-        let json = serde_json::to_value(&report).unwrap_or_else(|e| panic!("{e}"));
+        let json = serde_json::to_value(&report).unwrap();
         assert_eq!(json["users"][0]["svix_id"], "reconcile_1");
         assert_eq!(json["users"][1]["fields"][0], "first_name");
         assert_eq!(json["users"][1]["role_added"], "instructor");

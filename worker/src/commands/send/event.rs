@@ -179,7 +179,7 @@ mod tests {
     }
 
     fn parse(spec: &EventSpec) -> ParsedEvent {
-        ParsedEvent::parse(&body(spec)).unwrap_or_else(|e| panic!("{e}"))
+        ParsedEvent::parse(&body(spec)).unwrap()
     }
 
     fn ada() -> UserFields {
@@ -196,9 +196,7 @@ mod tests {
         let event = parse(&spec(EventType::UserCreated, ada()));
         assert_eq!(event.event_type, "user.created");
         assert_eq!(event.timestamp_ms, Some(T + 5_000));
-        let version = event
-            .version("msg_1", 0)
-            .unwrap_or_else(|| panic!("no version"));
+        let version = event.version("msg_1", 0).expect("no version");
         assert_eq!((version.at_ms, version.rank), (T + 5_000, Rank::Created));
         let EventKind::UserUpsert { user, .. } = &event.kind else {
             panic!("not an upsert: {event:?}");
@@ -219,9 +217,7 @@ mod tests {
     fn an_updated_event_ranks_as_an_update() {
         let event = parse(&spec(EventType::UserUpdated, ada()));
         assert_eq!(event.event_type, "user.updated");
-        let version = event
-            .version("msg_1", 0)
-            .unwrap_or_else(|| panic!("no version"));
+        let version = event.version("msg_1", 0).expect("no version");
         assert_eq!((version.at_ms, version.rank), (T + 5_000, Rank::Updated));
     }
 
@@ -277,9 +273,7 @@ mod tests {
                 user_id: "user_2abc".to_owned()
             }
         );
-        let version = event
-            .version("msg_1", 0)
-            .unwrap_or_else(|| panic!("no version"));
+        let version = event.version("msg_1", 0).expect("no version");
         assert_eq!((version.at_ms, version.rank), (T + 5_000, Rank::Deleted));
     }
 

@@ -338,7 +338,7 @@ mod tests {
     }
 
     fn args(argv: &[&str]) -> Args {
-        parse(argv).unwrap_or_else(|e| panic!("{e}"))
+        parse(argv).unwrap()
     }
 
     fn refused(argv: &[&str]) -> ErrorKind {
@@ -358,11 +358,7 @@ mod tests {
 
     fn one(posts: Posts) -> Post {
         assert_eq!(posts.posts.len(), 1);
-        posts
-            .posts
-            .into_iter()
-            .next()
-            .unwrap_or_else(|| panic!("none"))
+        posts.posts.into_iter().next().expect("none")
     }
 
     #[test]
@@ -459,11 +455,11 @@ mod tests {
             "--svix-id",
             "msg_a",
         ];
-        let post = one(posts(&args(&argv), None, fresh()).unwrap_or_else(|e| panic!("{e}")));
+        let post = one(posts(&args(&argv), None, fresh()).unwrap());
         assert_eq!(post.svix_id, "msg_a");
         assert_eq!(post.event_type.as_deref(), Some("user.updated"));
         assert_eq!(post.user.as_deref(), Some("user_a"));
-        let event = ParsedEvent::parse(&post.body).unwrap_or_else(|e| panic!("{e}"));
+        let event = ParsedEvent::parse(&post.body).unwrap();
         let EventKind::UserUpsert { user, .. } = &event.kind else {
             panic!("not an upsert: {event:?}");
         };
@@ -474,14 +470,11 @@ mod tests {
 
     #[test]
     fn defaults_are_a_fresh_user_a_fresh_svix_id_and_now() {
-        let post =
-            one(posts(&args(&["user.created"]), None, fresh()).unwrap_or_else(|e| panic!("{e}")));
+        let post = one(posts(&args(&["user.created"]), None, fresh()).unwrap());
         assert_eq!(post.svix_id, "msg_fresh");
         assert_eq!(post.user.as_deref(), Some("user_fresh"));
-        let event = ParsedEvent::parse(&post.body).unwrap_or_else(|e| panic!("{e}"));
-        let version = event
-            .version(&post.svix_id, 0)
-            .unwrap_or_else(|| panic!("no version"));
+        let event = ParsedEvent::parse(&post.body).unwrap();
+        let version = event.version(&post.svix_id, 0).expect("no version");
         assert_eq!(version.at_ms, fresh().now_ms);
         let fresh_ids = Fresh::now();
         assert!(fresh_ids.user.starts_with("user_") && fresh_ids.user.len() == 29);
@@ -508,8 +501,8 @@ mod tests {
             None,
             fresh(),
         )
-        .unwrap_or_else(|e| panic!("{e}")));
-        let event = ParsedEvent::parse(&post.body).unwrap_or_else(|e| panic!("{e}"));
+        .unwrap());
+        let event = ParsedEvent::parse(&post.body).unwrap();
         assert_eq!(
             event.version("m", 0).map(|v| v.at_ms),
             Some(1_767_225_609_000)
@@ -519,10 +512,7 @@ mod tests {
     #[test]
     fn a_file_is_posted_as_it_is() {
         let body = b"{ \"type\": \"user.created\",\n  \"data\": {\"id\": \"user_f\"} }\n".to_vec();
-        let post = one(
-            posts(&args(&["--file", "x.json"]), Some(body.clone()), fresh())
-                .unwrap_or_else(|e| panic!("{e}")),
-        );
+        let post = one(posts(&args(&["--file", "x.json"]), Some(body.clone()), fresh()).unwrap());
         assert_eq!(post.body, body);
         assert_eq!(post.event_type.as_deref(), Some("user.created"));
         assert_eq!(post.user.as_deref(), Some("user_f"));
@@ -532,7 +522,7 @@ mod tests {
             Some(b"hello".to_vec()),
             fresh(),
         )
-        .unwrap_or_else(|e| panic!("{e}")));
+        .unwrap());
         assert_eq!((post.event_type, post.user), (None, None));
     }
 
@@ -543,7 +533,7 @@ mod tests {
             None,
             fresh(),
         )
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
         assert_eq!(
             wanted.scenario,
             Some(("out-of-order".to_owned(), "user_s".to_owned()))
@@ -566,7 +556,7 @@ mod tests {
             matches!(read_file(missing), Err(m) if m.contains("/nonexistent/clerk-sync/payload.json"))
         );
         let binary = std::env::temp_dir().join(format!("send-{}.bin", uuid::Uuid::new_v4()));
-        std::fs::write(&binary, [0xff, 0xfe, 0x00]).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&binary, [0xff, 0xfe, 0x00]).unwrap();
         let result = read_file(&binary);
         let _ = std::fs::remove_file(&binary);
         assert!(matches!(result, Err(m) if m.contains("not UTF-8")));

@@ -161,7 +161,7 @@ mod tests {
     use super::*;
 
     fn addr(text: &str) -> SocketAddr {
-        text.parse().unwrap_or_else(|e| panic!("{e}"))
+        text.parse().unwrap()
     }
 
     #[test]

@@ -148,10 +148,8 @@ mod tests {
             .iter()
             .map(|step| {
                 let body = super::super::event::body(&step.spec);
-                let event = ParsedEvent::parse(&body).unwrap_or_else(|e| panic!("{e}"));
-                let version = event
-                    .version(&step.svix_id, 0)
-                    .unwrap_or_else(|| panic!("no version"));
+                let event = ParsedEvent::parse(&body).unwrap();
+                let version = event.version(&step.svix_id, 0).expect("no version");
                 assert_eq!(event.user_id(), Some("user_s"));
                 (step.svix_id.clone(), event.event_type, version.at_ms)
             })
@@ -225,9 +223,7 @@ mod tests {
     fn scenario_names_are_the_flag_values() {
         use clap::ValueEnum;
         for scenario in Scenario::value_variants() {
-            let value = scenario
-                .to_possible_value()
-                .unwrap_or_else(|| panic!("no value"));
+            let value = scenario.to_possible_value().expect("no value");
             assert_eq!(value.get_name(), scenario.as_str());
         }
     }

@@ -4,21 +4,19 @@
 //! such a quorum queue a limit of 20 and drops a message given back that
 //! often). Run against RabbitMQ 4 by `deploy/local/test-rabbitmq4.sh`.
 
-mod support;
-
+use crate::support::system::user_event;
+use crate::support::{DeadLetterSpec, TestBroker, TestDatabase, amqp_url};
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{Connection, ConnectionProperties, ExchangeKind};
 use std::process::Output;
 use std::time::{SystemTime, UNIX_EPOCH};
-use support::system::user_event;
-use support::{DeadLetterSpec, TestBroker, TestDatabase, amqp_url};
 
 fn command(database: &TestDatabase, broker: &TestBroker, args: &[&str]) -> Output {
-    support::worker_command(database, broker)
+    crate::support::worker_command(database, broker)
         .args(args)
         .output()
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap()
 }
 
 /// The dead-letter exchange and queue as the previous release declared
@@ -26,11 +24,8 @@ fn command(database: &TestDatabase, broker: &TestBroker, args: &[&str]) -> Outpu
 async fn declare_as_before(broker: &TestBroker) {
     let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let channel = connection
-        .create_channel()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
+    let channel = connection.create_channel().await.unwrap();
     let name = format!("{}.dead-letter", broker.prefix);
     let durable = ExchangeDeclareOptions {
         durable: true,
@@ -44,7 +39,7 @@ async fn declare_as_before(broker: &TestBroker) {
             FieldTable::default(),
         )
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     let mut arguments = FieldTable::default();
     arguments.insert(
         "x-queue-type".into(),
@@ -57,7 +52,7 @@ async fn declare_as_before(broker: &TestBroker) {
     channel
         .queue_declare(name.as_str().into(), options, arguments)
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     channel
         .queue_bind(
             name.as_str().into(),
@@ -67,7 +62,7 @@ async fn declare_as_before(broker: &TestBroker) {
             FieldTable::default(),
         )
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     let _ = connection.close(200, "done".into()).await;
 }
 

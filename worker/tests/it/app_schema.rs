@@ -4,16 +4,14 @@
 //! database keeps its own columns, and the app's own Prisma 7 client works
 //! on a database clerk-sync migrated and filled.
 
-mod support;
-
+use crate::support::system::{System, deleted_event, user_event};
+use crate::support::{TestBroker, TestDatabase};
 use diesel::sql_types::Text;
 use diesel_async::{AsyncMigrationHarness, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use diesel_migrations::MigrationHarness;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
-use support::system::{System, deleted_event, user_event};
-use support::{TestBroker, TestDatabase};
 
 const T0: i64 = 1_700_000_000_000;
 const WAIT: Duration = Duration::from_secs(30);
@@ -32,10 +30,10 @@ fn read(path: &Path) -> String {
 
 fn migrate(database: &TestDatabase) {
     let broker = TestBroker::new(1);
-    let output = support::worker_command(database, &broker)
+    let output = crate::support::worker_command(database, &broker)
         .arg("migrate")
         .output()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert!(
         output.status.success(),
         "{}",
@@ -77,7 +75,7 @@ async fn catalog(connection: &mut AsyncPgConnection) -> Vec<String> {
     diesel::sql_query(sql)
         .load::<Line>(connection)
         .await
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap()
         .into_iter()
         .map(|l| l.line)
         .collect()
@@ -112,7 +110,7 @@ async fn a_database_of_the_first_migrations_is_brought_in_line_keeping_its_rows(
     for _ in 0..3 {
         harness
             .run_next_migration(clerk_sync_worker::database::MIGRATIONS)
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
     }
     let mut connection = harness.into_inner();
     connection
@@ -124,7 +122,7 @@ async fn a_database_of_the_first_migrations_is_brought_in_line_keeping_its_rows(
                INSERT INTO "Enrollment" ("id", "studentId", "courseId") VALUES ('e1', 's1', 'c1');"#,
         )
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     drop(connection);
     migrate(&database);
     let mut connection = database.connect().await;
@@ -140,7 +138,7 @@ async fn a_database_of_the_first_migrations_is_brought_in_line_keeping_its_rows(
     )
     .load::<Row>(&mut connection)
     .await
-    .unwrap_or_else(|e| panic!("{e}"))
+    .unwrap()
     .into_iter()
     .map(|r| r.row)
     .collect();

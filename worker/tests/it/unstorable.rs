@@ -4,13 +4,11 @@
 //! `failed` with the reason and acknowledged, and the next good event of the
 //! same shard queue is applied.
 
-mod support;
-
+use crate::support::system::{System, user_event};
 use clerk_sync_domain::topology::Topology;
 use diesel::sql_types::{Nullable, Text};
 use diesel_async::RunQueryDsl;
 use std::time::Duration;
-use support::system::{System, user_event};
 
 const T0: i64 = 1_700_000_000_000;
 const WAIT: Duration = Duration::from_secs(30);
@@ -56,7 +54,7 @@ async fn judged_before_the_database(body: &[u8], routing_key: &str, expected: Ex
     )
     .get_result(&mut connection)
     .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     assert_eq!(logged.outcome, "failed", "{logged:?}");
     assert_eq!(logged.event_type.as_deref(), expected.event_type);
     assert_eq!(logged.clerk_user_id.as_deref(), expected.clerk_user_id);
@@ -107,7 +105,7 @@ async fn a_time_out_of_range_in_data_is_judged() {
         Some("F"),
         None,
     ))
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     body["data"]["created_at"] = serde_json::json!(-99_999_999_999_999_999_i64);
     judged_before_the_database(
         body.to_string().as_bytes(),

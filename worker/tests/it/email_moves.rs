@@ -3,10 +3,8 @@
 //! until their own newer event, nothing is dead-lettered, and replay gives
 //! the same rows.
 
-mod support;
-
+use crate::support::system::{System, deleted_event, user_event};
 use std::time::Duration;
-use support::system::{System, deleted_event, user_event};
 
 const T0: i64 = 1_700_000_000_000;
 const WAIT: Duration = Duration::from_secs(30);

@@ -1,8 +1,6 @@
 //! Test resources: a database and a RabbitMQ topology of the test's own,
 //! removed when dropped (even on panic).
 
-#![allow(dead_code)]
-
 pub mod system;
 
 use clerk_sync_domain::runtime::amqp;
@@ -65,20 +63,18 @@ impl TestDatabase {
 
     pub async fn created() -> Self {
         let database = Self::named_only();
-        let mut server = AsyncPgConnection::establish(SERVER_URL)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        let mut server = AsyncPgConnection::establish(SERVER_URL).await.unwrap();
         diesel::sql_query(format!("CREATE DATABASE \"{}\"", database.name))
             .execute(&mut server)
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         database
     }
 
     pub async fn connect(&self) -> AsyncPgConnection {
         AsyncPgConnection::establish(self.url.expose())
             .await
-            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap()
     }
 }
 
@@ -209,15 +205,12 @@ impl TestBroker {
         let text = |s: &str| AMQPValue::LongString(LongString::from(s));
         let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let channel = connection
-            .create_channel()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
+        let channel = connection.create_channel().await.unwrap();
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         let mut headers = FieldTable::default();
         headers
             .insert("svix-id".into(), text(letter.svix_id))
@@ -252,9 +245,9 @@ impl TestBroker {
                 properties,
             )
             .await
-            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap()
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         assert!(confirmation.is_ack(), "dead letter not confirmed");
         let _ = connection.close(200, "done".into()).await;
     }

@@ -2,10 +2,8 @@
 //! default) or `forget --user`, no personal value of that user is anywhere
 //! in the database, and replay still converges. Also `verify-log`.
 
-mod support;
-
+use crate::support::system::{SECRET, System, deleted_event, user_event};
 use std::time::Duration;
-use support::system::{SECRET, System, deleted_event, user_event};
 
 const T0: i64 = 1_700_000_000_000;
 const WAIT: Duration = Duration::from_secs(30);
@@ -35,7 +33,7 @@ fn session_event(user: &str) -> Vec<u8> {
         "data": {"id": "sess_1", "object": "session", "user_id": user, "status": "active"},
         "event_attributes": {"http_request": {"client_ip": "203.0.113.7", "user_agent": "Mozilla/5.0 (Ada's laptop)"}}
     }))
-    .unwrap_or_else(|e| panic!("{e}"))
+    .unwrap()
 }
 
 /// Every row of every table of the database, as text.

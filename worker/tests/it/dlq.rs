@@ -3,15 +3,13 @@
 //! applies it; discard logs the decision and removes the message; unknown
 //! ids and unreachable services change nothing.
 
-mod support;
-
+use crate::support::system::{CliOutput, System, user_event};
+use crate::support::{DeadLetterSpec, amqp_url};
 use clerk_sync_domain::topology::Topology;
 use lapin::options::{BasicGetOptions, BasicRejectOptions};
 use lapin::{Connection, ConnectionProperties};
 use serde_json::Value;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use support::system::{CliOutput, System, user_event};
-use support::{DeadLetterSpec, amqp_url};
 
 const T0: i64 = 1_700_000_000_000;
 const WAIT: Duration = Duration::from_secs(30);
@@ -83,7 +81,7 @@ async fn shard_depths(system: &System) -> Vec<u64> {
     assert_eq!(status.code, Some(0), "{status:?}");
     status.json()["shards"]
         .as_array()
-        .unwrap_or_else(|| panic!("no shards"))
+        .expect("no shards")
         .iter()
         .map(|s| s["waiting"].as_u64().unwrap_or(u64::MAX))
         .collect()
@@ -159,16 +157,13 @@ async fn redrive_of_a_message_that_failed_because_of_a_now_fixed_condition_appli
 async fn exhaust_deliveries(queue: &str) {
     let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let channel = connection
-        .create_channel()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
+    let channel = connection.create_channel().await.unwrap();
     let started = Instant::now();
     while let Some(message) = channel
         .basic_get(queue.into(), BasicGetOptions { no_ack: false })
         .await
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap()
     {
         assert!(started.elapsed() < WAIT, "{queue} keeps its message");
         // A reject: RabbitMQ 4.3 and later no longer count a nack.
@@ -176,7 +171,7 @@ async fn exhaust_deliveries(queue: &str) {
             .delivery
             .reject(BasicRejectOptions { requeue: true })
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let _ = connection.close(200, "done".into()).await;

@@ -3,10 +3,8 @@
 //! writes nothing on a dry run, re-reads payloads, and loses nothing while
 //! a worker consumes.
 
-mod support;
-
+use crate::support::system::{System, deleted_event, user_event};
 use std::time::Duration;
-use support::system::{System, deleted_event, user_event};
 
 const T0: i64 = 1_700_000_000_000;
 const WAIT: Duration = Duration::from_secs(30);
@@ -254,7 +252,7 @@ async fn replay_reads_the_stored_payloads_again() {
         Some("Late"),
         None,
     ))
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     let discarded = String::from_utf8(user_event(
         "user.created",
         "user_discarded",
@@ -263,7 +261,7 @@ async fn replay_reads_the_stored_payloads_again() {
         Some("D"),
         None,
     ))
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     let session = r#"{"type":"session.created","data":{"id":"sess_1","user_id":"user_ada"}}"#;
     let insert = |id: &str, body: &str, outcome: &str, error: &str| {
         format!(

@@ -2,14 +2,12 @@
 //! shard queue's oldest message comes from the workers' reports; thresholds
 //! make it exit 3; it never takes anything from a shard queue.
 
-mod support;
-
+use crate::support::DeadLetterSpec;
+use crate::support::system::{CliOutput, System, deleted_event, user_event};
 use clerk_sync_domain::topology::Topology;
 use diesel_async::RunQueryDsl;
 use serde_json::Value;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use support::DeadLetterSpec;
-use support::system::{CliOutput, System, deleted_event, user_event};
 
 const T0: i64 = 1_700_000_000_000;
 const WAIT: Duration = Duration::from_secs(30);
@@ -284,10 +282,7 @@ async fn the_oldest_message_age_comes_from_the_workers_reports() {
         "BEGIN",
         "INSERT INTO clerk_sync.users (clerk_user_id) VALUES ('user_slow')",
     ] {
-        diesel::sql_query(sql)
-            .execute(&mut blocker)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        diesel::sql_query(sql).execute(&mut blocker).await.unwrap();
     }
     let sent = Instant::now();
     let body = user_event("user.created", "user_slow", T0, None, Some("S"), None);
@@ -345,7 +340,7 @@ async fn the_oldest_message_age_comes_from_the_workers_reports() {
     diesel::sql_query("ROLLBACK")
         .execute(&mut blocker)
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     system.wait_for_log(1, WAIT).await;
     let started = Instant::now();
     loop {

@@ -1,11 +1,9 @@
 //! What the worker does when things go wrong, and what it tells the app and
 //! the operators: dead letters with a reason, NOTIFY, metrics, readiness.
 
-mod support;
-
+use crate::support::system::{System, user_event};
 use futures::StreamExt;
 use std::time::{Duration, Instant};
-use support::system::{System, user_event};
 
 const T0: i64 = 1_700_000_000_000;
 const WAIT: Duration = Duration::from_secs(30);
@@ -72,7 +70,7 @@ async fn the_app_is_notified_after_the_commit_with_the_user_id() {
     let mut listener = system.database.connect().await;
     diesel_async::RunQueryDsl::execute(diesel::sql_query("LISTEN clerk_sync_user"), &mut listener)
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     system
         .send(
             "msg_n",
@@ -84,8 +82,8 @@ async fn the_app_is_notified_after_the_commit_with_the_user_id() {
     let notification = tokio::time::timeout(WAIT, notifications.next())
         .await
         .unwrap_or_else(|_| panic!("no notification"))
-        .unwrap_or_else(|| panic!("stream ended"))
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("stream ended")
+        .unwrap();
     assert_eq!(notification.payload, "user_notified");
     // Sent on commit: the row is there by now.
     assert_eq!(system.rows("Student").await.len(), 1);

@@ -2,12 +2,10 @@
 //! and outages: the tables must equal an independent model of the semantics
 //! of docs/contract.md, and every event must be in the log exactly once.
 
-mod support;
-
+use crate::support::system::{System, deleted_event, user_event};
 use clerk_sync_testkit::proxy::Proxy;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
-use support::system::{System, deleted_event, user_event};
 
 const T0: i64 = 1_700_000_000_000;
 const WAIT: Duration = Duration::from_secs(20);

@@ -40,14 +40,14 @@ impl System {
             clerk_sync_domain::runtime::secret_url::SecretUrl::new(super::amqp_url());
         settings.amqp.prefix = broker.prefix.clone();
         settings.amqp.shards = broker.shards;
-        settings.ingest.listen = "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}"));
+        settings.ingest.listen = "127.0.0.1:0".parse().unwrap();
         settings.ingest.http_workers = 2;
         // The ingest declares the queues too: it must agree with the worker.
         if let Some((_, limit)) = worker_env
             .iter()
             .find(|(k, _)| *k == "CLERK_SYNC__AMQP__DELIVERY_LIMIT")
         {
-            settings.amqp.delivery_limit = limit.parse().unwrap_or_else(|e| panic!("{e}"));
+            settings.amqp.delivery_limit = limit.parse().unwrap();
         }
         let application = Application::build(&settings)
             .await
@@ -59,7 +59,7 @@ impl System {
         let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         let mut worker_env: Vec<(String, String)> = worker_env
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -124,8 +124,7 @@ impl System {
         for name in unset {
             command.env_remove(name);
         }
-        self.workers
-            .push(command.spawn().unwrap_or_else(|e| panic!("{e}")));
+        self.workers.push(command.spawn().unwrap());
     }
 
     /// The log file of the `index`-th worker started (from 0).
@@ -143,7 +142,7 @@ impl System {
             .send()
             .await
             .map(|r| r.text())
-            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap()
             .await
             .unwrap_or_default()
     }
@@ -202,7 +201,7 @@ impl System {
             .map_or(0, |d| d.as_secs() as i64);
         let signature = svix::webhooks::Webhook::new(SECRET)
             .and_then(|w| w.sign(svix_id, now, body))
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         self.client
             .post(&self.ingest_url)
             .header("svix-id", svix_id)
@@ -286,7 +285,7 @@ impl System {
         )
         .load(&mut connection)
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
         rows.into_iter()
             .map(|r| (r.svix_id, r.outcome, r.error))
             .collect()
@@ -309,10 +308,7 @@ impl System {
         let sql = format!(
             r#"SELECT "clerkId" AS clerk, "email" AS email, "firstName" AS first, "lastName" AS last FROM "{table}" ORDER BY "clerkId""#
         );
-        let rows: Vec<Row> = diesel::sql_query(sql)
-            .load(&mut connection)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        let rows: Vec<Row> = diesel::sql_query(sql).load(&mut connection).await.unwrap();
         rows.into_iter()
             .map(|r| (r.clerk, r.email, r.first, r.last))
             .collect()
@@ -335,8 +331,8 @@ impl System {
         }
         let output = tokio::task::spawn_blocking(move || command.output())
             .await
-            .unwrap_or_else(|e| panic!("{e}"))
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap()
+            .unwrap();
         CliOutput {
             code: output.status.code(),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -414,7 +410,7 @@ pub fn user_event(
             "updated_at": updated_at_ms,
         }
     }))
-    .unwrap_or_else(|e| panic!("{e}"))
+    .unwrap()
 }
 
 pub fn deleted_event(user: &str, timestamp_ms: i64) -> Vec<u8> {
@@ -422,5 +418,5 @@ pub fn deleted_event(user: &str, timestamp_ms: i64) -> Vec<u8> {
         "type": "user.deleted", "object": "event", "timestamp": timestamp_ms,
         "data": {"id": user, "object": "user", "deleted": true}
     }))
-    .unwrap_or_else(|e| panic!("{e}"))
+    .unwrap()
 }

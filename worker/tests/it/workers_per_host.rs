@@ -3,12 +3,10 @@
 //! `status` lists them all; an address set explicitly that is taken stays
 //! a start-up error naming the setting.
 
-mod support;
-
+use crate::support::system::{System, user_event};
+use crate::support::{TestBroker, TestDatabase};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
-use support::system::{System, user_event};
-use support::{TestBroker, TestDatabase};
 
 const T0: i64 = 1_700_000_000_000;
 
@@ -124,15 +122,15 @@ async fn three_workers_with_default_settings_all_run_and_are_found() {
 
 #[test]
 fn an_explicit_address_that_is_taken_is_a_start_up_error() {
-    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-    let address = taken.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap();
     let database = TestDatabase::named_only();
     let broker = TestBroker::new(2);
-    let output = support::worker_command(&database, &broker)
+    let output = crate::support::worker_command(&database, &broker)
         .arg("run")
         .env("CLERK_SYNC__WORKER__LISTEN", address.to_string())
         .output()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     let last = stderr.lines().last().unwrap_or_default();

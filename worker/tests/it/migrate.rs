@@ -1,19 +1,17 @@
 //! `clerk-sync-worker migrate` against the real PostgreSQL and RabbitMQ.
 
-mod support;
-
+use crate::support::{TestBroker, TestDatabase};
 use diesel::sql_types::{BigInt, Text};
 use diesel_async::RunQueryDsl;
 use std::process::{Command, Output};
-use support::{TestBroker, TestDatabase};
 
 fn migrate(database: &TestDatabase, broker: &TestBroker, extra: &[(&str, &str)]) -> Output {
-    let mut command = support::worker_command(database, broker);
+    let mut command = crate::support::worker_command(database, broker);
     command.arg("migrate");
     for (name, value) in extra {
         command.env(name, value);
     }
-    command.output().unwrap_or_else(|e| panic!("{e}"))
+    command.output().unwrap()
 }
 
 #[derive(diesel::QueryableByName)]
@@ -138,7 +136,7 @@ async fn a_database_prisma_already_built_is_adopted() {
         diesel::sql_query(r#"SELECT "id" FROM "Student" WHERE "clerkId" = 'user_existing'"#)
             .load(&mut connection)
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
     assert_eq!(
         rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
         ["prisma-cuid-1"],
@@ -242,8 +240,8 @@ async fn the_diesel_schema_matches_the_migrated_database() {
 #[test]
 fn run_stops_on_sigterm_while_it_is_still_migrating() {
     // A broker address that accepts connections and never answers.
-    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-    let port = silent.local_addr().unwrap_or_else(|e| panic!("{e}")).port();
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
     let database = TestDatabase::named_only();
     let broker = TestBroker::new(3);
     let mut worker = Command::new(env!("CARGO_BIN_EXE_clerk-sync-worker"))
@@ -259,14 +257,14 @@ fn run_stops_on_sigterm_while_it_is_still_migrating() {
         .env("CLERK_SYNC__WORKER__LISTEN", "127.0.0.1:0")
         .stderr(std::process::Stdio::null())
         .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(1500));
     let sent = Command::new("kill")
         .args(["-TERM", &worker.id().to_string()])
         .status()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert!(sent.success());
-    let status = worker.wait().unwrap_or_else(|e| panic!("{e}"));
+    let status = worker.wait().unwrap();
     assert_eq!(status.code(), Some(0), "{status:?}");
     drop(silent);
 }

@@ -3,13 +3,11 @@
 //! tables and the log as stated; every error exits non-zero with one line
 //! and posts nothing.
 
-mod support;
-
+use crate::support::system::{CliOutput, System};
 use diesel::sql_types::Text;
 use diesel_async::RunQueryDsl;
 use serde_json::json;
 use std::time::Duration;
-use support::system::{CliOutput, System};
 
 const WAIT: Duration = Duration::from_secs(20);
 const T0: i64 = 1_767_225_600_000;
@@ -203,7 +201,7 @@ async fn a_file_is_sent_byte_for_byte() {
     );
     let bytes = std::fs::read(&fixture).unwrap_or_else(|e| panic!("{fixture}: {e}"));
     let path = std::env::temp_dir().join(format!("send-{}.json", uuid::Uuid::new_v4()));
-    std::fs::write(&path, &bytes).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&path, &bytes).unwrap();
     let file = path.display().to_string();
 
     let output = send(
@@ -227,7 +225,7 @@ async fn a_file_is_sent_byte_for_byte() {
         "SELECT svix_id AS a, payload->>'body' AS b FROM clerk_sync.events",
     )
     .await;
-    let text = String::from_utf8(bytes).unwrap_or_else(|e| panic!("{e}"));
+    let text = String::from_utf8(bytes).unwrap();
     assert_eq!(body, [pair("msg_send_file", &text)]);
     assert_eq!(
         system.rows("Student").await,
@@ -361,7 +359,7 @@ async fn every_error_exits_non_zero_with_one_line_and_posts_nothing() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     let dead = format!("http://127.0.0.1:{port}/api/webhooks/clerk");
     let output = system
         .cli(&["send", "user.created", "--url", &dead], &[])
@@ -439,7 +437,7 @@ async fn every_error_exits_non_zero_with_one_line_and_posts_nothing() {
     let missing = "/nonexistent/clerk-sync/payload.json";
     let directory = std::env::temp_dir().display().to_string();
     let binary = std::env::temp_dir().join(format!("send-{}.bin", uuid::Uuid::new_v4()));
-    std::fs::write(&binary, [0xff, 0xfe]).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&binary, [0xff, 0xfe]).unwrap();
     let binary_name = binary.display().to_string();
     for file in [missing, &directory, &binary_name] {
         let output = system

@@ -4,12 +4,10 @@
 //! a dry run writes nothing, and every failure is one line that leaves the
 //! database as it was.
 
-mod support;
-
+use crate::support::system::{CliOutput, System, deleted_event, user_event};
 use fake_clerk::{FakeClerk, Fault};
 use serde_json::Value;
 use std::time::Duration;
-use support::system::{CliOutput, System, deleted_event, user_event};
 
 const KEY: &str = "sk_test_reconcile_fake_key";
 const T0: i64 = 1_700_000_000_000;
@@ -26,7 +24,7 @@ fn clerk_user(id: &str, updated_at_ms: i64, first: &str, role: Option<&str>) -> 
         Some(first),
         role,
     );
-    serde_json::from_slice::<Value>(&event).unwrap_or_else(|e| panic!("{e}"))["data"].clone()
+    serde_json::from_slice::<Value>(&event).unwrap()["data"].clone()
 }
 
 /// Send `user.created` webhooks for `users` (id, first name) at T0.
@@ -467,7 +465,7 @@ async fn an_api_that_does_not_answer_fails_naming_the_url_and_writes_nothing() {
     // Nothing listens on a port just released.
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     let url = format!("http://{closed}");
     let output = system
         .cli(
@@ -574,12 +572,8 @@ mod fake_clerk {
                 users,
                 ..State::default()
             }));
-            let listener =
-                std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-            let port = listener
-                .local_addr()
-                .unwrap_or_else(|e| panic!("{e}"))
-                .port();
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = listener.local_addr().unwrap().port();
             let data = web::Data::from(state.clone());
             let server = HttpServer::new(move || {
                 App::new()
@@ -589,7 +583,7 @@ mod fake_clerk {
             .workers(1)
             .disable_signals()
             .listen(listener)
-            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap()
             .run();
             Self {
                 url: format!("http://127.0.0.1:{port}"),
@@ -625,7 +619,7 @@ mod fake_clerk {
     }
 
     fn status(code: u16) -> HttpResponse {
-        let status = actix_web::http::StatusCode::from_u16(code).unwrap_or_else(|e| panic!("{e}"));
+        let status = actix_web::http::StatusCode::from_u16(code).unwrap();
         HttpResponse::build(status).json(json!({"errors": [{"message": "fake", "code": "fake"}]}))
     }
 

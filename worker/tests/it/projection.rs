@@ -1,10 +1,8 @@
 //! The worker end to end: events posted to the real ingest, applied by a
 //! real `clerk-sync-worker` process to a database of the test's own.
 
-mod support;
-
+use crate::support::system::{System, deleted_event, user_event};
 use std::time::Duration;
-use support::system::{System, deleted_event, user_event};
 
 const WAIT: Duration = Duration::from_secs(30);
 const T0: i64 = 1_700_000_000_000;
@@ -170,7 +168,7 @@ async fn configured_roles_unsafe_metadata_and_default_none() {
     let path = std::env::temp_dir().join(format!("roles-{}.toml", uuid::Uuid::new_v4()));
     let roles =
         "[roles]\nsources = [\"public_metadata\", \"unsafe_metadata\"]\ndefault = \"none\"\n";
-    std::fs::write(&path, roles).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&path, roles).unwrap();
     let path_text = path.display().to_string();
     let system = System::start_with(&[], &["--config", &path_text]).await;
     // No role anywhere: strip unsafe_metadata's role too.

@@ -1,0 +1,24 @@
+//! The worker's integration tests, one binary (linked once): each module
+//! drives real `clerk-sync-worker` processes, or the library, against the
+//! real PostgreSQL and RabbitMQ, with a database and a topology of its own
+//! (see `support`), so the tests run in parallel and leave nothing behind.
+
+#![cfg(test)]
+
+mod support;
+
+mod app_schema;
+mod convergence;
+mod dead_letter_reads;
+mod dlq;
+mod email_moves;
+mod failures;
+mod migrate;
+mod privacy;
+mod projection;
+mod reconcile;
+mod replay;
+mod send;
+mod status;
+mod unstorable;
+mod workers_per_host;
