@@ -3,6 +3,8 @@
 //! ignoring every field Clerk adds. Unknown event types are a value
 //! ([`EventKind::Unhandled`]), not an error.
 
+use crate::envelope::user_id_field;
+use crate::ids;
 use crate::projection::{Change, Profile};
 use crate::roles::{Resolution, RolePolicy};
 use crate::storable::{self, MAX_EMAIL_BYTES, MAX_ID_BYTES};
@@ -207,8 +209,9 @@ impl ParsedEvent {
             }
             _ => EventKind::Unhandled {
                 user_id: match envelope.get("data") {
-                    Some(Value::Object(data)) => text(data, "user_id")
-                        .filter(|id| storable::key_problem(id, MAX_ID_BYTES).is_none()),
+                    Some(Value::Object(data)) => {
+                        text(data, user_id_field(&event_type)).filter(|id| ids::is_user_id(id))
+                    }
                     _ => None,
                 },
             },

@@ -1,4 +1,5 @@
 use super::*;
+use crate::envelope::EnvelopeSummary;
 use proptest::prelude::*;
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -273,6 +274,29 @@ proptest! {
             prop_assert!(!user.first_name.as_deref().unwrap_or_default().contains('\0'));
             for ms in [user.updated_at_ms, event.timestamp_ms].into_iter().flatten() {
                 prop_assert!(storable::time_problem(ms).is_none());
+            }
+        }
+    }
+
+    /// The ingest's routing and the worker's log file an event under the
+    /// same user, whatever the body.
+    #[test]
+    fn both_readers_find_the_same_user(
+        event_type in prop::sample::select(vec!["user.created", "user.updated", "user.deleted",
+            "user.signed_in", "session.created", "email.created"]),
+        id in prop::option::of("[a-z_\u{0}]{0,3}|u{250,260}"),
+        user_id in prop::option::of("[a-z_\u{0}]{0,3}|u{250,260}"),
+    ) {
+        let body = serde_json::json!({"type": event_type, "timestamp": 1_700_000_000_000_i64,
+            "data": {"id": id, "user_id": user_id}});
+        let bytes = body.to_string().into_bytes();
+        let summary = EnvelopeSummary::read(&bytes);
+        match ParsedEvent::parse(&bytes) {
+            Ok(event) => prop_assert_eq!(summary.clerk_user_id.as_deref(), event.subject_user_id()),
+            Err(e) => {
+                if let Some(user) = e.user_id() {
+                    prop_assert_eq!(summary.clerk_user_id.as_deref(), Some(user));
+                }
             }
         }
     }

@@ -5,6 +5,7 @@
 //! no type and no user. The ingest routes such a body by its svix-id and the
 //! worker decides what to do with it.
 
+use crate::ids;
 use serde::Deserialize;
 use serde::de::{Deserializer, IgnoredAny};
 
@@ -13,7 +14,8 @@ use serde::de::{Deserializer, IgnoredAny};
 pub struct EnvelopeSummary {
     /// The envelope's `type`, e.g. `user.updated`.
     pub event_type: Option<String>,
-    /// `data.id` for `user.*` events, else `data.user_id` where present.
+    /// `data.id` for `user.*` events, else `data.user_id` where present,
+    /// when it names a user ([`ids::is_user_id`]).
     pub clerk_user_id: Option<String>,
 }
 
@@ -22,16 +24,14 @@ impl EnvelopeSummary {
         let Ok(raw) = serde_json::from_slice::<RawEnvelope>(body) else {
             return Self::default();
         };
-        let is_user_event = raw
-            .event_type
-            .as_deref()
-            .is_some_and(|t| t.starts_with("user."));
-        let clerk_user_id = raw
-            .data
-            .and_then(|data| if is_user_event { data.id } else { data.user_id });
+        let field = raw.event_type.as_deref().map(user_id_field);
+        let clerk_user_id = raw.data.and_then(|data| match field {
+            Some("id") => data.id,
+            _ => data.user_id,
+        });
         Self {
             event_type: raw.event_type,
-            clerk_user_id: clerk_user_id.filter(|id| !id.is_empty()),
+            clerk_user_id: clerk_user_id.filter(|id| ids::is_user_id(id)),
         }
     }
 
@@ -39,6 +39,17 @@ impl EnvelopeSummary {
     /// that events about no user still spread over the shards.
     pub fn routing_key<'a>(&'a self, svix_id: &'a str) -> &'a str {
         self.clerk_user_id.as_deref().unwrap_or(svix_id)
+    }
+}
+
+/// The field of `data` that names the user an event of `event_type` is
+/// about: `id` for `user.*` events (`data` is the user), else `user_id`
+/// (sessions, e-mails, ... name their user there).
+pub fn user_id_field(event_type: &str) -> &'static str {
+    if event_type.starts_with("user.") {
+        "id"
+    } else {
+        "user_id"
     }
 }
 

@@ -11,6 +11,8 @@ pub mod email_claims;
 pub mod envelope;
 pub mod ids;
 pub mod message_headers;
+pub mod outcome;
+pub mod paths;
 pub mod privacy;
 pub mod projection;
 pub mod roles;

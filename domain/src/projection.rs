@@ -7,6 +7,7 @@
 //! function of the state alone ([`UserState::rows`]).
 
 use crate::clerk_event::ClerkUser;
+use crate::outcome::Outcome;
 use crate::roles::Role;
 use crate::version::Version;
 use serde::{Deserialize, Serialize};
@@ -131,15 +132,6 @@ pub enum Change {
     Delete {
         version: Version,
     },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// The event changed the profile or deleted the user.
-    Applied,
-    /// Older than what was applied, or after the deletion: no profile field
-    /// changes (it may still add a role row).
-    Stale,
 }
 
 /// What to write to the tables.

@@ -32,6 +32,7 @@
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use bytes::Bytes;
 use clerk_sync_domain::envelope::EnvelopeSummary;
+use clerk_sync_domain::paths;
 use clerk_sync_domain::runtime::settings::{AmqpSettings, WebhookSecrets};
 use clerk_sync_domain::runtime::{amqp, secret_url::SecretUrl};
 use clerk_sync_domain::topology::Topology;
@@ -141,7 +142,7 @@ async fn run(
         .build()?;
     ingest.wait_ready(&client, &base).await?;
     let probes = [me, Some(("ingest", ingest.0.id())), rabbitmq];
-    let url = format!("{base}/api/webhooks/clerk");
+    let url = format!("{base}{}", paths::WEBHOOK);
     let post = |requests: Arc<Pool<Signed>>| {
         let (load, client, url) = (load.clone(), client.clone(), url.clone());
         move || {

@@ -12,6 +12,7 @@ use crate::verify::{SvixHeaders, Verifier};
 use actix_web::dev::{Server, ServerHandle, Service};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
+use clerk_sync_domain::paths;
 use clerk_sync_domain::runtime::settings::Settings;
 use clerk_sync_domain::runtime::telemetry::fields;
 use prometheus_client::metrics::gauge::Gauge;
@@ -20,8 +21,6 @@ use std::sync::Arc;
 use std::time::Instant;
 use tracing::Instrument;
 use tracing::field::Empty;
-
-pub const WEBHOOK_ROUTE: &str = "/api/webhooks/clerk";
 
 pub struct Application {
     port: u16,
@@ -56,9 +55,9 @@ impl Application {
                         http.method = %request.method(),
                         http.route = Empty,
                         http.status = Empty,
-                        svix.id = Empty,
-                        clerk.user_id = Empty,
-                        clerk.event_type = Empty,
+                        { fields::SVIX_ID } = Empty,
+                        { fields::CLERK_USER_ID } = Empty,
+                        { fields::CLERK_EVENT_TYPE } = Empty,
                     );
                     if let Some(id) = SvixHeaders::id_of(request.headers()) {
                         span.record(fields::SVIX_ID, id.as_str());
@@ -80,7 +79,7 @@ impl Application {
                         span.record("http.route", route.as_str());
                         span.record("http.status", status);
                         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-                        if route == WEBHOOK_ROUTE {
+                        if route == paths::WEBHOOK {
                             tracing::info!(latency_ms, "request answered");
                         } else {
                             tracing::debug!(latency_ms, "request answered");
@@ -95,10 +94,10 @@ impl Application {
                     }
                     .instrument(span)
                 })
-                .service(routes::webhook::receive)
-                .service(routes::health::healthz)
-                .service(routes::health::readyz)
-                .service(routes::metrics::metrics)
+                .route(paths::WEBHOOK, web::post().to(routes::webhook::receive))
+                .route(paths::HEALTH, web::get().to(routes::health::healthz))
+                .route(paths::READY, web::get().to(routes::health::readyz))
+                .route(paths::METRICS, web::get().to(routes::metrics::metrics))
         })
         .listen(listener)?
         .shutdown_timeout(settings.ingest.shutdown_timeout_secs);

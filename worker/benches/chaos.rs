@@ -30,10 +30,11 @@ mod history;
 mod sender;
 
 use anyhow::{Context, Result};
+use clerk_sync_domain::paths;
 use clerk_sync_domain::runtime::secret_url::SecretUrl;
 use clerk_sync_domain::runtime::settings::{Settings, WebhookSecrets};
 use clerk_sync_domain::topology::Topology;
-use clerk_sync_ingest::startup::{Application, WEBHOOK_ROUTE};
+use clerk_sync_ingest::startup::Application;
 use clerk_sync_worker::database;
 use common::check::{self, LogSpec};
 use common::model::{self, Modelled};
@@ -139,7 +140,7 @@ async fn chaos(plan: &Plan, name: &str, topology: &Topology, logs: &Path) -> Res
     settings.ingest.listen = ([127, 0, 0, 1], 0).into();
     settings.ingest.http_workers = 2;
     let application = Application::build(&settings).await?;
-    let url = format!("http://127.0.0.1:{}{WEBHOOK_ROUTE}", application.port());
+    let url = format!("http://127.0.0.1:{}{}", application.port(), paths::WEBHOOK);
     let ingest = application.handle();
     let serving = tokio::spawn(application.run_until_stopped());
 

@@ -24,6 +24,7 @@ mod common;
 mod load;
 
 use anyhow::{Context, Result, bail};
+use clerk_sync_domain::outcome::Outcome;
 use clerk_sync_domain::projection::{Profile, UserState};
 use clerk_sync_domain::roles::Role;
 use clerk_sync_domain::runtime::amqp;
@@ -61,7 +62,7 @@ async fn raw_limit(connection: &mut AsyncPgConnection, events: &[Event]) -> Resu
                 occurred_at_ms: Some(e.at_ms),
                 received_at_ms: e.at_ms,
                 payload: serde_json::json!({"headers": {"svix-id": e.svix_id}, "body": String::from_utf8_lossy(&e.body)}),
-                outcome: "applied",
+                outcome: Outcome::Applied,
                 error: None,
             })
             .collect();

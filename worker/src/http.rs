@@ -6,6 +6,7 @@
 use crate::metrics::Metrics;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use anyhow::Context;
+use clerk_sync_domain::paths;
 use std::net::{SocketAddr, TcpListener};
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -78,9 +79,9 @@ pub fn serve(listener: TcpListener, state: Arc<Metrics>) -> anyhow::Result<actix
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
-            .route("/metrics", web::get().to(metrics))
-            .route("/healthz", web::get().to(healthz))
-            .route("/readyz", web::get().to(readyz))
+            .route(paths::METRICS, web::get().to(metrics))
+            .route(paths::HEALTH, web::get().to(healthz))
+            .route(paths::READY, web::get().to(readyz))
     })
     .workers(1)
     .disable_signals()

@@ -38,7 +38,7 @@ impl Incoming {
             Some(id) => format!("unstorable-{:016x}", fnv1a_64(id.as_bytes())),
             None => format!("unidentified-{:016x}", fnv1a_64(&delivery.data)),
         };
-        let delivery_count = match headers.inner().get("x-delivery-count") {
+        let delivery_count = match headers.inner().get(header::DELIVERY_COUNT) {
             Some(value) => integer(value)
                 .and_then(|n| u32::try_from(n).ok())
                 .unwrap_or(0),

@@ -1,5 +1,6 @@
 //! The worker's Prometheus metrics, served on `worker.listen`.
 
+use clerk_sync_domain::outcome::Outcome;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -128,11 +129,11 @@ impl Metrics {
             .set(i64::from(head.held));
     }
 
-    pub fn event(&self, event_type: &str, outcome: &'static str) {
+    pub fn event(&self, event_type: &str, outcome: Outcome) {
         self.events
             .get_or_create(&EventLabels {
                 event_type: event_type.to_owned(),
-                outcome,
+                outcome: outcome.as_str(),
             })
             .inc();
     }

@@ -3,7 +3,8 @@
 
 use crate::incoming::Incoming;
 use crate::payload;
-use clerk_sync_domain::projection::{Change, Outcome, UserState, decide};
+use clerk_sync_domain::outcome::Outcome;
+use clerk_sync_domain::projection::{Change, UserState, decide};
 use clerk_sync_domain::roles::{Resolution, RolePolicy};
 use clerk_sync_domain::storable;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -21,7 +22,7 @@ pub struct LogRow {
     pub occurred_at_ms: Option<i64>,
     pub received_at_ms: i64,
     pub payload: serde_json::Value,
-    pub outcome: &'static str,
+    pub outcome: Outcome,
     pub error: Option<String>,
 }
 
@@ -68,7 +69,7 @@ pub fn plan(
             occurred_at_ms: None,
             received_at_ms,
             payload: payload::of(message),
-            outcome: "failed",
+            outcome: Outcome::Failed,
             error: None,
         };
         let event = match &message.event {
@@ -91,7 +92,7 @@ pub fn plan(
             event.user_id(),
             event.change(&message.svix_id, svix_secs, policy),
         ) else {
-            row.outcome = "ignored";
+            row.outcome = Outcome::Ignored;
             plan.log.push(row);
             continue;
         };
@@ -113,10 +114,7 @@ pub fn plan(
         row.occurred_at_ms = Some(version.at_ms);
         let state = current.entry(user_id.to_owned()).or_default();
         let decision = decide(state, &change);
-        row.outcome = match decision.outcome {
-            Outcome::Applied => "applied",
-            Outcome::Stale => "stale",
-        };
+        row.outcome = decision.outcome;
         if decision.state != *state {
             plan.changed
                 .insert(user_id.to_owned(), decision.state.clone());
@@ -147,10 +145,10 @@ pub fn discarded(message: &Incoming, now_ms: i64) -> LogRow {
         occurred_at_ms: None,
         received_at_ms: message.received_at_ms.unwrap_or(now_ms),
         payload: payload::of(message),
-        outcome: "failed",
+        outcome: Outcome::Failed,
         error: None,
     });
-    row.outcome = "failed";
+    row.outcome = Outcome::Failed;
     row.error = Some(DISCARDED.to_owned());
     row
 }
@@ -207,7 +205,7 @@ mod tests {
         let outcomes: Vec<_> = plan
             .log
             .iter()
-            .map(|r| (r.svix_id.as_str(), r.outcome))
+            .map(|r| (r.svix_id.as_str(), r.outcome.as_str()))
             .collect();
         assert_eq!(
             outcomes,
@@ -252,7 +250,7 @@ mod tests {
             &message("m1", &upsert("updated", "user_1", 1_000_000_000_000)),
             0,
         );
-        assert_eq!(row.outcome, "failed");
+        assert_eq!(row.outcome, Outcome::Failed);
         assert_eq!(row.error.as_deref(), Some(DISCARDED));
         assert_eq!(row.event_type.as_deref(), Some("user.updated"));
         assert_eq!(row.clerk_user_id.as_deref(), Some("user_1"));

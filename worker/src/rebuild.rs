@@ -5,6 +5,7 @@
 use crate::incoming::Incoming;
 use crate::plan::{self, DISCARDED, LogRow};
 use clerk_sync_domain::clerk_event::ParsedEvent;
+use clerk_sync_domain::outcome::Outcome;
 use clerk_sync_domain::projection::{Profile, ProfileField, UserState};
 use clerk_sync_domain::roles::{Role, RolePolicy};
 use serde::Serialize;
@@ -14,7 +15,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoggedEvent {
     pub svix_id: String,
-    pub outcome: String,
+    pub outcome: Outcome,
     pub error: Option<String>,
     pub svix_timestamp: Option<String>,
     pub received_at_ms: i64,
@@ -58,7 +59,7 @@ pub fn rebuild(users: &[String], events: &[LoggedEvent], policy: &RolePolicy) ->
         .into_iter()
         .filter(|row| {
             logged.get(row.svix_id.as_str()).is_some_and(|before| {
-                matches!(before.outcome.as_str(), "failed" | "ignored")
+                before.outcome.is_unapplied()
                     && (before.outcome != row.outcome || before.error != row.error)
             })
         })
@@ -153,7 +154,7 @@ mod tests {
     fn logged(id: &str, outcome: &str, body: &str) -> LoggedEvent {
         LoggedEvent {
             svix_id: id.to_owned(),
-            outcome: outcome.to_owned(),
+            outcome: Outcome::parse(outcome).unwrap(),
             error: None,
             svix_timestamp: Some("1700000000".to_owned()),
             received_at_ms: 1,
@@ -217,7 +218,7 @@ mod tests {
         let rejudged: Vec<_> = rebuilt
             .rejudged
             .iter()
-            .map(|r| (r.svix_id.as_str(), r.outcome))
+            .map(|r| (r.svix_id.as_str(), r.outcome.as_str()))
             .collect();
         assert_eq!(rejudged, [("m2", "applied"), ("m3", "failed")]);
     }

@@ -14,7 +14,10 @@ use crate::database;
 use crate::incoming::Incoming;
 use crate::metrics::Metrics;
 use crate::plan::Plan;
+use clerk_sync_domain::message_headers;
+use clerk_sync_domain::outcome::Outcome;
 use clerk_sync_domain::runtime::settings::Settings;
+use clerk_sync_domain::runtime::telemetry::fields;
 use clerk_sync_domain::topology::Topology;
 use diesel_async::AsyncPgConnection;
 use lapin::message::Delivery;
@@ -28,11 +31,6 @@ use tokio_util::sync::CancellationToken;
 
 const FIRST_RETRY: Duration = Duration::from_millis(100);
 const MAX_RETRY: Duration = Duration::from_secs(5);
-/// The header a dead letter carries its reason in.
-pub const ERROR_HEADER: &str = "x-clerk-sync-error";
-/// The header a dead letter carries its number of deliveries in (RabbitMQ
-/// resets `x-delivery-count` in the dead-letter queue).
-pub const DELIVERIES_HEADER: &str = "x-clerk-sync-deliveries";
 
 /// A delivery and the shard (so the channel) it came from.
 #[derive(Debug)]
@@ -196,11 +194,11 @@ impl Runner {
             let mut headers = delivery.properties.headers().clone().unwrap_or_default();
             headers
                 .insert(
-                    ERROR_HEADER.into(),
+                    message_headers::DEAD_LETTER_ERROR.into(),
                     AMQPValue::LongString(LongString::from(reason)),
                 )
                 .insert(
-                    DELIVERIES_HEADER.into(),
+                    message_headers::DEAD_LETTER_DELIVERIES.into(),
                     AMQPValue::LongLongInt(i64::from(attempts)),
                 );
             let properties = delivery.properties.clone().with_headers(headers);
@@ -223,12 +221,12 @@ impl Runner {
             .await;
             if matches!(published, Ok(Confirmation::Ack(None))) {
                 self.metrics.dead_letters.inc();
-                tracing::error!(svix.id = %message.svix_id, attempts, reason, "dead-lettered");
+                tracing::error!({ fields::SVIX_ID } = %message.svix_id, attempts, reason, "dead-lettered");
                 let _ = delivery.ack(BasicAckOptions::default()).await;
                 return;
             }
         }
-        tracing::warn!(svix.id = %message.svix_id, attempts, reason, "failed; requeued");
+        tracing::warn!({ fields::SVIX_ID } = %message.svix_id, attempts, reason, "failed; requeued");
         let backoff = FIRST_RETRY * 2_u32.saturating_pow(attempts.min(6));
         tokio::time::sleep(backoff.min(MAX_RETRY)).await;
         // A reject, not a nack: RabbitMQ 4.3 and later count only rejects
@@ -300,7 +298,7 @@ impl Runner {
                 .clone()
                 .unwrap_or_else(|| "unknown".to_owned());
             self.metrics.event(&event_type, row.outcome);
-            if row.outcome == "applied"
+            if row.outcome == Outcome::Applied
                 && let Some(occurred) = row.occurred_at_ms
             {
                 self.metrics
@@ -310,15 +308,15 @@ impl Runner {
             let user = row.clerk_user_id.as_deref().unwrap_or("");
             match &row.error {
                 Some(error) => {
-                    tracing::warn!(svix.id = %row.svix_id, clerk.user_id = user, clerk.event_type = %event_type, outcome = row.outcome, error = %error, "event")
+                    tracing::warn!({ fields::SVIX_ID } = %row.svix_id, { fields::CLERK_USER_ID } = user, { fields::CLERK_EVENT_TYPE } = %event_type, outcome = %row.outcome, error = %error, "event")
                 }
                 None => {
-                    tracing::info!(svix.id = %row.svix_id, clerk.user_id = user, clerk.event_type = %event_type, outcome = row.outcome, "event")
+                    tracing::info!({ fields::SVIX_ID } = %row.svix_id, { fields::CLERK_USER_ID } = user, { fields::CLERK_EVENT_TYPE } = %event_type, outcome = %row.outcome, "event")
                 }
             }
         }
         for (svix_id, role) in &plan.unknown_roles {
-            tracing::warn!(svix.id = %svix_id, role = %role, "role is neither student nor instructor: no row for it");
+            tracing::warn!({ fields::SVIX_ID } = %svix_id, role = %role, "role is neither student nor instructor: no row for it");
         }
     }
 }

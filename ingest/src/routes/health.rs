@@ -1,15 +1,13 @@
 //! `GET /healthz` (the process answers) and `GET /readyz` (RabbitMQ usable).
 
 use crate::publisher::Publisher;
-use actix_web::{HttpResponse, get, web};
+use actix_web::{HttpResponse, web};
 use serde_json::json;
 
-#[get("/healthz")]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
-#[get("/readyz")]
 pub async fn readyz(publisher: web::Data<Publisher>) -> HttpResponse {
     if publisher.ready() {
         HttpResponse::Ok().json(json!({ "status": "ready" }))

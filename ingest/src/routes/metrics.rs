@@ -1,9 +1,8 @@
 //! `GET /metrics`: Prometheus text exposition.
 
 use crate::metrics::Metrics;
-use actix_web::{HttpResponse, get, web};
+use actix_web::{HttpResponse, web};
 
-#[get("/metrics")]
 pub async fn metrics(metrics: web::Data<Metrics>) -> HttpResponse {
     match metrics.encode() {
         Ok(text) => HttpResponse::Ok()

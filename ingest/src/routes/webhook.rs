@@ -13,9 +13,10 @@ use crate::publisher::{PublishError, Publisher};
 use crate::verify::{HeaderError, Rejection, SvixHeaders, Verifier};
 use actix_web::http::StatusCode;
 use actix_web::http::header::CONTENT_LENGTH;
-use actix_web::{HttpRequest, HttpResponse, ResponseError, post, web};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use bytes::{Bytes, BytesMut};
 use clerk_sync_domain::envelope::EnvelopeSummary;
+use clerk_sync_domain::runtime::telemetry::fields;
 use futures::StreamExt;
 use serde_json::json;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -68,7 +69,6 @@ impl ResponseError for WebhookError {
     }
 }
 
-#[post("/api/webhooks/clerk")]
 pub async fn receive(
     request: HttpRequest,
     body: web::Payload,
@@ -111,10 +111,10 @@ async fn accept(
     let summary = EnvelopeSummary::read(event.body());
     let span = tracing::Span::current();
     if let Some(user) = &summary.clerk_user_id {
-        span.record("clerk.user_id", user.as_str());
+        span.record(fields::CLERK_USER_ID, user.as_str());
     }
     if let Some(event_type) = &summary.event_type {
-        span.record("clerk.event_type", event_type.as_str());
+        span.record(fields::CLERK_EVENT_TYPE, event_type.as_str());
     }
     Ok(publisher.publish(&event, &summary, received_at_ms).await?)
 }

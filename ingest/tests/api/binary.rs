@@ -2,6 +2,7 @@
 //! shutdown on SIGTERM.
 
 use crate::helpers::*;
+use clerk_sync_domain::paths;
 use clerk_sync_testkit::proxy::Proxy;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -154,7 +155,7 @@ impl Running {
     async fn post(&self, client: &reqwest::Client, body: Vec<u8>) -> (String, u16) {
         let id = new_svix_id();
         let mut request = client
-            .post(format!("{}/api/webhooks/clerk", self.address))
+            .post(format!("{}{}", self.address, paths::WEBHOOK))
             .body(body.clone());
         for (name, value) in signed_headers(SECRET, &id, now(), &body) {
             request = request.header(name, value);

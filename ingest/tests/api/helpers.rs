@@ -1,6 +1,7 @@
 //! `spawn_app()`: an ingest on a random port with its own topology.
 
 use actix_web::dev::ServerHandle;
+use clerk_sync_domain::paths;
 use clerk_sync_domain::runtime::amqp;
 use clerk_sync_domain::runtime::secret_url::SecretUrl;
 use clerk_sync_domain::runtime::settings::{Settings, WebhookSecrets};
@@ -115,7 +116,7 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
 
 impl TestApp {
     pub fn webhook_url(&self) -> String {
-        format!("{}/api/webhooks/clerk", self.address)
+        format!("{}{}", self.address, paths::WEBHOOK)
     }
 
     pub async fn post(&self, headers: &[(String, String)], body: Vec<u8>) -> reqwest::Response {

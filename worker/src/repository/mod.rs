@@ -136,7 +136,7 @@ pub async fn insert_log(connection: &mut AsyncPgConnection, rows: &[LogRow]) -> 
     .bind::<Array<Nullable<BigInt>>, _>(rows.iter().map(|r| r.occurred_at_ms).collect::<Vec<_>>())
     .bind::<Array<BigInt>, _>(rows.iter().map(|r| r.received_at_ms).collect::<Vec<_>>())
     .bind::<Array<Text>, _>(rows.iter().map(|r| r.payload.to_string()).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(rows.iter().map(|r| r.outcome.to_owned()).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(rows.iter().map(|r| r.outcome.as_str()).collect::<Vec<_>>())
     .bind::<Array<Nullable<Text>>, _>(column(&|r| r.error.clone()))
     .execute(connection)
     .await

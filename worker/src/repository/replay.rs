@@ -4,6 +4,7 @@
 use crate::payload;
 use crate::plan::{DISCARDED, LogRow};
 use crate::rebuild::{ExistingRow, LoggedEvent};
+use clerk_sync_domain::outcome::Outcome;
 use clerk_sync_domain::projection::Profile;
 use clerk_sync_domain::roles::Role;
 use diesel::result::Error;
@@ -97,7 +98,8 @@ pub async fn logged_events(
         .into_iter()
         .map(|r| LoggedEvent {
             svix_id: r.svix_id,
-            outcome: r.outcome,
+            // The table's CHECK admits no other text.
+            outcome: Outcome::parse(&r.outcome).unwrap_or(Outcome::Failed),
             error: r.error,
             svix_timestamp: r.svix_timestamp,
             received_at_ms: r.received_at_ms,
@@ -214,11 +216,7 @@ pub async fn rejudge(connection: &mut AsyncPgConnection, rows: &[LogRow]) -> Res
     .bind::<Array<Nullable<Text>>, _>(column(&|r| r.event_type.clone()))
     .bind::<Array<Nullable<Text>>, _>(column(&|r| r.clerk_user_id.clone()))
     .bind::<Array<Nullable<BigInt>>, _>(rows.iter().map(|r| r.occurred_at_ms).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(
-        rows.iter()
-            .map(|r| r.outcome.to_owned())
-            .collect::<Vec<_>>(),
-    )
+    .bind::<Array<Text>, _>(rows.iter().map(|r| r.outcome.as_str()).collect::<Vec<_>>())
     .bind::<Array<Nullable<Text>>, _>(column(&|r| r.error.clone()))
     .execute(connection)
     .await
@@ -244,7 +242,7 @@ pub async fn unfiled_events(
     }
     let rows: Vec<Row> = diesel::sql_query(format!(
         "SELECT svix_id, {} FROM clerk_sync.events \
-         WHERE clerk_user_id IS NULL AND outcome IN ('failed', 'ignored') \
+         WHERE clerk_user_id IS NULL AND outcome = ANY($5) \
            AND error IS DISTINCT FROM $1 AND svix_id > $2 \
            AND ($3::timestamptz IS NULL OR received_at >= $3) \
          ORDER BY svix_id LIMIT $4",
@@ -254,6 +252,13 @@ pub async fn unfiled_events(
     .bind::<Text, _>(after)
     .bind::<Nullable<Timestamptz>, _>(since)
     .bind::<BigInt, _>(limit)
+    .bind::<Array<Text>, _>(
+        Outcome::ALL
+            .iter()
+            .filter(|o| o.is_unapplied())
+            .map(|o| o.as_str())
+            .collect::<Vec<_>>(),
+    )
     .load(connection)
     .await?;
     Ok(rows

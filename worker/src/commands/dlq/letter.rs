@@ -12,29 +12,16 @@
 
 use crate::amqp_value::{self, integer};
 use crate::incoming::Incoming;
-use crate::runner::{DELIVERIES_HEADER, ERROR_HEADER};
 use clerk_sync_domain::clerk_event::ParsedEvent;
 use clerk_sync_domain::envelope::EnvelopeSummary;
+use clerk_sync_domain::message_headers::{
+    DEAD_LETTER_DELIVERIES, DEAD_LETTER_ERROR, DEAD_LETTERING, DEATH,
+};
 use clerk_sync_domain::topology::Topology;
 use lapin::BasicProperties;
 use lapin::message::Delivery;
 use lapin::types::{AMQPValue, FieldTable};
 use serde_json::{Map, Value, json};
-
-/// Headers that describe the dead-lettering, not the event: a redriven
-/// message goes back without them, as the ingest first published it.
-const DEAD_LETTER_HEADERS: [&str; 10] = [
-    "x-death",
-    "x-first-death-exchange",
-    "x-first-death-queue",
-    "x-first-death-reason",
-    "x-last-death-exchange",
-    "x-last-death-queue",
-    "x-last-death-reason",
-    "x-delivery-count",
-    ERROR_HEADER,
-    DELIVERIES_HEADER,
-];
 
 /// Who dead-lettered a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,7 +74,7 @@ impl DeadLetter {
         let summary = EnvelopeSummary::read(&delivery.data);
         let parsed = ParsedEvent::parse(&delivery.data).ok();
         let death = first_death(headers);
-        let worker_error = text(headers.inner().get(ERROR_HEADER));
+        let worker_error = text(headers.inner().get(DEAD_LETTER_ERROR));
         let (by, reason) = match (&worker_error, &death) {
             (Some(error), _) => (DeadLetteredBy::Worker, error.clone()),
             (None, Some(death)) => (
@@ -99,7 +86,11 @@ impl DeadLetter {
             ),
             (None, None) => (DeadLetteredBy::Unknown, "unknown".to_owned()),
         };
-        let deliveries = match headers.inner().get(DELIVERIES_HEADER).and_then(integer) {
+        let deliveries = match headers
+            .inner()
+            .get(DEAD_LETTER_DELIVERIES)
+            .and_then(integer)
+        {
             Some(n) => u32::try_from(n).ok(),
             None => death
                 .as_ref()
@@ -184,7 +175,7 @@ impl DeadLetter {
 /// (message id, Svix headers, received-at, ...) without the dead-letter
 /// bookkeeping, persistent.
 pub fn redrive_properties(properties: &BasicProperties) -> BasicProperties {
-    without_headers(properties, &DEAD_LETTER_HEADERS).with_delivery_mode(2)
+    without_headers(properties, &DEAD_LETTERING).with_delivery_mode(2)
 }
 
 /// `properties` without the headers named in `names`.
@@ -219,7 +210,7 @@ struct Death {
 
 /// The first `x-death` entry (the most recent dead-lettering).
 fn first_death(headers: &FieldTable) -> Option<Death> {
-    let AMQPValue::FieldArray(deaths) = headers.inner().get("x-death")? else {
+    let AMQPValue::FieldArray(deaths) = headers.inner().get(DEATH)? else {
         return None;
     };
     let AMQPValue::FieldTable(death) = deaths.as_slice().first()? else {
@@ -274,7 +265,7 @@ fn value_json(value: &AMQPValue) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clerk_sync_domain::message_headers as header;
+    use clerk_sync_domain::message_headers::{self as header, DELIVERY_COUNT};
     use lapin::types::{FieldArray, LongString};
 
     fn long(text: &str) -> AMQPValue {
@@ -309,9 +300,9 @@ mod tests {
     fn a_worker_dead_letter_carries_its_error_and_deliveries() {
         let mut headers = original_headers();
         headers
-            .insert(ERROR_HEADER.into(), long("duplicate key"))
-            .insert(DELIVERIES_HEADER.into(), AMQPValue::LongLongInt(10))
-            .insert("x-delivery-count".into(), AMQPValue::LongLongInt(3));
+            .insert(DEAD_LETTER_ERROR.into(), long("duplicate key"))
+            .insert(DEAD_LETTER_DELIVERIES.into(), AMQPValue::LongLongInt(10))
+            .insert(DELIVERY_COUNT.into(), AMQPValue::LongLongInt(3));
         let topology = Topology::new("p", 4);
         let letter = DeadLetter::read(&delivery(headers, BODY), &topology, 10);
         assert_eq!(letter.svix_id, "msg_1");
@@ -335,7 +326,7 @@ mod tests {
             .insert("time".into(), AMQPValue::Timestamp(1_700_000_100));
         let mut headers = original_headers();
         headers.insert(
-            "x-death".into(),
+            DEATH.into(),
             AMQPValue::FieldArray(FieldArray::from(vec![AMQPValue::FieldTable(death)])),
         );
         let letter = DeadLetter::read(&delivery(headers, "not json"), &Topology::new("p", 4), 10);
@@ -365,13 +356,10 @@ mod tests {
     fn redriving_drops_only_the_dead_letter_bookkeeping() {
         let mut headers = original_headers();
         headers
-            .insert(ERROR_HEADER.into(), long("boom"))
-            .insert(DELIVERIES_HEADER.into(), AMQPValue::LongLongInt(10))
-            .insert("x-delivery-count".into(), AMQPValue::LongLongInt(2))
-            .insert(
-                "x-death".into(),
-                AMQPValue::FieldArray(FieldArray::default()),
-            )
+            .insert(DEAD_LETTER_ERROR.into(), long("boom"))
+            .insert(DEAD_LETTER_DELIVERIES.into(), AMQPValue::LongLongInt(10))
+            .insert(DELIVERY_COUNT.into(), AMQPValue::LongLongInt(2))
+            .insert(DEATH.into(), AMQPValue::FieldArray(FieldArray::default()))
             .insert("x-first-death-reason".into(), long("delivery_limit"));
         let properties = delivery(headers, BODY).properties;
         let redriven = redrive_properties(&properties);

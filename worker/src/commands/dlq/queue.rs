@@ -12,6 +12,7 @@
 use super::letter::{DeadLetter, redrive_properties, without_headers};
 use crate::commands::progress;
 use anyhow::Context;
+use clerk_sync_domain::message_headers;
 use clerk_sync_domain::runtime::amqp;
 use clerk_sync_domain::runtime::settings::Settings;
 use clerk_sync_domain::shard::fnv1a_64;
@@ -264,7 +265,7 @@ impl DeadLetterQueue {
         for taken in held {
             if seen.insert(identity(&taken)) {
                 // RabbitMQ counts the copy's deliveries afresh.
-                let copy = without_headers(&taken.properties, &["x-delivery-count"]);
+                let copy = without_headers(&taken.properties, &[message_headers::DELIVERY_COUNT]);
                 if let Err(e) = self.publish("", &queue, &taken.data, copy).await {
                     tracing::warn!(error = %format!("{e:#}"), "cannot put a dead letter back; the rest go back as they are");
                     break;

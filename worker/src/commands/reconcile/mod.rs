@@ -20,7 +20,9 @@ use crate::incoming::Incoming;
 use crate::repository;
 use anyhow::{Context, bail};
 use clerk_sync_domain::clerk_event::{EventKind, ParsedEvent};
+use clerk_sync_domain::outcome::Outcome;
 use clerk_sync_domain::runtime::settings::Settings;
+use clerk_sync_domain::runtime::telemetry::fields;
 use compare::compare;
 use diesel_async::AsyncPgConnection;
 use indicatif::ProgressBar;
@@ -249,21 +251,18 @@ impl Reconcile {
         .context("cannot record the events that bring these users in line")?;
         for (svix_id, role) in &plan.unknown_roles {
             tracing::warn!(
-                svix_id,
+                { fields::SVIX_ID } = svix_id,
                 role,
                 "role is neither student nor instructor: no row"
             );
         }
-        let outcomes: HashMap<&str, &'static str> = plan
+        let outcomes: HashMap<&str, Outcome> = plan
             .log
             .iter()
             .map(|row| (row.svix_id.as_str(), row.outcome))
             .collect();
         for (index, message) in indexes.into_iter().zip(&messages) {
-            let outcome = outcomes
-                .get(message.svix_id.as_str())
-                .copied()
-                .unwrap_or("not recorded");
+            let outcome = outcomes.get(message.svix_id.as_str()).copied();
             self.report
                 .recorded(index, message.svix_id.clone(), outcome);
         }

@@ -2,6 +2,7 @@
 //! totals; rendered for people or as one JSON document. Pure.
 
 use super::compare::Difference;
+use clerk_sync_domain::outcome::Outcome;
 use serde::Serialize;
 use std::fmt::Write;
 
@@ -135,15 +136,15 @@ impl Report {
     }
 
     /// Record the outcome of the synthetic event `svix_id` of the entry at
-    /// `index`.
-    pub fn recorded(&mut self, index: usize, svix_id: String, outcome: &'static str) {
+    /// `index` (none: it was not logged, being logged already).
+    pub fn recorded(&mut self, index: usize, svix_id: String, outcome: Option<Outcome>) {
         self.totals.events += 1;
-        if outcome == "stale" {
+        if outcome == Some(Outcome::Stale) {
             self.totals.stale += 1;
         }
         if let Some(entry) = self.users.get_mut(index) {
             entry.svix_id = Some(svix_id);
-            entry.outcome = Some(outcome);
+            entry.outcome = Some(outcome.map_or("not recorded", Outcome::as_str));
         }
     }
 
@@ -291,8 +292,8 @@ mod tests {
     #[test]
     fn a_run_says_what_it_recorded() {
         let mut report = report(false);
-        report.recorded(0, "reconcile_1".to_owned(), "applied");
-        report.recorded(1, "reconcile_2".to_owned(), "stale");
+        report.recorded(0, "reconcile_1".to_owned(), Some(Outcome::Applied));
+        report.recorded(1, "reconcile_2".to_owned(), Some(Outcome::Stale));
         let text = report.human();
         assert!(text.contains("user_a   missing here"), "{text}");
         assert!(text.contains("recorded user.created: applied"), "{text}");

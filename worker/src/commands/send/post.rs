@@ -1,14 +1,12 @@
 //! Signing a body as Svix does and posting it to the ingest.
 
+use clerk_sync_domain::paths;
 use clerk_sync_domain::runtime::settings::Settings;
 use secrecy::ExposeSecret;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 use svix::webhooks::{Webhook, WebhookError};
-
-/// The ingest's route, under its address.
-pub const WEBHOOK_PATH: &str = "/api/webhooks/clerk";
 
 /// How long one post may take, connecting included.
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -22,8 +20,9 @@ pub fn default_url(listen: SocketAddr) -> String {
         ip => ip,
     };
     format!(
-        "http://{}{WEBHOOK_PATH}",
-        SocketAddr::new(ip, listen.port())
+        "http://{}{}",
+        SocketAddr::new(ip, listen.port()),
+        paths::WEBHOOK
     )
 }
 

@@ -3,12 +3,10 @@
 
 use super::workers::{self, Worker};
 use crate::commands::{age, table};
+use clerk_sync_domain::outcome::Outcome;
 use clerk_sync_domain::runtime::settings::StatusSettings;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-
-/// The outcomes of `clerk_sync.events`, always all shown.
-pub const OUTCOMES: [&str; 4] = ["applied", "stale", "ignored", "failed"];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Report {
@@ -240,9 +238,10 @@ pub fn text(report: &Report, crossed: &[Crossed]) -> String {
         None => format!("dead letters: {} in {}", dead.depth, dead.queue),
     });
     let events = &report.events;
-    let counts: Vec<String> = OUTCOMES
+    // Every outcome, always.
+    let counts: Vec<String> = Outcome::ALL
         .iter()
-        .map(|o| format!("{o} {}", events.count(o)))
+        .map(|o| format!("{o} {}", events.count(o.as_str())))
         .collect();
     lines.push(format!(
         "event log:    {} events ({}), {}",
@@ -291,9 +290,14 @@ pub fn json(report: &Report, crossed: &[Crossed], limits: &StatusSettings) -> Va
             })
         })
         .collect();
-    let by_outcome: serde_json::Map<String, Value> = OUTCOMES
+    let by_outcome: serde_json::Map<String, Value> = Outcome::ALL
         .iter()
-        .map(|o| ((*o).to_owned(), json!(report.events.count(o))))
+        .map(|o| {
+            (
+                o.as_str().to_owned(),
+                json!(report.events.count(o.as_str())),
+            )
+        })
         .collect();
     json!({
         "ok": crossed.is_empty(),
