@@ -315,7 +315,7 @@ def check_rabbitmq():
         unknown = [key for key in conf_keys if f'{{mapping, "{key}"' not in schema]
         require(not unknown, f"rabbitmq.conf keys unknown to {schemas[-1].parts[-4]}: {unknown}")
         detail = f"; rabbitmq.conf keys known to {schemas[-1].parts[-4]}"
-    return (f"definitions.json = what the binaries declare (domain/src/runtime/amqp.rs): prefix "
+    return (f"definitions.json = what the binaries declare (runtime/src/amqp.rs): prefix "
             f"{topology['prefix']}, {topology['shards']} shards, x-delivery-limit {topology['delivery_limit']}"
             + detail)
 

@@ -1,10 +1,10 @@
 //! The pure core of clerk-sync.
 //!
 //! Everything here is free of I/O and clocks: the event envelope and the user
-//! it concerns, how a user is routed to a shard queue, and the names of the
-//! queue topology. The `runtime` feature adds the few I/O-facing definitions
-//! both binaries share (settings, telemetry, declaring the topology), so that
-//! each exists in exactly one place.
+//! it concerns, how a user is routed to a shard queue, the names of the
+//! queue topology, the rules that decide what is written, and the
+//! vocabulary both binaries share. What they share at run time (settings,
+//! logging, RabbitMQ) is `clerk-sync-runtime`.
 
 pub mod clerk_event;
 pub mod email_claims;
@@ -20,8 +20,3 @@ pub mod shard;
 pub mod storable;
 pub mod topology;
 pub mod version;
-
-#[cfg(feature = "runtime")]
-pub mod runtime;
-#[cfg(feature = "schema")]
-pub mod schema;

@@ -5,7 +5,7 @@
 //! {prefix}.dead-letter (fanout exchange) ─────────────────────────────▶ {prefix}.dead-letter (quorum)
 //! ```
 //!
-//! Declaring it needs a broker connection and lives in `runtime::topology`.
+//! Declaring it needs a broker connection: `clerk_sync_runtime::amqp`.
 
 use crate::shard::shard_for;
 

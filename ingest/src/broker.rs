@@ -5,9 +5,9 @@
 //! fails at once (503, and Svix retries) and `/readyz` says not ready.
 
 use crate::metrics::Metrics;
-use clerk_sync_domain::runtime::amqp::{self, AmqpError};
-use clerk_sync_domain::runtime::settings::AmqpSettings;
 use clerk_sync_domain::topology::Topology;
+use clerk_sync_runtime::amqp::{self, AmqpError};
+use clerk_sync_runtime::settings::AmqpSettings;
 use lapin::options::ConfirmSelectOptions;
 use lapin::{Channel, Connection};
 use std::sync::Arc;

@@ -6,7 +6,7 @@
 
 use actix_web::http::header::HeaderMap;
 use bytes::Bytes;
-use clerk_sync_domain::runtime::settings::{Settings, SettingsError, WebhookSecrets};
+use clerk_sync_runtime::settings::{Settings, SettingsError, WebhookSecrets};
 use secrecy::ExposeSecret;
 use svix::webhooks::{Webhook, WebhookError};
 

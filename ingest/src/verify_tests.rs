@@ -4,7 +4,7 @@
 
 use super::*;
 use actix_web::http::header::{HeaderName, HeaderValue};
-use clerk_sync_domain::runtime::settings::WebhookSecrets;
+use clerk_sync_runtime::settings::WebhookSecrets;
 
 const SECRET_A: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const SECRET_B: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";

@@ -31,10 +31,10 @@ mod sender;
 
 use anyhow::{Context, Result};
 use clerk_sync_domain::paths;
-use clerk_sync_domain::runtime::secret_url::SecretUrl;
-use clerk_sync_domain::runtime::settings::{Settings, WebhookSecrets};
 use clerk_sync_domain::topology::Topology;
 use clerk_sync_ingest::startup::Application;
+use clerk_sync_runtime::secret_url::SecretUrl;
+use clerk_sync_runtime::settings::{Settings, WebhookSecrets};
 use clerk_sync_worker::database;
 use common::check::{self, LogSpec};
 use common::model::{self, Modelled};

@@ -10,7 +10,7 @@ use crate::repository::{self, emails};
 use clerk_sync_domain::email_claims::{self, Holders};
 use clerk_sync_domain::projection::UserState;
 use clerk_sync_domain::roles::RolePolicy;
-use clerk_sync_domain::runtime::settings::Settings;
+use clerk_sync_runtime::settings::Settings;
 use diesel::result::Error;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use std::collections::{BTreeMap, BTreeSet};

@@ -2,7 +2,7 @@
 //! the connection pool. Connections go through diesel-async (no libpq).
 
 use anyhow::Context;
-use clerk_sync_domain::runtime::secret_url::SecretUrl;
+use clerk_sync_runtime::secret_url::SecretUrl;
 use diesel::sql_types::{BigInt, Text};
 use diesel_async::{AsyncConnection, AsyncMigrationHarness, AsyncPgConnection, RunQueryDsl};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};

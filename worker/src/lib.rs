@@ -19,4 +19,5 @@ pub mod rebuild;
 pub mod repository;
 pub mod run;
 pub mod runner;
+pub mod schema;
 pub mod shard_heads;

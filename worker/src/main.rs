@@ -1,6 +1,6 @@
 use clap::{Parser, Subcommand};
-use clerk_sync_domain::runtime::settings::{Settings, SettingsError};
-use clerk_sync_domain::runtime::telemetry;
+use clerk_sync_runtime::settings::{Settings, SettingsError};
+use clerk_sync_runtime::telemetry;
 use clerk_sync_worker::commands::{dlq, forget, reconcile, replay, send, status, verify_log};
 use clerk_sync_worker::{migrate, run};
 use std::path::PathBuf;

@@ -5,7 +5,7 @@ use crate::consumer::Consumer;
 use crate::instance::Instance;
 use crate::metrics::Metrics;
 use crate::{http, migrate};
-use clerk_sync_domain::runtime::settings::Settings;
+use clerk_sync_runtime::settings::Settings;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 

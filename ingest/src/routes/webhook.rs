@@ -16,7 +16,7 @@ use actix_web::http::header::CONTENT_LENGTH;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use bytes::{Bytes, BytesMut};
 use clerk_sync_domain::envelope::EnvelopeSummary;
-use clerk_sync_domain::runtime::telemetry::fields;
+use clerk_sync_runtime::telemetry::fields;
 use futures::StreamExt;
 use serde_json::json;
 use std::time::{SystemTime, UNIX_EPOCH};

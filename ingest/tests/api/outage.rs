@@ -3,7 +3,7 @@
 //! proxy in front of the real broker, so parallel tests are not disturbed.
 
 use crate::helpers::*;
-use clerk_sync_domain::runtime::secret_url::SecretUrl;
+use clerk_sync_runtime::secret_url::SecretUrl;
 use clerk_sync_testkit::proxy::Proxy;
 use std::time::{Duration, Instant};
 

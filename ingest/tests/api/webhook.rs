@@ -2,7 +2,7 @@
 //! request that nothing was published.
 
 use crate::helpers::*;
-use clerk_sync_domain::runtime::settings::WebhookSecrets;
+use clerk_sync_runtime::settings::WebhookSecrets;
 use std::io::{Read, Write};
 
 #[tokio::test]

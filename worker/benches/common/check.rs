@@ -2,7 +2,7 @@
 
 use super::model::{Expected, Row};
 use anyhow::{Context, Result};
-use clerk_sync_domain::runtime::secret_url::SecretUrl;
+use clerk_sync_runtime::secret_url::SecretUrl;
 use clerk_sync_worker::database;
 use diesel::sql_types::{Nullable, Text};
 use diesel_async::RunQueryDsl;

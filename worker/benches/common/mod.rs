@@ -12,9 +12,9 @@ pub mod services;
 pub mod workers;
 
 use anyhow::{Context, Result};
-use clerk_sync_domain::runtime::amqp;
-use clerk_sync_domain::runtime::secret_url::SecretUrl;
 use clerk_sync_domain::topology::Topology;
+use clerk_sync_runtime::amqp;
+use clerk_sync_runtime::secret_url::SecretUrl;
 use diesel::sql_types::BigInt;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use lapin::options::QueueDeclareOptions;

@@ -3,9 +3,9 @@
 
 use crate::common::model::{Change, Modelled};
 use anyhow::{Result, bail};
-use clerk_sync_domain::runtime::amqp;
-use clerk_sync_domain::runtime::secret_url::SecretUrl;
 use clerk_sync_domain::topology::Topology;
+use clerk_sync_runtime::amqp;
+use clerk_sync_runtime::secret_url::SecretUrl;
 use lapin::BasicProperties;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};

@@ -17,7 +17,7 @@ use clerk_sync_domain::clerk_event::ParsedEvent;
 use clerk_sync_domain::email_claims;
 use clerk_sync_domain::projection::UserState;
 use clerk_sync_domain::roles::Role;
-use clerk_sync_domain::runtime::settings::Settings;
+use clerk_sync_runtime::settings::Settings;
 use diesel::result::Error;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use indicatif::ProgressBar;

@@ -9,7 +9,7 @@ use crate::commands::{exit, progress, since};
 use crate::database;
 use crate::payload;
 use chrono::{DateTime, Utc};
-use clerk_sync_domain::runtime::settings::Settings;
+use clerk_sync_runtime::settings::Settings;
 use diesel::sql_types::{BigInt, Bool, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use secrecy::ExposeSecret;

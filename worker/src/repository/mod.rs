@@ -107,7 +107,7 @@ pub async fn logged(
     connection: &mut AsyncPgConnection,
     svix_ids: &[String],
 ) -> Result<HashSet<String>, Error> {
-    use clerk_sync_domain::schema::events;
+    use crate::schema::events;
     use diesel::{ExpressionMethods, QueryDsl};
     let found: Vec<String> = events::table
         .select(events::svix_id)

@@ -196,10 +196,10 @@ fn an_unreachable_service_or_a_bad_setting_is_one_line() {
     );
 }
 
-/// Every table and column of `domain/src/schema.rs` exists as declared.
+/// Every table and column of `worker/src/schema.rs` exists as declared.
 #[tokio::test]
 async fn the_diesel_schema_matches_the_migrated_database() {
-    use clerk_sync_domain::schema::{courses, enrollments, events, instructors, students, users};
+    use clerk_sync_worker::schema::{courses, enrollments, events, instructors, students, users};
     use diesel::QueryDsl;
     use diesel::dsl::{exists, select};
     let database = TestDatabase::named_only();

@@ -13,10 +13,10 @@ use super::letter::{DeadLetter, redrive_properties, without_headers};
 use crate::commands::progress;
 use anyhow::Context;
 use clerk_sync_domain::message_headers;
-use clerk_sync_domain::runtime::amqp;
-use clerk_sync_domain::runtime::settings::Settings;
 use clerk_sync_domain::shard::fnv1a_64;
 use clerk_sync_domain::topology::Topology;
+use clerk_sync_runtime::amqp;
+use clerk_sync_runtime::settings::Settings;
 use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions,

@@ -22,7 +22,7 @@ use clap::ArgGroup;
 use clap::builder::NonEmptyStringValueParser;
 use clerk_sync_domain::envelope::EnvelopeSummary;
 use clerk_sync_domain::roles::MetadataSource;
-use clerk_sync_domain::runtime::settings::Settings;
+use clerk_sync_runtime::settings::Settings;
 use event::{EventSpec, EventType, UserFields};
 use post::Poster;
 use report::{Report, Sent};

@@ -1,7 +1,7 @@
 //! Signing a body as Svix does and posting it to the ingest.
 
 use clerk_sync_domain::paths;
-use clerk_sync_domain::runtime::settings::Settings;
+use clerk_sync_runtime::settings::Settings;
 use secrecy::ExposeSecret;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};

@@ -4,7 +4,7 @@
 use super::workers::{self, Worker};
 use crate::commands::{age, table};
 use clerk_sync_domain::outcome::Outcome;
-use clerk_sync_domain::runtime::settings::StatusSettings;
+use clerk_sync_runtime::settings::StatusSettings;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 

@@ -3,9 +3,9 @@
 
 pub mod system;
 
-use clerk_sync_domain::runtime::amqp;
-use clerk_sync_domain::runtime::secret_url::SecretUrl;
 use clerk_sync_domain::topology::Topology;
+use clerk_sync_runtime::amqp;
+use clerk_sync_runtime::secret_url::SecretUrl;
 pub use clerk_sync_testkit::broker::amqp_url;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use lapin::options::{BasicGetOptions, QueueDeclareOptions};

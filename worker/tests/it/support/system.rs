@@ -2,8 +2,8 @@
 //! in-process ingest, and real `clerk-sync-worker` processes.
 
 use super::{TestBroker, TestDatabase};
-use clerk_sync_domain::runtime::settings::{Settings, WebhookSecrets};
 use clerk_sync_ingest::startup::Application;
+use clerk_sync_runtime::settings::{Settings, WebhookSecrets};
 use diesel::sql_types::{BigInt, Nullable, Text};
 use diesel_async::RunQueryDsl;
 use std::process::{Child, Command, Stdio};
@@ -36,8 +36,7 @@ impl System {
         let broker = TestBroker::new(4);
         let mut settings = Settings::default();
         settings.webhook.secrets = WebhookSecrets::parse(SECRET);
-        settings.amqp.url =
-            clerk_sync_domain::runtime::secret_url::SecretUrl::new(super::amqp_url());
+        settings.amqp.url = clerk_sync_runtime::secret_url::SecretUrl::new(super::amqp_url());
         settings.amqp.prefix = broker.prefix.clone();
         settings.amqp.shards = broker.shards;
         settings.ingest.listen = "127.0.0.1:0".parse().unwrap();

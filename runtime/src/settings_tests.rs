@@ -1,5 +1,5 @@
 use super::*;
-use crate::roles::{DefaultRole, MetadataSource, RolePolicy};
+use clerk_sync_domain::roles::{DefaultRole, MetadataSource, RolePolicy};
 use secrecy::ExposeSecret;
 use std::io::Write;
 

@@ -6,7 +6,7 @@
 //! closing it, so that RabbitMQ does not log an "unexpectedly closed"
 //! warning for it.
 
-use super::secret_url::SecretUrl;
+use crate::secret_url::SecretUrl;
 use amq_protocol::frame::{AMQPFrame, ProtocolVersion, WriteContext, gen_frame, parse_frame};
 use amq_protocol::protocol::{AMQPClass, connection};
 use amq_protocol::tcp::{TLSConfig, TcpStream};

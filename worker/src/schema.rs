@@ -1,4 +1,4 @@
-//! The tables, for Diesel (feature `schema`). Written to match
+//! The tables, for Diesel. Written to match
 //! `migrations/` exactly; `diesel print-schema` gives the same columns.
 //! The projection tables keep Prisma's quoted camelCase names.
 

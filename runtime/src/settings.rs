@@ -3,8 +3,8 @@
 //! working directory (or the file given with `--config`), environment
 //! variables `CLERK_SYNC__SECTION__KEY`, and the well-known variables.
 
-use super::secret_url::SecretUrl;
-use crate::roles::{DefaultRole, MetadataSource, RolePolicy};
+use crate::secret_url::SecretUrl;
+use clerk_sync_domain::roles::{DefaultRole, MetadataSource, RolePolicy};
 use secrecy::SecretString;
 use serde::{Deserialize, Deserializer};
 use std::collections::HashMap;

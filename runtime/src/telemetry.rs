@@ -7,7 +7,7 @@
 //! secrets never are. Field names are shared by both binaries: see
 //! [`fields`].
 
-use super::settings::LogFormat;
+use crate::settings::LogFormat;
 use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 

@@ -4,9 +4,9 @@
 //! idempotent; a queue that already exists with other arguments is reported
 //! by name instead of being changed (RabbitMQ cannot change them in place).
 
-use super::broker_version;
-use super::secret_url::SecretUrl;
-use crate::topology::Topology;
+use crate::broker_version;
+use crate::secret_url::SecretUrl;
+use clerk_sync_domain::topology::Topology;
 use lapin::options::{
     ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
     QueueDeleteOptions,
