@@ -5,7 +5,7 @@ The binaries declare their topology at start-up and refuse a queue that
 exists with other arguments, so pre-declared queues must carry exactly the
 arguments of runtime/src/amqp.rs. This script reads them (and the
 names of domain/src/topology.rs, the defaults of
-runtime/src/settings.rs) from the source, and stops with a message
+runtime/src/settings/sections.rs) from the source, and stops with a message
 when the source no longer has the shape it knows, rather than guess.
 
     python3 deploy/rabbitmq/definitions.py                  # print definitions.json
@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 AMQP_RS = ROOT / "runtime/src/amqp.rs"
 TOPOLOGY_RS = ROOT / "domain/src/topology.rs"
-SETTINGS_RS = ROOT / "runtime/src/settings.rs"
+SETTINGS_RS = ROOT / "runtime/src/settings/sections.rs"
 
 PASSWORD_PLACEHOLDER = "REPLACE_ME: base64(salt + sha256(salt + password)), see deploy/README.md"
 

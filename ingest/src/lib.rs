@@ -5,5 +5,6 @@ pub mod broker;
 pub mod metrics;
 pub mod publisher;
 pub mod routes;
+pub mod settings;
 pub mod startup;
 pub mod verify;

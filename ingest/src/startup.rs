@@ -8,12 +8,12 @@ use crate::metrics::{Metrics, RequestLabels};
 use crate::publisher::Publisher;
 use crate::routes;
 use crate::routes::webhook::BodyLimit;
+use crate::settings::Settings;
 use crate::verify::{SvixHeaders, Verifier};
 use actix_web::dev::{Server, ServerHandle, Service};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use clerk_sync_domain::paths;
-use clerk_sync_runtime::settings::Settings;
 use clerk_sync_runtime::telemetry::fields;
 use prometheus_client::metrics::gauge::Gauge;
 use std::net::TcpListener;
@@ -30,7 +30,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
-        let verifier = web::Data::new(Verifier::new(settings.require_webhook_secrets()?)?);
+        let verifier = web::Data::new(Verifier::new(settings.webhook.require_secrets()?)?);
         let metrics = Arc::new(Metrics::new());
         let broker = Broker::start(&settings.amqp, metrics.clone()).await?;
         let publisher = web::Data::new(Publisher::new(&broker));

@@ -6,7 +6,7 @@
 
 use actix_web::http::header::HeaderMap;
 use bytes::Bytes;
-use clerk_sync_runtime::settings::{Settings, SettingsError, WebhookSecrets};
+use clerk_sync_runtime::settings::{SettingsError, WebhookSecrets, WebhookSettings};
 use secrecy::ExposeSecret;
 use svix::webhooks::{Webhook, WebhookError};
 
@@ -157,7 +157,7 @@ impl Verifier {
                         WebhookError::EmptySecret => "empty",
                         _ => "unusable",
                     };
-                    Settings::invalid_webhook_secret(index + 1, secrets.len(), problem)
+                    WebhookSettings::invalid_secret(index + 1, secrets.len(), problem)
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;

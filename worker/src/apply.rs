@@ -7,10 +7,10 @@
 use crate::incoming::Incoming;
 use crate::plan::{self, Plan};
 use crate::repository::{self, emails};
+use crate::settings::Settings;
 use clerk_sync_domain::email_claims::{self, Holders};
 use clerk_sync_domain::projection::UserState;
 use clerk_sync_domain::roles::RolePolicy;
-use clerk_sync_runtime::settings::Settings;
 use diesel::result::Error;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use std::collections::{BTreeMap, BTreeSet};

@@ -20,4 +20,5 @@ pub mod repository;
 pub mod run;
 pub mod runner;
 pub mod schema;
+pub mod settings;
 pub mod shard_heads;

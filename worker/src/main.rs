@@ -1,7 +1,8 @@
 use clap::{Parser, Subcommand};
-use clerk_sync_runtime::settings::{Settings, SettingsError};
+use clerk_sync_runtime::settings::SettingsError;
 use clerk_sync_runtime::telemetry;
 use clerk_sync_worker::commands::{dlq, forget, reconcile, replay, send, status, verify_log};
+use clerk_sync_worker::settings::Settings;
 use clerk_sync_worker::{migrate, run};
 use std::path::PathBuf;
 use std::process::ExitCode;

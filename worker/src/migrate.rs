@@ -3,9 +3,9 @@
 //! safe to run from several processes at once.
 
 use crate::database;
+use crate::settings::Settings;
 use clerk_sync_domain::topology::Topology;
 use clerk_sync_runtime::amqp;
-use clerk_sync_runtime::settings::Settings;
 
 pub async fn run(settings: &Settings) -> anyhow::Result<()> {
     database::create_if_missing(&settings.database.url).await?;

@@ -4,8 +4,8 @@
 use crate::consumer::Consumer;
 use crate::instance::Instance;
 use crate::metrics::Metrics;
+use crate::settings::Settings;
 use crate::{http, migrate};
-use clerk_sync_runtime::settings::Settings;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 

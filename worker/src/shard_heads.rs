@@ -16,9 +16,9 @@
 use crate::clock::now_ms;
 use crate::instance::Instance;
 use crate::metrics::Metrics;
+use crate::settings::Settings;
 use clerk_sync_domain::message_headers as header;
 use clerk_sync_domain::topology::Topology;
-use clerk_sync_runtime::settings::Settings;
 use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use lapin::message::Delivery;

@@ -3,10 +3,11 @@
 use actix_web::dev::ServerHandle;
 use clerk_sync_domain::paths;
 use clerk_sync_domain::topology::Topology;
+use clerk_sync_ingest::settings::Settings;
 use clerk_sync_ingest::startup::Application;
 use clerk_sync_runtime::amqp;
 use clerk_sync_runtime::secret_url::SecretUrl;
-use clerk_sync_runtime::settings::{Settings, WebhookSecrets};
+use clerk_sync_runtime::settings::WebhookSecrets;
 pub use clerk_sync_testkit::broker::amqp_url;
 use lapin::options::BasicGetOptions;
 use lapin::types::{AMQPValue, FieldTable};

@@ -8,7 +8,7 @@ use crate::apply::{Rules, apply_batch};
 use crate::clock;
 use crate::commands::synthetic;
 use crate::database;
-use clerk_sync_runtime::settings::Settings;
+use crate::settings::Settings;
 use diesel::sql_types::{BigInt, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;

@@ -8,8 +8,9 @@
 use crate::commands::{exit, progress, since};
 use crate::database;
 use crate::payload;
+use crate::settings::Settings;
 use chrono::{DateTime, Utc};
-use clerk_sync_runtime::settings::Settings;
+use clerk_sync_runtime::settings::WebhookSettings;
 use diesel::sql_types::{BigInt, Bool, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use secrecy::ExposeSecret;
@@ -93,12 +94,13 @@ struct Failure {
 
 pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
     let secrets = settings
-        .require_webhook_secrets()?
+        .webhook
+        .require_secrets()?
         .iter()
         .enumerate()
         .map(|(i, secret)| {
             Webhook::new(secret.expose_secret()).map_err(|e| {
-                Settings::invalid_webhook_secret(
+                WebhookSettings::invalid_secret(
                     i + 1,
                     settings.webhook.secrets.len(),
                     &e.to_string(),

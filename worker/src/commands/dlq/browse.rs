@@ -4,7 +4,7 @@ use super::letter::{DeadLetter, rfc3339};
 use super::queue::DeadLetterQueue;
 use crate::clock::now_ms;
 use crate::commands::{age, table};
-use clerk_sync_runtime::settings::Settings;
+use crate::settings::Settings;
 use serde_json::json;
 use std::process::ExitCode;
 

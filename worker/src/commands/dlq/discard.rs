@@ -12,7 +12,7 @@ use crate::database;
 use crate::incoming::Incoming;
 use crate::plan::{self, DISCARDED, LogRow};
 use crate::repository;
-use clerk_sync_runtime::settings::Settings;
+use crate::settings::Settings;
 use diesel::OptionalExtension;
 use diesel::sql_types::{Bool, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection};

@@ -14,7 +14,7 @@ pub mod letter;
 pub mod queue;
 mod redrive;
 
-use clerk_sync_runtime::settings::Settings;
+use crate::settings::Settings;
 use std::collections::BTreeSet;
 use std::process::ExitCode;
 

@@ -11,12 +11,12 @@
 
 use super::letter::{DeadLetter, redrive_properties, without_headers};
 use crate::commands::progress;
+use crate::settings::Settings;
 use anyhow::Context;
 use clerk_sync_domain::message_headers;
 use clerk_sync_domain::shard::fnv1a_64;
 use clerk_sync_domain::topology::Topology;
 use clerk_sync_runtime::amqp;
-use clerk_sync_runtime::settings::Settings;
 use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions,

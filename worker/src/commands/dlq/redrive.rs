@@ -8,7 +8,7 @@
 use super::queue::{DeadLetterQueue, Held};
 use super::{Which, take_named};
 use crate::commands::progress;
-use clerk_sync_runtime::settings::Settings;
+use crate::settings::Settings;
 use serde_json::json;
 use std::process::ExitCode;
 

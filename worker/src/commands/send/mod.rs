@@ -18,11 +18,11 @@ pub mod post;
 pub mod report;
 pub mod scenario;
 
+use crate::settings::Settings;
 use clap::ArgGroup;
 use clap::builder::NonEmptyStringValueParser;
 use clerk_sync_domain::envelope::EnvelopeSummary;
 use clerk_sync_domain::roles::MetadataSource;
-use clerk_sync_runtime::settings::Settings;
 use event::{EventSpec, EventType, UserFields};
 use post::Poster;
 use report::{Report, Sent};

@@ -1,7 +1,8 @@
 //! Signing a body as Svix does and posting it to the ingest.
 
+use crate::settings::Settings;
 use clerk_sync_domain::paths;
-use clerk_sync_runtime::settings::Settings;
+use clerk_sync_runtime::settings::WebhookSettings;
 use secrecy::ExposeSecret;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -75,19 +76,19 @@ impl Poster {
     /// A settings fault (no secret, or one that is not a whsec_ secret) is a
     /// [`SettingsError`], so the command exits 2.
     pub fn new(settings: &Settings, url: String) -> anyhow::Result<Self> {
-        let secrets = settings.require_webhook_secrets()?;
+        let secrets = settings.webhook.require_secrets()?;
         let count = secrets.len();
         let first = secrets
             .iter()
             .next()
-            .ok_or_else(|| Settings::invalid_webhook_secret(1, count, "missing"))?;
+            .ok_or_else(|| WebhookSettings::invalid_secret(1, count, "missing"))?;
         let webhook = Webhook::new(first.expose_secret()).map_err(|e| {
             let problem = match e {
                 WebhookError::InvalidSecret(_) => "not base64 after whsec_",
                 WebhookError::EmptySecret => "empty",
                 _ => "unusable",
             };
-            Settings::invalid_webhook_secret(1, count, problem)
+            WebhookSettings::invalid_secret(1, count, problem)
         })?;
         let client = reqwest::Client::builder()
             .timeout(TIMEOUT)

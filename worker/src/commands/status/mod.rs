@@ -11,9 +11,9 @@ pub mod workers;
 use super::dlq::queue::DeadLetterQueue;
 use super::exit;
 use crate::database;
+use crate::settings::Settings;
 use clerk_sync_domain::topology::Topology;
 use clerk_sync_runtime::broker_version;
-use clerk_sync_runtime::settings::Settings;
 use report::Report;
 use std::process::ExitCode;
 

@@ -3,8 +3,8 @@
 
 use super::workers::{self, Worker};
 use crate::commands::{age, table};
+use crate::settings::StatusSettings;
 use clerk_sync_domain::outcome::Outcome;
-use clerk_sync_runtime::settings::StatusSettings;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 

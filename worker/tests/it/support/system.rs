@@ -2,8 +2,9 @@
 //! in-process ingest, and real `clerk-sync-worker` processes.
 
 use super::{TestBroker, TestDatabase};
+use clerk_sync_ingest::settings::Settings;
 use clerk_sync_ingest::startup::Application;
-use clerk_sync_runtime::settings::{Settings, WebhookSecrets};
+use clerk_sync_runtime::settings::WebhookSecrets;
 use diesel::sql_types::{BigInt, Nullable, Text};
 use diesel_async::RunQueryDsl;
 use std::process::{Child, Command, Stdio};
