@@ -6,6 +6,7 @@
 //! vocabulary both binaries share. What they share at run time (settings,
 //! logging, RabbitMQ) is `clerk-sync-runtime`.
 
+pub mod backoff;
 pub mod clerk_event;
 pub mod email_claims;
 pub mod envelope;

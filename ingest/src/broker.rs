@@ -5,6 +5,7 @@
 //! fails at once (503, and Svix retries) and `/readyz` says not ready.
 
 use crate::metrics::Metrics;
+use clerk_sync_domain::backoff::Backoff;
 use clerk_sync_domain::topology::Topology;
 use clerk_sync_runtime::amqp::{self, AmqpError};
 use clerk_sync_runtime::settings::AmqpSettings;
@@ -18,8 +19,6 @@ use tokio_util::sync::CancellationToken;
 
 /// How often the supervisor looks at the connection when nobody woke it.
 const HEALTH_POLL: Duration = Duration::from_millis(250);
-const FIRST_RETRY: Duration = Duration::from_millis(100);
-const MAX_RETRY: Duration = Duration::from_secs(5);
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A usable connection and its confirm-mode channel.
@@ -112,7 +111,7 @@ impl Broker {
             link,
             broken: Notify::new(),
             settings: settings.clone(),
-            topology: Topology::new(settings.prefix.clone(), settings.shards),
+            topology: settings.topology(),
             metrics,
         });
         shared.replace(Some(shared.open().await?));
@@ -156,7 +155,8 @@ async fn supervise(shared: Arc<Shared>, stop: CancellationToken) {
         if let Some(old) = shared.replace(None) {
             tokio::spawn(close_quietly(old));
         }
-        let mut delay = FIRST_RETRY;
+        let mut backoff = Backoff::SERVICE;
+        let mut delay = backoff.next_delay();
         loop {
             tokio::select! {
                 () = stop.cancelled() => return,
@@ -169,8 +169,8 @@ async fn supervise(shared: Arc<Shared>, stop: CancellationToken) {
                     break;
                 }
                 Err(e) => {
+                    delay = backoff.next_delay();
                     tracing::warn!(error = %e, retry_in = ?delay, "RabbitMQ still unavailable");
-                    delay = (delay * 2).min(MAX_RETRY);
                 }
             }
         }

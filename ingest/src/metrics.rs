@@ -96,10 +96,9 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition of every metric.
-    pub fn encode(&self) -> Result<String, std::fmt::Error> {
-        let mut text = String::new();
-        prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
-        Ok(text)
+    /// Every metric, for `/metrics`.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
     }
 }
 

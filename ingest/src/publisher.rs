@@ -9,8 +9,9 @@ use crate::metrics::{QueueLabels, ReasonLabels};
 use crate::verify::VerifiedWebhook;
 use clerk_sync_domain::envelope::EnvelopeSummary;
 use clerk_sync_domain::message_headers as header;
+use clerk_sync_runtime::amqp_value::long_string;
 use lapin::options::BasicPublishOptions;
-use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Confirmation};
 use std::sync::Arc;
 use std::time::Instant;
@@ -106,16 +107,16 @@ impl Publisher {
 
         let mut headers = FieldTable::default();
         headers
-            .insert(header::SVIX_ID.into(), text(&svix.id))
-            .insert(header::SVIX_TIMESTAMP.into(), text(&svix.timestamp))
-            .insert(header::SVIX_SIGNATURE.into(), text(&svix.signature))
-            .insert(header::ROUTING_KEY.into(), text(routing_key))
+            .insert(header::SVIX_ID.into(), long_string(&svix.id))
+            .insert(header::SVIX_TIMESTAMP.into(), long_string(&svix.timestamp))
+            .insert(header::SVIX_SIGNATURE.into(), long_string(&svix.signature))
+            .insert(header::ROUTING_KEY.into(), long_string(routing_key))
             .insert(
                 header::RECEIVED_AT_MS.into(),
                 AMQPValue::Timestamp(received_at_ms),
             );
         if let Some(event_type) = &summary.event_type {
-            headers.insert(header::EVENT_TYPE.into(), text(event_type));
+            headers.insert(header::EVENT_TYPE.into(), long_string(event_type));
         }
         // The svix-id was checked to fit a short string when it was read.
         let message_id = ShortString::try_new(svix.id.clone()).map_err(|_| PublishError::Nacked)?;
@@ -153,8 +154,4 @@ impl Publisher {
             Ok(Ok(Confirmation::Nack(_) | Confirmation::NotRequested)) => Err(PublishError::Nacked),
         }
     }
-}
-
-fn text(value: &str) -> AMQPValue {
-    AMQPValue::LongString(LongString::from(value))
 }

@@ -14,6 +14,7 @@ use actix_web::dev::{Server, ServerHandle, Service};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use clerk_sync_domain::paths;
+use clerk_sync_runtime::serving;
 use clerk_sync_runtime::telemetry::fields;
 use prometheus_client::metrics::gauge::Gauge;
 use std::net::TcpListener;
@@ -95,7 +96,7 @@ impl Application {
                     .instrument(span)
                 })
                 .route(paths::WEBHOOK, web::post().to(routes::webhook::receive))
-                .route(paths::HEALTH, web::get().to(routes::health::healthz))
+                .route(paths::HEALTH, web::get().to(serving::health))
                 .route(paths::READY, web::get().to(routes::health::readyz))
                 .route(paths::METRICS, web::get().to(routes::metrics::metrics))
         })

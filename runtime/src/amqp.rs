@@ -4,6 +4,7 @@
 //! idempotent; a queue that already exists with other arguments is reported
 //! by name instead of being changed (RabbitMQ cannot change them in place).
 
+use crate::amqp_value::long_string;
 use crate::broker_version;
 use crate::secret_url::SecretUrl;
 use clerk_sync_domain::topology::Topology;
@@ -12,7 +13,7 @@ use lapin::options::{
     QueueDeleteOptions,
 };
 use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
-use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Connection, ConnectionProperties, ErrorKind, ExchangeKind};
 use std::time::Duration;
 
@@ -77,19 +78,22 @@ pub async fn connect(url: &SecretUrl, connection_name: &str) -> Result<Connectio
 pub fn shard_queue_arguments(topology: &Topology, delivery_limit: u32) -> FieldTable {
     let mut arguments = FieldTable::default();
     arguments
-        .insert("x-queue-type".into(), text("quorum"))
+        .insert("x-queue-type".into(), long_string("quorum"))
         .insert(
             "x-delivery-limit".into(),
             AMQPValue::LongLongInt(i64::from(delivery_limit)),
         )
         .insert(
             "x-dead-letter-exchange".into(),
-            text(&topology.dead_letter_exchange()),
+            long_string(&topology.dead_letter_exchange()),
         )
         // At-least-once dead-lettering (quorum queues only) needs
         // reject-publish overflow: a dead letter is never dropped in transit.
-        .insert("x-dead-letter-strategy".into(), text("at-least-once"))
-        .insert("x-overflow".into(), text("reject-publish"));
+        .insert(
+            "x-dead-letter-strategy".into(),
+            long_string("at-least-once"),
+        )
+        .insert("x-overflow".into(), long_string("reject-publish"));
     arguments
 }
 
@@ -101,7 +105,7 @@ pub fn shard_queue_arguments(topology: &Topology, delivery_limit: u32) -> FieldT
 pub fn dead_letter_queue_arguments() -> FieldTable {
     let mut arguments = FieldTable::default();
     arguments
-        .insert("x-queue-type".into(), text("quorum"))
+        .insert("x-queue-type".into(), long_string("quorum"))
         .insert(
             "x-delivery-limit".into(),
             AMQPValue::LongLongInt(i64::from(DEAD_LETTER_DELIVERY_LIMIT)),
@@ -111,10 +115,6 @@ pub fn dead_letter_queue_arguments() -> FieldTable {
 
 /// The dead-letter queue's `x-delivery-limit`: in effect, none.
 pub const DEAD_LETTER_DELIVERY_LIMIT: i32 = i32::MAX;
-
-fn text(value: &str) -> AMQPValue {
-    AMQPValue::LongString(LongString::from(value))
-}
 
 /// Declare exchanges, queues and bindings. Safe to run from any number of
 /// processes at once. Opens and closes a channel of its own, because a

@@ -1,11 +1,14 @@
 //! What clerk-sync's binaries share at run time: settings (`settings`),
 //! logging (`telemetry`), URLs that hold secrets (`secret_url`), and
 //! RabbitMQ: connecting, reading its version and declaring the topology
-//! (`amqp`, `broker_version`). The decisions stay in `clerk-sync-domain`,
+//! (`amqp`, `amqp_value`, `broker_version`), and the health, readiness
+//! and metrics answers (`serving`). The decisions stay in `clerk-sync-domain`,
 //! which does no I/O.
 
 pub mod amqp;
+pub mod amqp_value;
 pub mod broker_version;
 pub mod secret_url;
+pub mod serving;
 pub mod settings;
 pub mod telemetry;

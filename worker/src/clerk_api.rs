@@ -8,6 +8,7 @@
 //! (which never holds the key).
 
 use anyhow::{Context, bail};
+use clerk_sync_domain::backoff::Backoff;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use std::time::Duration;
@@ -19,7 +20,8 @@ pub const MAX_PAGE_SIZE: u32 = 500;
 pub const ATTEMPTS: u32 = 5;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+/// Between tries of a request Clerk could not answer: 250 ms, doubling.
+const BACKOFF: Backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(64));
 /// The longest wait honoured from `Retry-After`.
 const LONGEST_WAIT: Duration = Duration::from_secs(60);
 
@@ -174,7 +176,7 @@ pub fn backoff(attempt: u32, status: Option<u16>, retry_after: Option<&str>) -> 
     if attempt >= ATTEMPTS {
         return None;
     }
-    let exponential = FIRST_BACKOFF.saturating_mul(1 << (attempt - 1).min(8));
+    let exponential = BACKOFF.after(attempt.saturating_sub(1));
     match status {
         Some(429) => Some(
             retry_after
@@ -253,9 +255,15 @@ mod tests {
             Some(Duration::from_secs(3))
         );
         assert_eq!(backoff(1, Some(429), Some("3600")), Some(LONGEST_WAIT));
-        assert_eq!(backoff(2, Some(429), Some("soon")), Some(FIRST_BACKOFF * 2));
-        assert_eq!(backoff(1, Some(503), None), Some(FIRST_BACKOFF));
-        assert_eq!(backoff(3, None, None), Some(FIRST_BACKOFF * 4));
+        assert_eq!(
+            backoff(2, Some(429), Some("soon")),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(
+            backoff(1, Some(503), None),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(backoff(3, None, None), Some(Duration::from_millis(1000)));
         assert_eq!(backoff(ATTEMPTS, Some(503), None), None);
         assert_eq!(backoff(1, Some(400), None), None);
         assert_eq!(backoff(1, Some(422), None), None);

@@ -16,6 +16,7 @@ use crate::runner::{Previous, Runner, Taken};
 use crate::settings::Settings;
 use crate::shard_heads::{self, Holdings};
 use anyhow::Context;
+use clerk_sync_domain::backoff::Backoff;
 use clerk_sync_domain::topology::Topology;
 use clerk_sync_runtime::amqp;
 use futures::StreamExt;
@@ -26,9 +27,6 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-
-const FIRST_RETRY: Duration = Duration::from_millis(100);
-const MAX_RETRY: Duration = Duration::from_secs(5);
 
 pub struct Consumer {
     settings: Arc<Settings>,
@@ -63,7 +61,7 @@ impl Consumer {
         stop: CancellationToken,
     ) -> Self {
         let settings = Arc::new(settings);
-        let topology = Topology::new(settings.amqp.prefix.clone(), settings.amqp.shards);
+        let topology = settings.amqp.topology();
         let runners = settings.worker.batches_in_flight;
         let (done, idle) = mpsc::channel(runners);
         for _ in 0..runners {
@@ -108,21 +106,23 @@ impl Consumer {
     }
 
     async fn consume(&mut self) -> anyhow::Result<()> {
-        let mut delay = FIRST_RETRY;
+        let mut backoff = Backoff::SERVICE;
         loop {
-            match self.session().await {
+            let delay = match self.session().await {
                 Ok(Lost::Stopped) => return Ok(()),
                 Ok(Lost::Broker) => {
                     self.metrics.broker_connected.set(0);
-                    delay = FIRST_RETRY;
+                    backoff.reset();
                     tracing::warn!("RabbitMQ connection lost; reconnecting");
+                    backoff.next_delay()
                 }
                 Err(e) => {
                     self.metrics.broker_connected.set(0);
+                    let delay = backoff.next_delay();
                     tracing::warn!(error = %format!("{e:#}"), retry_in = ?delay, "RabbitMQ unavailable");
-                    delay = (delay * 2).min(MAX_RETRY);
+                    delay
                 }
-            }
+            };
             tokio::select! {
                 () = self.stop.cancelled() => return Ok(()),
                 () = tokio::time::sleep(delay) => {}

@@ -7,6 +7,7 @@ use crate::metrics::Metrics;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use anyhow::Context;
 use clerk_sync_domain::paths;
+use clerk_sync_runtime::serving;
 use std::net::{SocketAddr, TcpListener};
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -16,28 +17,17 @@ use std::sync::Arc;
 pub const DEFAULT_PORTS: RangeInclusive<u16> = 9090..=9099;
 
 async fn metrics(metrics: web::Data<Metrics>) -> HttpResponse {
-    match metrics.encode() {
-        Ok(text) => HttpResponse::Ok()
-            .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
-            .body(text),
-        Err(_) => HttpResponse::InternalServerError().finish(),
-    }
-}
-
-async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+    serving::metrics(metrics.registry())
 }
 
 async fn readyz(metrics: web::Data<Metrics>) -> HttpResponse {
-    if metrics.ready() {
-        HttpResponse::Ok().json(serde_json::json!({ "status": "ready" }))
-    } else {
-        HttpResponse::ServiceUnavailable().json(serde_json::json!({
-            "status": "not ready",
+    serving::readiness(
+        metrics.ready(),
+        serde_json::json!({
             "database": metrics.database_connected.get() == 1,
             "broker": metrics.broker_connected.get() == 1,
-        }))
-    }
+        }),
+    )
 }
 
 /// The addresses to try, in order: the one set, or else the default ports
@@ -80,7 +70,7 @@ pub fn serve(listener: TcpListener, state: Arc<Metrics>) -> anyhow::Result<actix
         App::new()
             .app_data(state.clone())
             .route(paths::METRICS, web::get().to(metrics))
-            .route(paths::HEALTH, web::get().to(healthz))
+            .route(paths::HEALTH, web::get().to(serving::health))
             .route(paths::READY, web::get().to(readyz))
     })
     .workers(1)

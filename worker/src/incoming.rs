@@ -1,11 +1,11 @@
 //! A message taken from a shard queue, read into what the worker needs.
 //! Reading never fails: what cannot be read is judged by the planner.
 
-use crate::amqp_value::{self, integer};
 use clerk_sync_domain::clerk_event::{ParseError, ParsedEvent};
 use clerk_sync_domain::message_headers as header;
 use clerk_sync_domain::shard::fnv1a_64;
 use clerk_sync_domain::storable::{self, MAX_ID_BYTES};
+use clerk_sync_runtime::amqp_value::{header_text as text, integer};
 use lapin::message::Delivery;
 use lapin::types::FieldTable;
 
@@ -62,8 +62,4 @@ impl Incoming {
     pub fn svix_timestamp_secs(&self) -> Option<i64> {
         self.svix_timestamp.as_deref()?.parse().ok()
     }
-}
-
-fn text(headers: &FieldTable, name: &str) -> Option<String> {
-    amqp_value::text(headers.inner().get(name)?)
 }

@@ -1,7 +1,6 @@
 //! clerk-sync-worker: applies Clerk user events from the shard queues to the
 //! application's tables, idempotently, and keeps the event log.
 
-pub mod amqp_value;
 pub mod apply;
 pub mod clerk_api;
 pub mod clock;

@@ -142,10 +142,9 @@ impl Metrics {
         self.database_connected.get() == 1 && self.broker_connected.get() == 1
     }
 
-    pub fn encode(&self) -> Result<String, std::fmt::Error> {
-        let mut text = String::new();
-        prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
-        Ok(text)
+    /// Every metric, for `/metrics`.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
     }
 }
 

@@ -4,7 +4,6 @@
 
 use crate::database;
 use crate::settings::Settings;
-use clerk_sync_domain::topology::Topology;
 use clerk_sync_runtime::amqp;
 
 pub async fn run(settings: &Settings) -> anyhow::Result<()> {
@@ -14,7 +13,7 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
 }
 
 pub async fn declare_topology(settings: &Settings) -> anyhow::Result<()> {
-    let topology = Topology::new(settings.amqp.prefix.clone(), settings.amqp.shards);
+    let topology = settings.amqp.topology();
     let connection = amqp::connect(&settings.amqp.url, "clerk-sync-worker migrate").await?;
     amqp::declare_topology(&connection, &topology, settings.amqp.delivery_limit).await?;
     let _ = connection.close(200, "migrated".into()).await;

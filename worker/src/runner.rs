@@ -15,22 +15,20 @@ use crate::incoming::Incoming;
 use crate::metrics::Metrics;
 use crate::plan::Plan;
 use crate::settings::Settings;
+use clerk_sync_domain::backoff::Backoff;
 use clerk_sync_domain::message_headers;
 use clerk_sync_domain::outcome::Outcome;
 use clerk_sync_domain::topology::Topology;
+use clerk_sync_runtime::amqp_value::long_string;
 use clerk_sync_runtime::telemetry::fields;
 use diesel_async::AsyncPgConnection;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicPublishOptions, BasicRejectOptions};
-use lapin::types::{AMQPValue, LongString};
+use lapin::types::AMQPValue;
 use lapin::{Channel, Confirmation};
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
-
-const FIRST_RETRY: Duration = Duration::from_millis(100);
-const MAX_RETRY: Duration = Duration::from_secs(5);
 
 /// A delivery and the shard (so the channel) it came from.
 #[derive(Debug)]
@@ -85,7 +83,7 @@ impl std::fmt::Debug for Runner {
 
 impl Runner {
     pub fn new(settings: Arc<Settings>, metrics: Arc<Metrics>, stop: CancellationToken) -> Self {
-        let topology = Topology::new(settings.amqp.prefix.clone(), settings.amqp.shards);
+        let topology = settings.amqp.topology();
         Self {
             settings,
             topology,
@@ -114,7 +112,7 @@ impl Runner {
         self.metrics.batch_size.observe(messages.len() as f64);
         let redelivered = messages.iter().filter(|m| m.delivery_count > 0).count();
         self.metrics.redeliveries.inc_by(redelivered as u64);
-        let mut delay = FIRST_RETRY;
+        let mut backoff = Backoff::SERVICE;
         loop {
             match self.apply(&messages).await {
                 Ok(plan) => {
@@ -131,12 +129,12 @@ impl Runner {
                 }
                 Err(ApplyError::DatabaseDown(e)) => {
                     self.metrics.database_connected.set(0);
+                    let delay = backoff.next_delay();
                     tracing::warn!(error = %e, retry_in = ?delay, "PostgreSQL unavailable; holding the batch");
                     tokio::select! {
                         () = self.stop.cancelled() => return false,
                         () = tokio::time::sleep(delay) => {}
                     }
-                    delay = (delay * 2).min(MAX_RETRY);
                 }
                 Err(ApplyError::Batch(e)) => {
                     tracing::warn!(error = %e, size = batch.len(), "batch failed; applying its messages one by one");
@@ -156,7 +154,7 @@ impl Runner {
         dead_letters: &Channel,
     ) -> bool {
         for (Taken { delivery, .. }, message) in batch.iter().zip(messages) {
-            let mut delay = FIRST_RETRY;
+            let mut backoff = Backoff::SERVICE;
             loop {
                 match self.apply(std::slice::from_ref(message)).await {
                     Ok(plan) => {
@@ -166,9 +164,8 @@ impl Runner {
                     Err(ApplyError::DatabaseDown(_)) => {
                         tokio::select! {
                             () = self.stop.cancelled() => return false,
-                            () = tokio::time::sleep(delay) => {}
+                            () = tokio::time::sleep(backoff.next_delay()) => {}
                         }
-                        delay = (delay * 2).min(MAX_RETRY);
                         continue;
                     }
                     Err(ApplyError::Batch(e)) => {
@@ -195,7 +192,7 @@ impl Runner {
             headers
                 .insert(
                     message_headers::DEAD_LETTER_ERROR.into(),
-                    AMQPValue::LongString(LongString::from(reason)),
+                    long_string(reason),
                 )
                 .insert(
                     message_headers::DEAD_LETTER_DELIVERIES.into(),
@@ -227,8 +224,7 @@ impl Runner {
             }
         }
         tracing::warn!({ fields::SVIX_ID } = %message.svix_id, attempts, reason, "failed; requeued");
-        let backoff = FIRST_RETRY * 2_u32.saturating_pow(attempts.min(6));
-        tokio::time::sleep(backoff.min(MAX_RETRY)).await;
+        tokio::time::sleep(Backoff::SERVICE.after(attempts)).await;
         // A reject, not a nack: RabbitMQ 4.3 and later count only rejects
         // (and lost consumers) towards a quorum queue's delivery limit;
         // every version counts a reject.
@@ -237,7 +233,7 @@ impl Runner {
 
     /// Connect to PostgreSQL, retrying with back-off. False if stopped first.
     pub async fn wait_for_database(&mut self) -> bool {
-        let mut delay = FIRST_RETRY;
+        let mut backoff = Backoff::SERVICE;
         while self.database.is_none() {
             match database::connect(&self.settings.database.url).await {
                 Ok(connection) => {
@@ -246,12 +242,12 @@ impl Runner {
                 }
                 Err(e) => {
                     self.metrics.database_connected.set(0);
+                    let delay = backoff.next_delay();
                     tracing::warn!(error = %format!("{e:#}"), retry_in = ?delay, "PostgreSQL unavailable");
                     tokio::select! {
                         () = self.stop.cancelled() => return false,
                         () = tokio::time::sleep(delay) => {}
                     }
-                    delay = (delay * 2).min(MAX_RETRY);
                 }
             }
         }

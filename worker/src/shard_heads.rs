@@ -18,7 +18,6 @@ use crate::instance::Instance;
 use crate::metrics::Metrics;
 use crate::settings::Settings;
 use clerk_sync_domain::message_headers as header;
-use clerk_sync_domain::topology::Topology;
 use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use lapin::message::Delivery;
@@ -125,7 +124,7 @@ impl Holdings {
 /// header), if it says.
 pub fn received_at_ms(delivery: &Delivery) -> Option<i64> {
     let headers = delivery.properties.headers().as_ref()?;
-    crate::amqp_value::integer(headers.inner().get(header::RECEIVED_AT_MS)?)
+    clerk_sync_runtime::amqp_value::integer(headers.inner().get(header::RECEIVED_AT_MS)?)
 }
 
 /// Report every [`REPORT_EVERY`] until `stop`, then delete this worker's
@@ -140,7 +139,7 @@ pub async fn report(
     metrics: Arc<Metrics>,
     stop: CancellationToken,
 ) {
-    let topology = Topology::new(settings.amqp.prefix.clone(), settings.amqp.shards);
+    let topology = settings.amqp.topology();
     let queues: Vec<String> = topology.shard_queues().collect();
     let worker = instance.name.as_str();
     let metrics_url = instance.metrics_url();

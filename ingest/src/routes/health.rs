@@ -1,20 +1,14 @@
-//! `GET /healthz` (the process answers) and `GET /readyz` (RabbitMQ usable).
+//! `GET /readyz`: ready while RabbitMQ is usable (`/healthz` is
+//! `clerk_sync_runtime::serving::health`).
 
 use crate::publisher::Publisher;
 use actix_web::{HttpResponse, web};
+use clerk_sync_runtime::serving;
 use serde_json::json;
 
-pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "status": "ok" }))
-}
-
 pub async fn readyz(publisher: web::Data<Publisher>) -> HttpResponse {
-    if publisher.ready() {
-        HttpResponse::Ok().json(json!({ "status": "ready" }))
-    } else {
-        HttpResponse::ServiceUnavailable().json(json!({
-            "status": "not ready",
-            "reason": "RabbitMQ connection is down"
-        }))
-    }
+    serving::readiness(
+        publisher.ready(),
+        json!({ "reason": "RabbitMQ connection is down" }),
+    )
 }

@@ -2,15 +2,8 @@
 
 use crate::metrics::Metrics;
 use actix_web::{HttpResponse, web};
+use clerk_sync_runtime::serving;
 
 pub async fn metrics(metrics: web::Data<Metrics>) -> HttpResponse {
-    match metrics.encode() {
-        Ok(text) => HttpResponse::Ok()
-            .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
-            .body(text),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot encode metrics");
-            HttpResponse::InternalServerError().finish()
-        }
-    }
+    serving::metrics(metrics.registry())
 }

@@ -4,6 +4,7 @@
 
 use super::error::SettingsError;
 use crate::secret_url::SecretUrl;
+use clerk_sync_domain::topology::Topology;
 use secrecy::SecretString;
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer};
@@ -179,6 +180,11 @@ impl WebhookSettings {
 }
 
 impl AmqpSettings {
+    /// The topology these settings name: the prefix and the shard count.
+    pub fn topology(&self) -> Topology {
+        Topology::new(self.prefix.clone(), self.shards)
+    }
+
     pub fn validate(&self) -> Result<(), SettingsError> {
         check_url(&self.url, "amqp.url", &["amqp", "amqps"])?;
         if self.shards == 0 || self.shards > 1024 {

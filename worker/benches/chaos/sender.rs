@@ -3,6 +3,7 @@
 //! doubling to 4 s), recording what each attempt got.
 
 use super::history::Sent;
+use clerk_sync_domain::backoff::Backoff;
 use futures::StreamExt;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -48,7 +49,7 @@ async fn deliver(
     let started = Instant::now();
     let svix_id = &event.modelled.svix_id;
     let mut refused = Vec::new();
-    let mut delay = Duration::from_millis(250);
+    let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(4));
     loop {
         let status = post(client, url, svix_id, &event.body).await;
         if (200..300).contains(&status) {
@@ -66,8 +67,7 @@ async fn deliver(
                 refused,
             };
         }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(4));
+        tokio::time::sleep(backoff.next_delay()).await;
     }
 }
 

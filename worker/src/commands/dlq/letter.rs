@@ -10,7 +10,6 @@
 //! restarts `x-delivery-count` for the dead-letter queue, so that header
 //! says nothing about the shard deliveries.
 
-use crate::amqp_value::{self, integer};
 use crate::incoming::Incoming;
 use clerk_sync_domain::clerk_event::ParsedEvent;
 use clerk_sync_domain::envelope::EnvelopeSummary;
@@ -18,6 +17,7 @@ use clerk_sync_domain::message_headers::{
     DEAD_LETTER_DELIVERIES, DEAD_LETTER_ERROR, DEAD_LETTERING, DEATH,
 };
 use clerk_sync_domain::topology::Topology;
+use clerk_sync_runtime::amqp_value::{self, integer};
 use lapin::BasicProperties;
 use lapin::message::Delivery;
 use lapin::types::{AMQPValue, FieldTable};
@@ -266,11 +266,8 @@ fn value_json(value: &AMQPValue) -> Value {
 mod tests {
     use super::*;
     use clerk_sync_domain::message_headers::{self as header, DELIVERY_COUNT};
-    use lapin::types::{FieldArray, LongString};
-
-    fn long(text: &str) -> AMQPValue {
-        AMQPValue::LongString(LongString::from(text))
-    }
+    use clerk_sync_runtime::amqp_value::long_string as long;
+    use lapin::types::FieldArray;
 
     fn delivery(headers: FieldTable, body: &str) -> Delivery {
         let mut delivery = Delivery::mock(1, "".into(), "".into(), false, body.as_bytes().to_vec());

@@ -106,7 +106,7 @@ impl DeadLetterQueue {
             connection,
             channel,
             publisher: None,
-            topology: Topology::new(settings.amqp.prefix.clone(), settings.amqp.shards),
+            topology: settings.amqp.topology(),
             delivery_limit: settings.amqp.delivery_limit,
             confirm_timeout: Duration::from_millis(settings.amqp.confirm_timeout_ms),
             taken: Mutex::new(Vec::new()),

@@ -12,7 +12,6 @@ use super::dlq::queue::DeadLetterQueue;
 use super::exit;
 use crate::database;
 use crate::settings::Settings;
-use clerk_sync_domain::topology::Topology;
 use clerk_sync_runtime::broker_version;
 use report::Report;
 use std::process::ExitCode;
@@ -25,7 +24,7 @@ pub struct Args {
 }
 
 pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
-    let topology = Topology::new(settings.amqp.prefix.clone(), settings.amqp.shards);
+    let topology = settings.amqp.topology();
     let mut connection = database::connect(&settings.database.url).await?;
     let queue = DeadLetterQueue::open(&settings, "clerk-sync-worker status").await?;
     let from_broker = gather::broker(&queue, &topology).await;

@@ -1,6 +1,17 @@
-//! Reading AMQP header values, whichever AMQP type a publisher chose.
+//! AMQP header values: written as clerk-sync writes them, read whichever
+//! AMQP type a publisher chose.
 
-use lapin::types::AMQPValue;
+use lapin::types::{AMQPValue, FieldTable, LongString};
+
+/// A string header or argument, as clerk-sync writes them.
+pub fn long_string(value: &str) -> AMQPValue {
+    AMQPValue::LongString(LongString::from(value))
+}
+
+/// The string header `name` of `headers`, if there is one.
+pub fn header_text(headers: &FieldTable, name: &str) -> Option<String> {
+    text(headers.inner().get(name)?)
+}
 
 /// A string header (long or short string).
 pub fn text(value: &AMQPValue) -> Option<String> {
