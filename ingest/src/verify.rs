@@ -6,9 +6,9 @@
 
 use actix_web::http::header::HeaderMap;
 use bytes::Bytes;
-use clerk_sync_runtime::settings::{SettingsError, WebhookSecrets, WebhookSettings};
-use secrecy::ExposeSecret;
-use svix::webhooks::{Webhook, WebhookError};
+use clerk_sync_runtime::settings::{SettingsError, WebhookSecrets};
+pub use clerk_sync_runtime::signatures::Rejection;
+use clerk_sync_runtime::signatures::{Signatures, Signed, Tolerance};
 
 /// Longest svix-id accepted: an AMQP `message_id` holds at most 255 bytes.
 const MAX_ID_LEN: usize = 255;
@@ -97,31 +97,6 @@ fn header<'a>(
     Ok(text)
 }
 
-/// Why a well-formed request was refused: answered with 401 (or 400 for a
-/// body Svix cannot have signed).
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum Rejection {
-    #[error("signature does not match any configured secret")]
-    SignatureMismatch,
-    #[error("svix-timestamp is more than 5 minutes in the past")]
-    TimestampTooOld,
-    #[error("svix-timestamp is more than 5 minutes in the future")]
-    TimestampInFuture,
-    #[error("body is not UTF-8, so Svix cannot have signed it")]
-    BodyNotUtf8,
-}
-
-impl Rejection {
-    pub fn reason(&self) -> &'static str {
-        match self {
-            Self::SignatureMismatch => "signature_mismatch",
-            Self::TimestampTooOld => "timestamp_too_old",
-            Self::TimestampInFuture => "timestamp_in_future",
-            Self::BodyNotUtf8 => "body_not_utf8",
-        }
-    }
-}
-
 /// A body whose signature verified, with the headers it was signed with.
 #[derive(Debug)]
 pub struct VerifiedWebhook {
@@ -139,87 +114,30 @@ impl VerifiedWebhook {
     }
 }
 
-/// Checks signatures against every configured secret (rotation).
+/// Checks requests against every configured secret (rotation).
 #[derive(Debug)]
 pub struct Verifier {
-    webhooks: Vec<Webhook>,
+    signatures: Signatures,
 }
 
 impl Verifier {
     pub fn new(secrets: &WebhookSecrets) -> Result<Self, SettingsError> {
-        let webhooks = secrets
-            .iter()
-            .enumerate()
-            .map(|(index, secret)| {
-                Webhook::new(secret.expose_secret()).map_err(|e| {
-                    let problem = match e {
-                        WebhookError::InvalidSecret(_) => "not base64 after whsec_",
-                        WebhookError::EmptySecret => "empty",
-                        _ => "unusable",
-                    };
-                    WebhookSettings::invalid_secret(index + 1, secrets.len(), problem)
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self { webhooks })
+        Signatures::new(secrets).map(|signatures| Self { signatures })
     }
 
     /// Verify `body` as received. Svix checks the timestamp (5 minutes
     /// either way) and accepts a header holding several signatures when any
     /// `v1` one matches.
     pub fn verify(&self, headers: SvixHeaders, body: Bytes) -> Result<VerifiedWebhook, Rejection> {
-        self.check(headers, body, Tolerance::Enforce)
+        let signed = Signed {
+            id: &headers.id,
+            timestamp: &headers.timestamp,
+            signature: &headers.signature,
+            body: &body,
+        };
+        self.signatures.check(signed, Tolerance::Recent)?;
+        Ok(VerifiedWebhook { headers, body })
     }
-
-    /// Verify a stored event, whose timestamp is old by nature.
-    pub fn verify_stored(
-        &self,
-        headers: SvixHeaders,
-        body: Bytes,
-    ) -> Result<VerifiedWebhook, Rejection> {
-        self.check(headers, body, Tolerance::Ignore)
-    }
-
-    fn check(
-        &self,
-        headers: SvixHeaders,
-        body: Bytes,
-        tolerance: Tolerance,
-    ) -> Result<VerifiedWebhook, Rejection> {
-        let mut map = http::HeaderMap::new();
-        for (name, value) in [
-            (ID.0, &headers.id),
-            (TIMESTAMP.0, &headers.timestamp),
-            (SIGNATURE.0, &headers.signature),
-        ] {
-            // Checked to be visible ASCII when the headers were read.
-            let value =
-                http::HeaderValue::from_str(value).map_err(|_| Rejection::SignatureMismatch)?;
-            map.insert(name, value);
-        }
-        for webhook in &self.webhooks {
-            let verdict = match tolerance {
-                Tolerance::Enforce => webhook.verify(&body, &map),
-                Tolerance::Ignore => webhook.verify_ignoring_timestamp(&body, &map),
-            };
-            match verdict {
-                Ok(()) => return Ok(VerifiedWebhook { headers, body }),
-                Err(WebhookError::TimestampTooOldError) => return Err(Rejection::TimestampTooOld),
-                Err(WebhookError::FutureTimestampError) => {
-                    return Err(Rejection::TimestampInFuture);
-                }
-                Err(WebhookError::InvalidPayload) => return Err(Rejection::BodyNotUtf8),
-                Err(_) => continue,
-            }
-        }
-        Err(Rejection::SignatureMismatch)
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Tolerance {
-    Enforce,
-    Ignore,
 }
 
 #[cfg(test)]

@@ -21,10 +21,15 @@ fn headers(id: &str, timestamp: &str, signature: &str) -> SvixHeaders {
     }
 }
 
+/// The vectors' timestamps are old: checked as a stored event is.
 fn stored(verifier: &Verifier, h: SvixHeaders, body: &[u8]) -> Result<(), Rejection> {
-    verifier
-        .verify_stored(h, Bytes::copy_from_slice(body))
-        .map(drop)
+    let signed = Signed {
+        id: &h.id,
+        timestamp: &h.timestamp,
+        signature: &h.signature,
+        body,
+    };
+    verifier.signatures.check(signed, Tolerance::Any)
 }
 
 #[test]

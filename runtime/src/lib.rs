@@ -1,9 +1,9 @@
 //! What clerk-sync's binaries share at run time: settings (`settings`),
 //! logging (`telemetry`), URLs that hold secrets (`secret_url`), and
 //! RabbitMQ: connecting, reading its version and declaring the topology
-//! (`amqp`, `amqp_value`, `broker_version`), and the health, readiness
-//! and metrics answers (`serving`). The decisions stay in `clerk-sync-domain`,
-//! which does no I/O.
+//! (`amqp`, `amqp_value`, `broker_version`); the health, readiness and
+//! metrics answers (`serving`); Svix signatures (`signatures`). The
+//! decisions stay in `clerk-sync-domain`, which does no I/O.
 
 pub mod amqp;
 pub mod amqp_value;
@@ -11,4 +11,5 @@ pub mod broker_version;
 pub mod secret_url;
 pub mod serving;
 pub mod settings;
+pub mod signatures;
 pub mod telemetry;

@@ -10,13 +10,11 @@ use crate::database;
 use crate::payload;
 use crate::settings::Settings;
 use chrono::{DateTime, Utc};
-use clerk_sync_runtime::settings::WebhookSettings;
+use clerk_sync_runtime::signatures::{Signatures, Signed, Tolerance};
 use diesel::sql_types::{BigInt, Bool, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use secrecy::ExposeSecret;
 use serde::Serialize;
 use std::process::ExitCode;
-use svix::webhooks::Webhook;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -44,7 +42,7 @@ pub enum Check {
 
 /// One logged event as verify-log reads it.
 #[derive(Debug)]
-pub struct Signed<'a> {
+pub struct Logged<'a> {
     pub svix_id: &'a str,
     pub timestamp: Option<&'a str>,
     pub signature: Option<&'a str>,
@@ -53,25 +51,25 @@ pub struct Signed<'a> {
 }
 
 /// Check `event` against `secrets` (pure).
-pub fn check(event: &Signed<'_>, secrets: &[Webhook]) -> Check {
+pub fn check(event: &Logged<'_>, signatures: &Signatures) -> Check {
     let Some(signature) = event.signature.filter(|s| !s.is_empty()) else {
         return Check::Unsigned;
     };
     if event.erased {
         return Check::Erased;
     }
-    let Some(timestamp) = event.timestamp.and_then(|t| t.trim().parse::<i64>().ok()) else {
+    let Some(timestamp) = event.timestamp else {
         return Check::Failed;
     };
-    let verified = secrets.iter().any(|secret| {
-        secret
-            .sign(event.svix_id, timestamp, event.body)
-            .is_ok_and(|expected| signature.split_whitespace().any(|given| given == expected))
-    });
-    if verified {
-        Check::Verified
-    } else {
-        Check::Failed
+    let signed = Signed {
+        id: event.svix_id,
+        timestamp,
+        signature,
+        body: event.body,
+    };
+    match signatures.check(signed, Tolerance::Any) {
+        Ok(()) => Check::Verified,
+        Err(_) => Check::Failed,
     }
 }
 
@@ -93,21 +91,7 @@ struct Failure {
 }
 
 pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
-    let secrets = settings
-        .webhook
-        .require_secrets()?
-        .iter()
-        .enumerate()
-        .map(|(i, secret)| {
-            Webhook::new(secret.expose_secret()).map_err(|e| {
-                WebhookSettings::invalid_secret(
-                    i + 1,
-                    settings.webhook.secrets.len(),
-                    &e.to_string(),
-                )
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let signatures = Signatures::new(settings.webhook.require_secrets()?)?;
     let mut connection = database::connect(&settings.database.url).await?;
     let total = count(&mut connection, args.since).await?;
     let bar = progress::bar(Some(total), "verify-log");
@@ -119,7 +103,7 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
         after = last.svix_id.clone();
         for row in &page {
             let body = payload::body(row.body.clone(), row.body_base64.as_deref());
-            let event = Signed {
+            let event = Logged {
                 svix_id: &row.svix_id,
                 timestamp: row.svix_timestamp.as_deref(),
                 signature: row.svix_signature.as_deref(),
@@ -127,7 +111,7 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
                 erased: row.erased,
             };
             report.checked += 1;
-            match check(&event, &secrets) {
+            match check(&event, &signatures) {
                 Check::Verified => report.verified += 1,
                 Check::Erased => report.erased += 1,
                 Check::Unsigned => report.unsigned += 1,
@@ -224,16 +208,19 @@ async fn count(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clerk_sync_runtime::settings::WebhookSecrets;
+    use svix::webhooks::Webhook;
 
     const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     const OTHER: &str = "whsec_bm90IHRoZSBzZWNyZXQgeW91IGFyZSBsb29raW5nIGZvcg==";
 
-    fn webhook(secret: &str) -> Webhook {
-        Webhook::new(secret).unwrap()
+    fn secrets(list: &str) -> Signatures {
+        Signatures::new(&WebhookSecrets::parse(list)).unwrap()
     }
 
     fn signed(body: &str) -> String {
-        webhook(SECRET)
+        Webhook::new(SECRET)
+            .unwrap()
             .sign("msg_1", 1_700_000_000, body.as_bytes())
             .unwrap()
     }
@@ -241,7 +228,7 @@ mod tests {
     #[test]
     fn a_stored_signature_verifies_with_any_configured_secret() {
         let signature = format!("v1,bm9wZQ== {}", signed("{}"));
-        let event = Signed {
+        let event = Logged {
             svix_id: "msg_1",
             timestamp: Some("1700000000"),
             signature: Some(&signature),
@@ -249,41 +236,41 @@ mod tests {
             erased: false,
         };
         assert_eq!(
-            check(&event, &[webhook(OTHER), webhook(SECRET)]),
+            check(&event, &secrets(&format!("{OTHER} {SECRET}"))),
             Check::Verified
         );
-        assert_eq!(check(&event, &[webhook(OTHER)]), Check::Failed);
-        let tampered = Signed {
+        assert_eq!(check(&event, &secrets(OTHER)), Check::Failed);
+        let tampered = Logged {
             body: b"{ }",
             ..event
         };
-        assert_eq!(check(&tampered, &[webhook(SECRET)]), Check::Failed);
+        assert_eq!(check(&tampered, &secrets(SECRET)), Check::Failed);
     }
 
     #[test]
     fn erased_and_unsigned_events_are_not_failures() {
         let signature = signed("{}");
-        let erased = Signed {
+        let erased = Logged {
             svix_id: "msg_1",
             timestamp: Some("1700000000"),
             signature: Some(&signature),
             body: b"{\"type\":\"user.deleted\"}",
             erased: true,
         };
-        assert_eq!(check(&erased, &[webhook(SECRET)]), Check::Erased);
-        let unsigned = Signed {
+        assert_eq!(check(&erased, &secrets(SECRET)), Check::Erased);
+        let unsigned = Logged {
             signature: None,
             erased: false,
             ..erased
         };
-        assert_eq!(check(&unsigned, &[webhook(SECRET)]), Check::Unsigned);
-        let no_timestamp = Signed {
+        assert_eq!(check(&unsigned, &secrets(SECRET)), Check::Unsigned);
+        let no_timestamp = Logged {
             svix_id: "msg_1",
             timestamp: None,
             signature: Some(&signature),
             body: b"{}",
             erased: false,
         };
-        assert_eq!(check(&no_timestamp, &[webhook(SECRET)]), Check::Failed);
+        assert_eq!(check(&no_timestamp, &secrets(SECRET)), Check::Failed);
     }
 }
