@@ -31,7 +31,7 @@ use clerk_sync_domain::topology::Topology;
 use clerk_sync_runtime::amqp;
 use clerk_sync_runtime::secret_url::SecretUrl;
 use clerk_sync_worker::plan::LogRow;
-use clerk_sync_worker::{database, repository};
+use clerk_sync_worker::repository::{self, database};
 use common::check::{self, LogSpec};
 use common::measure::{cpu_report, cpu_snapshot, peak_rss_mib};
 use common::model;
@@ -88,8 +88,8 @@ async fn raw_limit(connection: &mut AsyncPgConnection, events: &[Event]) -> Resu
             .collect();
         connection
             .transaction(async |c| {
-                repository::insert_log(c, &log).await?;
-                repository::write_rows(c, &users).await
+                repository::events::insert_log(c, &log).await?;
+                repository::rows::write_rows(c, &users).await
             })
             .await
             .context("raw batch failed")?;

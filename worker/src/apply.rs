@@ -41,16 +41,16 @@ pub async fn apply_batch(
     connection
         .transaction(async |connection| {
             let users: Vec<String> = messages.iter().filter_map(plan::user_of).collect();
-            let states = repository::lock_users(connection, &users).await?;
+            let states = repository::users::lock_users(connection, &users).await?;
             let ids: Vec<String> = messages.iter().map(|m| m.svix_id.clone()).collect();
-            let logged = repository::logged(connection, &ids).await?;
+            let logged = repository::events::logged(connection, &ids).await?;
             let plan = plan::plan(messages, &states, &logged, &rules.roles, now_ms);
             let holders = decide_emails(connection, &states, &plan.changed).await?;
-            repository::insert_log(connection, &plan.log).await?;
-            repository::save_users(connection, &plan.changed).await?;
+            repository::events::insert_log(connection, &plan.log).await?;
+            repository::users::save_users(connection, &plan.changed).await?;
             let (deleted, alive): (BTreeMap<_, _>, BTreeMap<_, _>) =
                 plan.changed.iter().partition(|(_, state)| state.deleted);
-            repository::remove_rows(
+            repository::rows::remove_rows(
                 connection,
                 &deleted.into_keys().cloned().collect::<Vec<_>>(),
             )
@@ -58,14 +58,14 @@ pub async fn apply_batch(
             let mut touched: BTreeSet<String> = plan.changed.keys().cloned().collect();
             touched.extend(emails::release(connection, &holders).await?);
             let shown = email_claims::shown(alive, &holders);
-            repository::write_rows(connection, &shown).await?;
+            repository::rows::write_rows(connection, &shown).await?;
             let ungranted = email_claims::ungranted(&holders, &shown);
             touched.extend(emails::grant(connection, &ungranted).await?);
             if rules.erase_on_delete {
                 let users: Vec<String> = plan.tombstoned.iter().cloned().collect();
-                repository::erase_events(connection, &users).await?;
+                repository::events::erase_events(connection, &users).await?;
             }
-            repository::notify(connection, &touched.into_iter().collect::<Vec<_>>()).await?;
+            repository::users::notify(connection, &touched.into_iter().collect::<Vec<_>>()).await?;
             Ok(plan)
         })
         .await

@@ -6,7 +6,6 @@ pub mod clerk_api;
 pub mod clock;
 pub mod commands;
 pub mod consumer;
-pub mod database;
 pub mod http;
 pub mod incoming;
 pub mod instance;

@@ -2,7 +2,7 @@
 //! run pending migrations, declare the RabbitMQ topology. Idempotent, and
 //! safe to run from several processes at once.
 
-use crate::database;
+use crate::repository::database;
 use crate::settings::Settings;
 use clerk_sync_runtime::amqp;
 

@@ -10,10 +10,10 @@
 
 use crate::apply::{Rules, apply_batch, database_unavailable};
 use crate::clock;
-use crate::database;
 use crate::incoming::Incoming;
 use crate::metrics::Metrics;
 use crate::plan::Plan;
+use crate::repository::database;
 use crate::settings::Settings;
 use clerk_sync_domain::backoff::Backoff;
 use clerk_sync_domain::message_headers;

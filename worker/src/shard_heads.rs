@@ -16,10 +16,10 @@
 use crate::clock::now_ms;
 use crate::instance::Instance;
 use crate::metrics::Metrics;
+use crate::repository::workers;
 use crate::settings::Settings;
 use clerk_sync_domain::message_headers as header;
-use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text};
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::AsyncPgConnection;
 use lapin::message::Delivery;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -158,7 +158,7 @@ pub async fn report(
             metrics.shard_head(queue, head, now);
         }
         if connection.is_none() {
-            let connect = crate::database::connect(&settings.database.url);
+            let connect = crate::repository::database::connect(&settings.database.url);
             connection = tokio::time::timeout(REPORT_EVERY, connect)
                 .await
                 .ok()
@@ -170,16 +170,14 @@ pub async fn report(
         // Bounded, so a database that stops answering never holds up a stop.
         let written = tokio::time::timeout(REPORT_EVERY, async {
             if !pruned {
-                // Rows of workers gone for a day.
-                for table in ["clerk_sync.shard_heads", "clerk_sync.workers"] {
-                    diesel::sql_query(format!(
-                        "DELETE FROM {table} WHERE reported_at < now() - interval '1 day'"
-                    ))
-                    .execute(db)
-                    .await?;
-                }
+                workers::prune_gone(db).await?;
             }
-            upsert(db, worker, &metrics_url, &queues, &heads).await
+            let oldest: Vec<Option<i64>> = heads.iter().map(|h| h.oldest_ms).collect();
+            let held: Vec<i32> = heads
+                .iter()
+                .map(|h| i32::try_from(h.held).unwrap_or(i32::MAX))
+                .collect();
+            workers::report(db, worker, &metrics_url, &queues, &oldest, &held).await
         })
         .await;
         match written {
@@ -195,50 +193,9 @@ pub async fn report(
         }
     }
     if let Some(db) = connection.as_mut() {
-        let forget = diesel::sql_query(
-            "WITH heads AS (DELETE FROM clerk_sync.shard_heads WHERE worker = $1) \
-             DELETE FROM clerk_sync.workers WHERE worker = $1",
-        )
-        .bind::<Text, _>(worker)
-        .execute(db);
+        let forget = workers::forget(db, worker);
         let _ = tokio::time::timeout(Duration::from_secs(2), forget).await;
     }
-}
-
-async fn upsert(
-    connection: &mut AsyncPgConnection,
-    worker: &str,
-    metrics_url: &str,
-    queues: &[String],
-    heads: &[Head],
-) -> Result<(), diesel::result::Error> {
-    diesel::sql_query(
-        "INSERT INTO clerk_sync.workers (worker, metrics_url) VALUES ($1, $2) \
-         ON CONFLICT (worker) DO UPDATE SET metrics_url = EXCLUDED.metrics_url, reported_at = now()",
-    )
-    .bind::<Text, _>(worker)
-    .bind::<Text, _>(metrics_url)
-    .execute(connection)
-    .await?;
-    diesel::sql_query(
-        "INSERT INTO clerk_sync.shard_heads (queue, worker, oldest_received_at, held, reported_at) \
-         SELECT q, $2, to_timestamp(o / 1000.0), h, now() \
-         FROM unnest($1::text[], $3::bigint[], $4::int[]) AS r(q, o, h) \
-         ON CONFLICT (queue, worker) DO UPDATE SET oldest_received_at = EXCLUDED.oldest_received_at, \
-           held = EXCLUDED.held, reported_at = EXCLUDED.reported_at",
-    )
-    .bind::<Array<Text>, _>(queues)
-    .bind::<Text, _>(worker)
-    .bind::<Array<Nullable<BigInt>>, _>(heads.iter().map(|h| h.oldest_ms).collect::<Vec<_>>())
-    .bind::<Array<Integer>, _>(
-        heads
-            .iter()
-            .map(|h| i32::try_from(h.held).unwrap_or(i32::MAX))
-            .collect::<Vec<_>>(),
-    )
-    .execute(connection)
-    .await
-    .map(drop)
 }
 
 #[cfg(test)]

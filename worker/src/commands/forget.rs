@@ -7,10 +7,9 @@
 use crate::apply::{Rules, apply_batch};
 use crate::clock;
 use crate::commands::synthetic;
-use crate::database;
+use crate::repository::database;
+use crate::repository::{events, rows};
 use crate::settings::Settings;
-use diesel::sql_types::{BigInt, Text};
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
 use std::process::ExitCode;
 
@@ -43,18 +42,13 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
     };
     let mut report = Vec::new();
     for user in args.users {
-        let rows_before = rows_of(&mut connection, &user).await?;
+        let rows_before = rows::count_of(&mut connection, &user).await?;
         let message = synthetic::deleted("forget", &user);
         let svix_id = message.svix_id.clone();
         apply_batch(&mut connection, &[message], &rules, clock::now_ms()).await?;
-        let events_erased = count(
-            &mut connection,
-            "SELECT count(*) AS n FROM clerk_sync.events WHERE clerk_user_id = $1 AND payload ? 'erased_at'",
-            &user,
-        )
-        .await?;
+        let events_erased = events::erased_of(&mut connection, &user).await?;
         report.push(Forgotten {
-            rows_removed: rows_before - rows_of(&mut connection, &user).await?,
+            rows_removed: rows_before - rows::count_of(&mut connection, &user).await?,
             user,
             events_erased,
             svix_id,
@@ -71,27 +65,4 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-async fn rows_of(connection: &mut AsyncPgConnection, user: &str) -> anyhow::Result<i64> {
-    count(
-        connection,
-        r#"SELECT (SELECT count(*) FROM "Student" WHERE "clerkId" = $1)
-                + (SELECT count(*) FROM "Instructor" WHERE "clerkId" = $1) AS n"#,
-        user,
-    )
-    .await
-}
-
-async fn count(connection: &mut AsyncPgConnection, sql: &str, user: &str) -> anyhow::Result<i64> {
-    #[derive(diesel::QueryableByName)]
-    struct Count {
-        #[diesel(sql_type = BigInt)]
-        n: i64,
-    }
-    let found: Count = diesel::sql_query(sql)
-        .bind::<Text, _>(user)
-        .get_result(connection)
-        .await?;
-    Ok(found.n)
 }

@@ -9,8 +9,8 @@
 
 use crate::apply::Rules;
 use crate::commands::{progress, since, synthetic};
-use crate::database;
 use crate::rebuild::{self, UserDiff};
+use crate::repository::database;
 use crate::repository::{self, emails, replay as log};
 use crate::settings::Settings;
 use chrono::{DateTime, Utc};
@@ -19,7 +19,7 @@ use clerk_sync_domain::email_claims;
 use clerk_sync_domain::projection::UserState;
 use clerk_sync_domain::roles::Role;
 use diesel::result::Error;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::AsyncPgConnection;
 use indicatif::ProgressBar;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -311,15 +311,13 @@ async fn rebuild_batch(
     dry_run: bool,
 ) -> Result<Batch, Error> {
     let stored = if dry_run {
-        repository::user_states(connection, users, false).await?
+        repository::users::user_states(connection, users, false).await?
     } else {
         // A replay's commits need not wait for the disk: one lost in a
         // crash is redone by running replay again, and WAL order keeps any
         // worker's later (synchronous) commit from surviving without it.
-        diesel::sql_query("SET LOCAL synchronous_commit = off")
-            .execute(connection)
-            .await?;
-        repository::lock_users(connection, users).await?
+        log::commit_without_waiting(connection).await?;
+        repository::users::lock_users(connection, users).await?
     };
     let events = log::logged_events(connection, users).await?;
     let existing = log::existing_rows(connection, users).await?;
@@ -362,7 +360,7 @@ async fn rebuild_batch(
     let shown = email_claims::shown(&rebuilt.states, &holders);
     if !dry_run {
         let deleted_user = |user: &String| rebuilt.states.get(user).is_some_and(|s| s.deleted);
-        repository::save_users(connection, &corrected).await?;
+        repository::users::save_users(connection, &corrected).await?;
         let deleted: Vec<String> = rebuilt
             .states
             .iter()
@@ -374,7 +372,7 @@ async fn rebuild_batch(
             .filter(|(user, diff)| deleted_user(user) && !diff.removed.is_empty())
             .map(|(user, _)| user.clone())
             .collect();
-        repository::remove_rows(connection, &gone).await?;
+        repository::rows::remove_rows(connection, &gone).await?;
         for role in [Role::Student, Role::Instructor] {
             let stray: Vec<String> = diffs
                 .iter()
@@ -392,14 +390,14 @@ async fn rebuild_batch(
             .filter(|(_, diff)| diff.writes())
             .filter_map(|(user, _)| Some((user.clone(), shown.get(user)?.clone())))
             .collect();
-        repository::write_rows(connection, &writes).await?;
+        repository::rows::write_rows(connection, &writes).await?;
         if writes_any {
             let ungranted = email_claims::ungranted(&holders, &writes);
             touched.extend(emails::grant(connection, &ungranted).await?);
         }
         log::rejudge(connection, &rebuilt.rejudged).await?;
         if rules.erase_on_delete {
-            repository::erase_events(connection, &deleted).await?;
+            repository::events::erase_events(connection, &deleted).await?;
         }
         touched.extend(
             diffs
@@ -407,7 +405,7 @@ async fn rebuild_batch(
                 .filter(|(_, diff)| diff.writes() || !diff.removed.is_empty())
                 .map(|(user, _)| user.clone()),
         );
-        repository::notify(connection, &touched.into_iter().collect::<Vec<_>>()).await?;
+        repository::users::notify(connection, &touched.into_iter().collect::<Vec<_>>()).await?;
     }
     Ok(Batch {
         events: events.len(),

@@ -6,13 +6,11 @@
 //! as such, not as failures. Exits 3 when any event does not verify.
 
 use crate::commands::{exit, progress, since};
-use crate::database;
 use crate::payload;
+use crate::repository::{database, events};
 use crate::settings::Settings;
 use chrono::{DateTime, Utc};
 use clerk_sync_runtime::signatures::{Signatures, Signed, Tolerance};
-use diesel::sql_types::{BigInt, Bool, Nullable, Text, Timestamptz};
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
 use std::process::ExitCode;
 
@@ -93,12 +91,12 @@ struct Failure {
 pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
     let signatures = Signatures::new(settings.webhook.require_secrets()?)?;
     let mut connection = database::connect(&settings.database.url).await?;
-    let total = count(&mut connection, args.since).await?;
+    let total = u64::try_from(events::count_since(&mut connection, args.since).await?).unwrap_or(0);
     let bar = progress::bar(Some(total), "verify-log");
     let mut report = Report::default();
     let mut after = String::new();
     loop {
-        let page = page(&mut connection, &after, args.since).await?;
+        let page = events::signed_page(&mut connection, &after, args.since).await?;
         let Some(last) = page.last() else { break };
         after = last.svix_id.clone();
         for row in &page {
@@ -147,62 +145,6 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
-}
-
-#[derive(diesel::QueryableByName)]
-struct Row {
-    #[diesel(sql_type = Text)]
-    svix_id: String,
-    #[diesel(sql_type = Nullable<Text>)]
-    svix_timestamp: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    svix_signature: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    body: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    body_base64: Option<String>,
-    #[diesel(sql_type = Bool)]
-    erased: bool,
-    #[diesel(sql_type = Text)]
-    received_at: String,
-}
-
-async fn page(
-    connection: &mut AsyncPgConnection,
-    after: &str,
-    since: Option<DateTime<Utc>>,
-) -> anyhow::Result<Vec<Row>> {
-    Ok(diesel::sql_query(format!(
-        "SELECT svix_id, payload->'headers'->>'svix-timestamp' AS svix_timestamp, \
-                payload->'headers'->>'svix-signature' AS svix_signature, \
-                {}, payload ? 'erased_at' AS erased, \
-                to_char(received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS received_at \
-         FROM clerk_sync.events WHERE svix_id > $1 AND ($2::timestamptz IS NULL OR received_at >= $2) \
-         ORDER BY svix_id LIMIT 1000",
-        payload::BODY_COLUMNS
-    ))
-    .bind::<Text, _>(after)
-    .bind::<Nullable<Timestamptz>, _>(since)
-    .load(connection)
-    .await?)
-}
-
-async fn count(
-    connection: &mut AsyncPgConnection,
-    since: Option<DateTime<Utc>>,
-) -> anyhow::Result<u64> {
-    #[derive(diesel::QueryableByName)]
-    struct Count {
-        #[diesel(sql_type = BigInt)]
-        n: i64,
-    }
-    let found: Count = diesel::sql_query(
-        "SELECT count(*) AS n FROM clerk_sync.events WHERE ($1::timestamptz IS NULL OR received_at >= $1)",
-    )
-    .bind::<Nullable<Timestamptz>, _>(since)
-    .get_result(connection)
-    .await?;
-    Ok(u64::try_from(found.n).unwrap_or(0))
 }
 
 #[cfg(test)]

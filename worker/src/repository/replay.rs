@@ -285,3 +285,12 @@ pub async fn file_under(
     .await
     .map(drop)
 }
+
+/// Let this transaction's commit return before its WAL reaches the disk
+/// (`synchronous_commit = off` for this transaction only).
+pub async fn commit_without_waiting(connection: &mut AsyncPgConnection) -> Result<(), Error> {
+    diesel::sql_query("SET LOCAL synchronous_commit = off")
+        .execute(connection)
+        .await
+        .map(drop)
+}

@@ -78,7 +78,7 @@ async fn three_migrations_at_once_all_succeed() {
         )
         .await,
         diesel::migration::MigrationSource::<diesel::pg::Pg>::migrations(
-            &clerk_sync_worker::database::MIGRATIONS
+            &clerk_sync_worker::repository::database::MIGRATIONS
         )
         .map_or(0, |all| all.len() as i64),
         "each migration ran once"

@@ -8,13 +8,11 @@ use super::queue::{DeadLetterQueue, Held};
 use super::take_named;
 use crate::clock::now_ms;
 use crate::commands::progress;
-use crate::database;
 use crate::incoming::Incoming;
 use crate::plan::{self, DISCARDED, LogRow};
-use crate::repository;
+use crate::repository::database;
+use crate::repository::{events, users};
 use crate::settings::Settings;
-use diesel::OptionalExtension;
-use diesel::sql_types::{Bool, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use serde_json::json;
 use std::collections::BTreeSet;
@@ -132,37 +130,15 @@ async fn log_once(
     row: &LogRow,
     erase_on_delete: bool,
 ) -> Result<Option<String>, diesel::result::Error> {
-    use diesel_async::RunQueryDsl;
-    #[derive(diesel::QueryableByName)]
-    struct Logged {
-        #[diesel(sql_type = Text)]
-        outcome: String,
+    if let Some(before) = events::outcome_locked(connection, &row.svix_id).await? {
+        return Ok(Some(before));
     }
-    let before: Option<Logged> =
-        diesel::sql_query("SELECT outcome FROM clerk_sync.events WHERE svix_id = $1 FOR UPDATE")
-            .bind::<Text, _>(&row.svix_id)
-            .get_result(connection)
-            .await
-            .optional()?;
-    if let Some(before) = before {
-        return Ok(Some(before.outcome));
-    }
-    repository::insert_log(connection, std::slice::from_ref(row)).await?;
-    if erase_on_delete && let Some(user) = &row.clerk_user_id {
-        #[derive(diesel::QueryableByName)]
-        struct Tombstone {
-            #[diesel(sql_type = Bool)]
-            deleted: bool,
-        }
-        let tombstone: Option<Tombstone> =
-            diesel::sql_query("SELECT deleted FROM clerk_sync.users WHERE clerk_user_id = $1")
-                .bind::<Text, _>(user)
-                .get_result(connection)
-                .await
-                .optional()?;
-        if tombstone.is_some_and(|t| t.deleted) {
-            repository::erase_events(connection, std::slice::from_ref(user)).await?;
-        }
+    events::insert_log(connection, std::slice::from_ref(row)).await?;
+    if erase_on_delete
+        && let Some(user) = &row.clerk_user_id
+        && users::is_deleted(connection, user).await?
+    {
+        events::erase_events(connection, std::slice::from_ref(user)).await?;
     }
     Ok(None)
 }

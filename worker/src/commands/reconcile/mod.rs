@@ -9,15 +9,14 @@
 
 mod compare;
 mod report;
-mod store;
 
 use crate::apply::{Rules, apply_batch};
 use crate::clerk_api::{ClerkApi, MAX_PAGE_SIZE, user_id_of};
 use crate::clock;
 use crate::commands::{progress, synthetic};
-use crate::database;
 use crate::incoming::Incoming;
-use crate::repository;
+use crate::repository::database;
+use crate::repository::{self, users};
 use crate::settings::Settings;
 use anyhow::{Context, bail};
 use clerk_sync_domain::clerk_event::{EventKind, ParsedEvent};
@@ -150,7 +149,7 @@ impl Reconcile {
             .iter()
             .filter_map(|user| user_id_of(user).map(str::to_owned))
             .collect();
-        let states = repository::user_states(&mut self.connection, &ids, false).await.context(
+        let states = repository::users::user_states(&mut self.connection, &ids, false).await.context(
             "cannot read clerk-sync's state of the users (has `clerk-sync-worker migrate` run?)",
         )?;
         let mut fixes = Vec::new();
@@ -192,7 +191,7 @@ impl Reconcile {
     /// The users clerk-sync holds that Clerk did not list: reported, or with
     /// `--prune` checked by id and deleted when Clerk answers 404.
     async fn unlisted(&mut self) -> anyhow::Result<()> {
-        let held = store::held_users(&mut self.connection)
+        let held = users::held(&mut self.connection)
             .await
             .context("cannot list the users clerk-sync holds")?;
         let unlisted: Vec<String> = held

@@ -11,11 +11,11 @@ use super::report::{DeadLetters, EventLog, Reports, Shard, Tables};
 use super::workers::Worker;
 use crate::clock::now_ms;
 use crate::commands::dlq::queue::{DeadLetterQueue, figures};
+use crate::repository::{events, users, workers};
 use crate::shard_heads::FRESH_FOR;
 use anyhow::Context;
 use clerk_sync_domain::topology::Topology;
-use diesel::sql_types::{BigInt, Double, Nullable, Text};
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::AsyncPgConnection;
 use std::collections::BTreeMap;
 
 /// The dead letters are read (for their oldest age) only up to this many:
@@ -77,106 +77,24 @@ pub async fn database(connection: &mut AsyncPgConnection) -> anyhow::Result<From
 }
 
 async fn read(connection: &mut AsyncPgConnection) -> Result<FromDatabase, diesel::result::Error> {
-    #[derive(diesel::QueryableByName)]
-    struct Outcome {
-        #[diesel(sql_type = Text)]
-        outcome: String,
-        #[diesel(sql_type = BigInt)]
-        n: i64,
-    }
-    #[derive(diesel::QueryableByName)]
-    struct Age {
-        #[diesel(sql_type = Nullable<Double>)]
-        age: Option<f64>,
-    }
-    #[derive(diesel::QueryableByName)]
-    struct Counts {
-        #[diesel(sql_type = BigInt)]
-        users: i64,
-        #[diesel(sql_type = BigInt)]
-        tombstones: i64,
-        #[diesel(sql_type = BigInt)]
-        students: i64,
-        #[diesel(sql_type = BigInt)]
-        instructors: i64,
-    }
-    #[derive(diesel::QueryableByName)]
-    struct Head {
-        #[diesel(sql_type = Text)]
-        queue: String,
-        #[diesel(sql_type = Nullable<Double>)]
-        oldest_age: Option<f64>,
-        #[diesel(sql_type = BigInt)]
-        held: i64,
-        #[diesel(sql_type = Double)]
-        report_age: f64,
-    }
-    let outcomes: Vec<Outcome> =
-        diesel::sql_query("SELECT outcome, count(*) AS n FROM clerk_sync.events GROUP BY outcome")
-            .load(connection)
-            .await?;
-    // recorded_at is indexed: this reads one index entry.
-    let newest: Age = diesel::sql_query(
-        "SELECT extract(epoch FROM now() - max(recorded_at))::float8 AS age FROM clerk_sync.events",
-    )
-    .get_result(connection)
-    .await?;
-    let counts: Counts = diesel::sql_query(
-        "SELECT (SELECT count(*) FROM clerk_sync.users) AS users, \
-                (SELECT count(*) FROM clerk_sync.users WHERE deleted) AS tombstones, \
-                (SELECT count(*) FROM \"Student\") AS students, \
-                (SELECT count(*) FROM \"Instructor\") AS instructors",
-    )
-    .get_result(connection)
-    .await?;
-    let heads: Vec<Head> = diesel::sql_query(
-        "SELECT queue, extract(epoch FROM now() - min(oldest_received_at))::float8 AS oldest_age, \
-                sum(held)::bigint AS held, extract(epoch FROM now() - max(reported_at))::float8 AS report_age \
-         FROM clerk_sync.shard_heads WHERE reported_at > now() - $1 * interval '1 second' GROUP BY queue",
-    )
-    .bind::<Double, _>(FRESH_FOR.as_secs_f64())
-    .load(connection)
-    .await?;
-    #[derive(diesel::QueryableByName)]
-    struct Running {
-        #[diesel(sql_type = Text)]
-        worker: String,
-        #[diesel(sql_type = Text)]
-        metrics_url: String,
-        #[diesel(sql_type = Double)]
-        up: f64,
-        #[diesel(sql_type = Double)]
-        report_age: f64,
-    }
-    let running: Vec<Running> = diesel::sql_query(
-        "SELECT worker, metrics_url, extract(epoch FROM now() - started_at)::float8 AS up, \
-                extract(epoch FROM now() - reported_at)::float8 AS report_age \
-         FROM clerk_sync.workers WHERE reported_at > now() - $1 * interval '1 second' \
-         ORDER BY metrics_url, worker",
-    )
-    .bind::<Double, _>(FRESH_FOR.as_secs_f64())
-    .load(connection)
-    .await?;
-    let workers = running
-        .into_iter()
-        .map(|r| Worker {
-            name: r.worker,
-            metrics_url: r.metrics_url,
-            up_secs: r.up.max(0.0),
-            report_age_secs: r.report_age.max(0.0),
-        })
-        .collect();
     let events = EventLog {
-        by_outcome: outcomes.into_iter().map(|o| (o.outcome, o.n)).collect(),
-        newest_age_secs: newest.age.map(|age| age.max(0.0)),
+        by_outcome: events::count_by_outcome(connection)
+            .await?
+            .into_iter()
+            .collect(),
+        newest_age_secs: events::newest_age_secs(connection)
+            .await?
+            .map(|age| age.max(0.0)),
     };
+    let counts = users::counts(connection).await?;
     let tables = Tables {
         users: counts.users,
         tombstones: counts.tombstones,
         students: counts.students,
         instructors: counts.instructors,
     };
-    let reports = heads
+    let reports = workers::queue_reports(connection, FRESH_FOR)
+        .await?
         .into_iter()
         .map(|h| {
             (
@@ -189,7 +107,17 @@ async fn read(connection: &mut AsyncPgConnection) -> Result<FromDatabase, diesel
             )
         })
         .collect();
-    Ok((events, tables, reports, workers))
+    let running = workers::running(connection, FRESH_FOR)
+        .await?
+        .into_iter()
+        .map(|r| Worker {
+            name: r.worker,
+            metrics_url: r.metrics_url,
+            up_secs: r.up.max(0.0),
+            report_age_secs: r.report_age.max(0.0),
+        })
+        .collect();
+    Ok((events, tables, reports, running))
 }
 
 /// The shard rows: RabbitMQ's figures with the workers' reports.

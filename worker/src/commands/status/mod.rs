@@ -10,7 +10,7 @@ pub mod workers;
 
 use super::dlq::queue::DeadLetterQueue;
 use super::exit;
-use crate::database;
+use crate::repository::database;
 use crate::settings::Settings;
 use clerk_sync_runtime::broker_version;
 use report::Report;

@@ -1,0 +1,225 @@
+//! `clerk_sync.users`: each user's sync state (the newest version applied,
+//! roles, profile, deleted), locked in sorted order by every transaction
+//! that writes a user's rows; and the `NOTIFY` sent for a changed user.
+
+use clerk_sync_domain::projection::{Profile, UserState};
+use clerk_sync_domain::roles::Role;
+use clerk_sync_domain::version::{Rank, Version};
+use diesel::OptionalExtension;
+use diesel::result::Error;
+use diesel::sql_types::{Array, BigInt, Bool, Nullable, SmallInt, Text};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use std::collections::BTreeMap;
+
+/// The channel the worker notifies with a Clerk user id after each commit
+/// that changed that user's rows.
+pub const NOTIFY_CHANNEL: &str = "clerk_sync_user";
+
+#[derive(diesel::QueryableByName)]
+struct StateRow {
+    #[diesel(sql_type = Text)]
+    clerk_user_id: String,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    version_ms: Option<i64>,
+    #[diesel(sql_type = Nullable<SmallInt>)]
+    version_rank: Option<i16>,
+    #[diesel(sql_type = Nullable<Text>)]
+    version_svix_id: Option<String>,
+    #[diesel(sql_type = Bool)]
+    deleted: bool,
+    #[diesel(sql_type = Array<Text>)]
+    roles: Vec<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    profile: Option<String>,
+}
+
+impl StateRow {
+    fn into_state(self) -> (String, UserState) {
+        let newest = match (
+            self.version_ms,
+            self.version_rank.and_then(Rank::from_i16),
+            self.version_svix_id,
+        ) {
+            (Some(at_ms), Some(rank), Some(svix_id)) => Some(Version {
+                at_ms,
+                rank,
+                svix_id,
+            }),
+            _ => None,
+        };
+        let state = UserState {
+            newest,
+            deleted: self.deleted,
+            roles: self.roles.iter().filter_map(|r| Role::parse(r)).collect(),
+            profile: self
+                .profile
+                .and_then(|p| serde_json::from_str::<Profile>(&p).ok()),
+        };
+        (self.clerk_user_id, state)
+    }
+}
+
+/// Lock the sync state of `users` (creating empty ones), in sorted order so
+/// that concurrent workers never deadlock.
+pub async fn lock_users(
+    connection: &mut AsyncPgConnection,
+    users: &[String],
+) -> Result<BTreeMap<String, UserState>, Error> {
+    let mut sorted = users.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    diesel::sql_query(
+        "INSERT INTO clerk_sync.users (clerk_user_id) \
+         SELECT u FROM unnest($1::text[]) AS u ORDER BY u ON CONFLICT DO NOTHING",
+    )
+    .bind::<Array<Text>, _>(&sorted)
+    .execute(connection)
+    .await?;
+    user_states(connection, &sorted, true).await
+}
+
+/// The sync state of those of `users` that have one; `lock` takes their row
+/// locks (in sorted order).
+pub async fn user_states(
+    connection: &mut AsyncPgConnection,
+    users: &[String],
+    lock: bool,
+) -> Result<BTreeMap<String, UserState>, Error> {
+    let sql = format!(
+        "SELECT clerk_user_id, version_ms, version_rank, version_svix_id, deleted, roles, profile::text AS profile \
+         FROM clerk_sync.users WHERE clerk_user_id = ANY($1) ORDER BY clerk_user_id{}",
+        if lock { " FOR UPDATE" } else { "" }
+    );
+    let rows: Vec<StateRow> = diesel::sql_query(sql)
+        .bind::<Array<Text>, _>(users)
+        .load(connection)
+        .await?;
+    Ok(rows.into_iter().map(StateRow::into_state).collect())
+}
+
+pub async fn save_users(
+    connection: &mut AsyncPgConnection,
+    users: &BTreeMap<String, UserState>,
+) -> Result<(), Error> {
+    if users.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&String> = users.keys().collect();
+    let version = |f: &dyn Fn(&Version) -> i64| {
+        users
+            .values()
+            .map(|s| s.newest.as_ref().map(f))
+            .collect::<Vec<_>>()
+    };
+    let roles: Vec<String> = users
+        .values()
+        .map(|s| {
+            s.roles
+                .iter()
+                .map(|r| r.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect();
+    let profiles: Vec<Option<String>> = users
+        .values()
+        .map(|s| {
+            s.profile
+                .as_ref()
+                .and_then(|p| serde_json::to_string(p).ok())
+        })
+        .collect();
+    diesel::sql_query(
+        "UPDATE clerk_sync.users AS u SET version_ms = v.ms, version_rank = v.rank::smallint, \
+           version_svix_id = v.svix_id, deleted = v.deleted, \
+           roles = CASE WHEN v.roles = '' THEN '{}'::text[] ELSE string_to_array(v.roles, ',') END, \
+           profile = v.profile::jsonb, updated_at = now() \
+         FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::bool[], $6::text[], $7::text[]) \
+           AS v(id, ms, rank, svix_id, deleted, roles, profile) \
+         WHERE u.clerk_user_id = v.id",
+    )
+    .bind::<Array<Text>, _>(ids)
+    .bind::<Array<Nullable<BigInt>>, _>(version(&|v| v.at_ms))
+    .bind::<Array<Nullable<BigInt>>, _>(version(&|v| i64::from(v.rank.as_i16())))
+    .bind::<Array<Nullable<Text>>, _>(users.values().map(|s| s.newest.as_ref().map(|v| v.svix_id.clone())).collect::<Vec<_>>())
+    .bind::<Array<Bool>, _>(users.values().map(|s| s.deleted).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(roles)
+    .bind::<Array<Nullable<Text>>, _>(profiles)
+    .execute(connection)
+    .await
+    .map(drop)
+}
+
+/// Queue a `NOTIFY clerk_sync_user, '<user id>'` per user; PostgreSQL sends
+/// them when the transaction commits, and drops them if it rolls back.
+pub async fn notify(connection: &mut AsyncPgConnection, users: &[String]) -> Result<(), Error> {
+    if users.is_empty() {
+        return Ok(());
+    }
+    diesel::sql_query("SELECT pg_notify($1, u) FROM unnest($2::text[]) AS u")
+        .bind::<Text, _>(NOTIFY_CHANNEL)
+        .bind::<Array<Text>, _>(users)
+        .execute(connection)
+        .await
+        .map(drop)
+}
+
+/// Whether `user` is deleted (a tombstone).
+pub async fn is_deleted(connection: &mut AsyncPgConnection, user: &str) -> Result<bool, Error> {
+    #[derive(diesel::QueryableByName)]
+    struct Tombstone {
+        #[diesel(sql_type = Bool)]
+        deleted: bool,
+    }
+    let found: Option<Tombstone> =
+        diesel::sql_query("SELECT deleted FROM clerk_sync.users WHERE clerk_user_id = $1")
+            .bind::<Text, _>(user)
+            .get_result(connection)
+            .await
+            .optional()?;
+    Ok(found.is_some_and(|t| t.deleted))
+}
+
+/// Every user clerk-sync holds and has not deleted: a sync state with a
+/// version, or a Student or Instructor row (an adopted database), sorted.
+pub async fn held(connection: &mut AsyncPgConnection) -> Result<Vec<String>, Error> {
+    #[derive(diesel::QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = Text)]
+        id: String,
+    }
+    let ids: Vec<Id> = diesel::sql_query(
+        r#"SELECT clerk_user_id AS id FROM clerk_sync.users WHERE NOT deleted AND version_ms IS NOT NULL
+           UNION SELECT "clerkId" FROM "Student"
+           UNION SELECT "clerkId" FROM "Instructor"
+           EXCEPT SELECT clerk_user_id FROM clerk_sync.users WHERE deleted
+           ORDER BY 1"#,
+    )
+    .load(connection)
+    .await?;
+    Ok(ids.into_iter().map(|row| row.id).collect())
+}
+
+/// How many users, tombstones, Student and Instructor rows there are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, diesel::QueryableByName)]
+pub struct Counts {
+    #[diesel(sql_type = BigInt)]
+    pub users: i64,
+    #[diesel(sql_type = BigInt)]
+    pub tombstones: i64,
+    #[diesel(sql_type = BigInt)]
+    pub students: i64,
+    #[diesel(sql_type = BigInt)]
+    pub instructors: i64,
+}
+
+pub async fn counts(connection: &mut AsyncPgConnection) -> Result<Counts, Error> {
+    diesel::sql_query(
+        "SELECT (SELECT count(*) FROM clerk_sync.users) AS users, \
+                (SELECT count(*) FROM clerk_sync.users WHERE deleted) AS tombstones, \
+                (SELECT count(*) FROM \"Student\") AS students, \
+                (SELECT count(*) FROM \"Instructor\") AS instructors",
+    )
+    .get_result(connection)
+    .await
+}
