@@ -16,7 +16,7 @@ pub async fn logged(
     connection: &mut AsyncPgConnection,
     svix_ids: &[String],
 ) -> Result<HashSet<String>, Error> {
-    use crate::schema::events;
+    use crate::schema::clerk_sync::events;
     use diesel::{ExpressionMethods, QueryDsl};
     let found: Vec<String> = events::table
         .select(events::svix_id)

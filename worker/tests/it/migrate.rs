@@ -3,6 +3,7 @@
 use crate::support::{TestBroker, TestDatabase};
 use diesel::sql_types::{BigInt, Text};
 use diesel_async::RunQueryDsl;
+use std::collections::BTreeSet;
 use std::process::{Command, Output};
 
 fn migrate(database: &TestDatabase, broker: &TestBroker, extra: &[(&str, &str)]) -> Output {
@@ -196,10 +197,14 @@ fn an_unreachable_service_or_a_bad_setting_is_one_line() {
     );
 }
 
-/// Every table and column of `worker/src/schema.rs` exists as declared.
+/// `worker/src/schema.rs` (what `diesel print-schema` printed) and a
+/// database migrated now agree both ways: every declared table and column
+/// exists and Diesel can select them, and every table and column of the
+/// database is declared, with the same nullability.
 #[tokio::test]
 async fn the_diesel_schema_matches_the_migrated_database() {
-    use clerk_sync_worker::schema::{courses, enrollments, events, instructors, students, users};
+    use clerk_sync_worker::schema::clerk_sync::{events, shard_heads, users, workers};
+    use clerk_sync_worker::schema::{Course, Enrollment, Instructor, Student};
     use diesel::QueryDsl;
     use diesel::dsl::{exists, select};
     let database = TestDatabase::named_only();
@@ -226,12 +231,58 @@ async fn the_diesel_schema_matches_the_migrated_database() {
             );
         };
     }
-    check!(students);
-    check!(instructors);
-    check!(courses);
-    check!(enrollments);
+    check!(Student);
+    check!(Instructor);
+    check!(Course);
+    check!(Enrollment);
     check!(events);
     check!(users);
+    check!(workers);
+    check!(shard_heads);
+
+    // The other way: the database's columns, as `table.column nullable`.
+    #[derive(diesel::QueryableByName)]
+    struct Column {
+        #[diesel(sql_type = Text)]
+        name: String,
+    }
+    let in_database: BTreeSet<String> = diesel::sql_query(
+        "SELECT CASE table_schema WHEN 'public' THEN '' ELSE table_schema || '.' END \
+                || table_name || '.' || column_name || ' ' \
+                || CASE is_nullable WHEN 'YES' THEN 'nullable' ELSE 'required' END AS name \
+         FROM information_schema.columns \
+         WHERE table_schema IN ('public', 'clerk_sync') AND table_name <> '__diesel_schema_migrations'",
+    )
+    .load::<Column>(&mut connection)
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|c| c.name)
+    .collect();
+    let declared = declared_columns(include_str!("../../src/schema.rs"));
+    assert_eq!(declared, in_database);
+}
+
+/// The columns `schema.rs` declares, as `table.column nullable|required`
+/// (`schema.table.column ...` outside `public`).
+fn declared_columns(schema: &str) -> BTreeSet<String> {
+    let mut columns = BTreeSet::new();
+    let mut table = None;
+    for line in schema.lines().map(str::trim) {
+        if let Some(name) = line.strip_suffix('{').and_then(|l| l.split_once(" (")) {
+            table = Some(name.0.trim().to_owned());
+        } else if line == "}" {
+            table = None;
+        } else if let (Some(table), Some((column, kind))) = (&table, line.split_once(" -> ")) {
+            let null = if kind.starts_with("Nullable<") {
+                "nullable"
+            } else {
+                "required"
+            };
+            columns.insert(format!("{table}.{column} {null}"));
+        }
+    }
+    columns
 }
 
 /// `run` handles SIGTERM from its first moment: stopped while its start-up
