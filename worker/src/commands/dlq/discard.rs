@@ -5,7 +5,7 @@
 //! letter is removed all the same: the event was dealt with.
 
 use super::queue::{DeadLetterQueue, Held};
-use super::take_named;
+use super::run::take_named;
 use crate::clock::now_ms;
 use crate::commands::progress;
 use crate::incoming::Incoming;

@@ -6,7 +6,7 @@
 //! dead letter: harmless, the worker skips a svix-id it has logged.
 
 use super::queue::{DeadLetterQueue, Held};
-use super::{Which, take_named};
+use super::run::{Which, take_named};
 use crate::commands::progress;
 use crate::settings::Settings;
 use serde_json::json;

@@ -1,7 +1,7 @@
 //! What `send` prints: one line per post, and for a scenario the end state
 //! clerk-sync must reach; or one JSON document with `--json`.
 
-use super::post::Answer;
+use super::poster::Answer;
 use crate::commands::table;
 use serde_json::{Value, json};
 
