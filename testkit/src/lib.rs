@@ -1,6 +1,12 @@
-//! Helpers for clerk-sync's integration tests. Never a dependency of the
-//! binaries.
+//! What clerk-sync's tests and benchmarks share: the tests' broker, a
+//! database and a topology of a test's own (removed when it ends), signed
+//! webhooks, a TCP proxy that cuts or slows a service, CPU figures. Never a
+//! dependency of the binaries.
 
 pub mod broker;
+pub mod cleanup;
 pub mod cpu;
+pub mod database;
 pub mod proxy;
+pub mod topology;
+pub mod webhook;

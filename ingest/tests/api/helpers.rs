@@ -9,10 +9,10 @@ use clerk_sync_runtime::amqp;
 use clerk_sync_runtime::secret_url::SecretUrl;
 use clerk_sync_runtime::settings::WebhookSecrets;
 pub use clerk_sync_testkit::broker::amqp_url;
+use clerk_sync_testkit::webhook;
 use lapin::options::BasicGetOptions;
 use lapin::types::{AMQPValue, FieldTable};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use svix::webhooks::Webhook;
 
 pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 pub const OTHER_SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
@@ -49,14 +49,11 @@ pub fn signed_headers(
     timestamp: i64,
     body: &[u8],
 ) -> Vec<(String, String)> {
-    let signature = Webhook::new(secret)
-        .and_then(|w| w.sign(id, timestamp, body))
-        .unwrap();
-    vec![
-        ("svix-id".to_owned(), id.to_owned()),
-        ("svix-timestamp".to_owned(), timestamp.to_string()),
-        ("svix-signature".to_owned(), signature),
-    ]
+    webhook::signed_headers(secret, id, timestamp, body)
+        .unwrap()
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value))
+        .collect()
 }
 
 /// A Clerk-shaped `user.updated` body for `user`.
@@ -198,14 +195,12 @@ impl Queued {
 /// The test's topology; deleted when dropped, even when the test panics.
 pub struct TestTopology {
     pub topology: Topology,
-    url: SecretUrl,
 }
 
 impl TestTopology {
     pub fn of(settings: &Settings) -> Self {
         Self {
-            topology: Topology::new(settings.amqp.prefix.clone(), settings.amqp.shards),
-            url: SecretUrl::new(amqp_url()),
+            topology: settings.amqp.topology(),
         }
     }
 
@@ -250,21 +245,6 @@ impl TestTopology {
 
 impl Drop for TestTopology {
     fn drop(&mut self) {
-        let topology = self.topology.clone();
-        let url = self.url.clone();
-        // A runtime of its own: Drop cannot await, and may run during a panic.
-        let cleanup = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            runtime.block_on(async {
-                let connection = amqp::connect(&url, "test-cleanup").await.ok()?;
-                let _ = amqp::delete_topology(&connection, &topology).await;
-                let _ = connection.close(200, "cleaned up".into()).await;
-                Some(())
-            })
-        });
-        let _ = cleanup.join();
+        clerk_sync_testkit::topology::remove(self.topology.clone());
     }
 }

@@ -5,7 +5,7 @@
 //! on a database clerk-sync migrated and filled.
 
 use crate::support::system::{System, deleted_event, user_event};
-use crate::support::{TestBroker, TestDatabase};
+use crate::support::{TestDatabase, TestTopology};
 use diesel::sql_types::Text;
 use diesel_async::{AsyncMigrationHarness, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use diesel_migrations::MigrationHarness;
@@ -29,7 +29,7 @@ fn read(path: &Path) -> String {
 }
 
 fn migrate(database: &TestDatabase) {
-    let broker = TestBroker::new(1);
+    let broker = TestTopology::new(1);
     let output = crate::support::worker_command(database, &broker)
         .arg("migrate")
         .output()

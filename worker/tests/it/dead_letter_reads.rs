@@ -4,15 +4,16 @@
 //! such a quorum queue a limit of 20 and drops a message given back that
 //! often). Run against RabbitMQ 4 by `deploy/local/test-rabbitmq4.sh`.
 
+use crate::support::DeadLetters;
 use crate::support::system::user_event;
-use crate::support::{DeadLetterSpec, TestBroker, TestDatabase, amqp_url};
+use crate::support::{DeadLetterSpec, TestDatabase, TestTopology, amqp_url};
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{Connection, ConnectionProperties, ExchangeKind};
 use std::process::Output;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-fn command(database: &TestDatabase, broker: &TestBroker, args: &[&str]) -> Output {
+fn command(database: &TestDatabase, broker: &TestTopology, args: &[&str]) -> Output {
     crate::support::worker_command(database, broker)
         .args(args)
         .output()
@@ -21,7 +22,7 @@ fn command(database: &TestDatabase, broker: &TestBroker, args: &[&str]) -> Outpu
 
 /// The dead-letter exchange and queue as the previous release declared
 /// them: a quorum queue with no delivery limit.
-async fn declare_as_before(broker: &TestBroker) {
+async fn declare_as_before(broker: &TestTopology) {
     let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
         .await
         .unwrap();
@@ -73,7 +74,7 @@ fn now_ms() -> u64 {
 }
 
 /// `dlq list --json`: the svix-ids in order.
-fn listed(database: &TestDatabase, broker: &TestBroker) -> Vec<String> {
+fn listed(database: &TestDatabase, broker: &TestTopology) -> Vec<String> {
     let output = command(database, broker, &["dlq", "list", "--json"]);
     assert!(output.status.success(), "{output:?}");
     let listed: serde_json::Value =
@@ -91,7 +92,7 @@ fn listed(database: &TestDatabase, broker: &TestBroker) -> Vec<String> {
 
 async fn survive_reads(before: bool) {
     let database = TestDatabase::named_only();
-    let broker = TestBroker::new(2);
+    let broker = TestTopology::new(2);
     if before {
         declare_as_before(&broker).await;
     }

@@ -3,6 +3,7 @@
 //! applies it; discard logs the decision and removes the message; unknown
 //! ids and unreachable services change nothing.
 
+use crate::support::DeadLetters;
 use crate::support::system::{CliOutput, System, user_event};
 use crate::support::{DeadLetterSpec, amqp_url};
 use clerk_sync_domain::topology::Topology;

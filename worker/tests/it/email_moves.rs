@@ -3,6 +3,7 @@
 //! until their own newer event, nothing is dead-lettered, and replay gives
 //! the same rows.
 
+use crate::support::DeadLetters;
 use crate::support::system::{System, deleted_event, user_event};
 use std::time::Duration;
 

@@ -1,6 +1,7 @@
 //! What the worker does when things go wrong, and what it tells the app and
 //! the operators: dead letters with a reason, NOTIFY, metrics, readiness.
 
+use crate::support::DeadLetters;
 use crate::support::system::{System, user_event};
 use futures::StreamExt;
 use std::time::{Duration, Instant};

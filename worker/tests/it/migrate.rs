@@ -1,12 +1,12 @@
 //! `clerk-sync-worker migrate` against the real PostgreSQL and RabbitMQ.
 
-use crate::support::{TestBroker, TestDatabase};
+use crate::support::{TestDatabase, TestTopology};
 use diesel::sql_types::{BigInt, Text};
 use diesel_async::RunQueryDsl;
 use std::collections::BTreeSet;
 use std::process::{Command, Output};
 
-fn migrate(database: &TestDatabase, broker: &TestBroker, extra: &[(&str, &str)]) -> Output {
+fn migrate(database: &TestDatabase, broker: &TestTopology, extra: &[(&str, &str)]) -> Output {
     let mut command = crate::support::worker_command(database, broker);
     command.arg("migrate");
     for (name, value) in extra {
@@ -33,7 +33,7 @@ async fn count(database: &TestDatabase, sql: &str) -> i64 {
 #[tokio::test]
 async fn migrate_creates_the_database_tables_and_topology_and_is_idempotent() {
     let database = TestDatabase::named_only();
-    let broker = TestBroker::new(3);
+    let broker = TestTopology::new(3);
     for _ in 0..2 {
         let output = migrate(&database, &broker, &[]);
         assert!(
@@ -57,7 +57,7 @@ async fn migrate_creates_the_database_tables_and_topology_and_is_idempotent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_migrations_at_once_all_succeed() {
     let database = TestDatabase::named_only();
-    let broker = TestBroker::new(3);
+    let broker = TestTopology::new(3);
     let outputs = std::thread::scope(|scope| {
         let runs: Vec<_> = (0..3)
             .map(|_| scope.spawn(|| migrate(&database, &broker, &[])))
@@ -119,7 +119,7 @@ async fn a_database_prisma_already_built_is_adopted() {
                 .unwrap_or_else(|e| panic!("{statement}: {e}"));
         }
     }
-    let broker = TestBroker::new(3);
+    let broker = TestTopology::new(3);
     let output = migrate(&database, &broker, &[]);
     assert!(
         output.status.success(),
@@ -160,7 +160,7 @@ async fn a_database_prisma_already_built_is_adopted() {
 #[test]
 fn an_unreachable_service_or_a_bad_setting_is_one_line() {
     let database = TestDatabase::named_only();
-    let broker = TestBroker::new(3);
+    let broker = TestTopology::new(3);
     let output = migrate(
         &database,
         &broker,
@@ -208,7 +208,7 @@ async fn the_diesel_schema_matches_the_migrated_database() {
     use diesel::QueryDsl;
     use diesel::dsl::{exists, select};
     let database = TestDatabase::named_only();
-    let broker = TestBroker::new(3);
+    let broker = TestTopology::new(3);
     let output = migrate(&database, &broker, &[]);
     assert!(
         output.status.success(),
@@ -294,7 +294,7 @@ fn run_stops_on_sigterm_while_it_is_still_migrating() {
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = silent.local_addr().unwrap().port();
     let database = TestDatabase::named_only();
-    let broker = TestBroker::new(3);
+    let broker = TestTopology::new(3);
     let mut worker = Command::new(env!("CARGO_BIN_EXE_clerk-sync-worker"))
         .arg("run")
         .env_clear()

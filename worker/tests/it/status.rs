@@ -3,6 +3,7 @@
 //! make it exit 3; it never takes anything from a shard queue.
 
 use crate::support::DeadLetterSpec;
+use crate::support::DeadLetters;
 use crate::support::system::{CliOutput, System, deleted_event, user_event};
 use clerk_sync_domain::topology::Topology;
 use diesel_async::RunQueryDsl;

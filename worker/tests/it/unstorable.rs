@@ -4,6 +4,7 @@
 //! `failed` with the reason and acknowledged, and the next good event of the
 //! same shard queue is applied.
 
+use crate::support::DeadLetters;
 use crate::support::system::{System, user_event};
 use clerk_sync_domain::topology::Topology;
 use diesel::sql_types::{Nullable, Text};

@@ -4,7 +4,7 @@
 //! a start-up error naming the setting.
 
 use crate::support::system::{System, user_event};
-use crate::support::{TestBroker, TestDatabase};
+use crate::support::{TestDatabase, TestTopology};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
@@ -125,7 +125,7 @@ fn an_explicit_address_that_is_taken_is_a_start_up_error() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = taken.local_addr().unwrap();
     let database = TestDatabase::named_only();
-    let broker = TestBroker::new(2);
+    let broker = TestTopology::new(2);
     let output = crate::support::worker_command(&database, &broker)
         .arg("run")
         .env("CLERK_SYNC__WORKER__LISTEN", address.to_string())

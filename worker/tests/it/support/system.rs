@@ -1,20 +1,21 @@
 //! The whole system for a test: its own database and topology, a real
 //! in-process ingest, and real `clerk-sync-worker` processes.
 
-use super::{TestBroker, TestDatabase};
+use super::{TestDatabase, TestTopology};
 use clerk_sync_ingest::settings::Settings;
 use clerk_sync_ingest::startup::Application;
 use clerk_sync_runtime::settings::WebhookSecrets;
+use clerk_sync_testkit::webhook;
 use diesel::sql_types::{BigInt, Nullable, Text};
 use diesel_async::RunQueryDsl;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 pub struct System {
     pub database: TestDatabase,
-    pub broker: TestBroker,
+    pub broker: TestTopology,
     pub ingest_url: String,
     client: reqwest::Client,
     workers: Vec<Child>,
@@ -34,7 +35,7 @@ impl System {
     /// As [`System::start`], with extra command-line arguments for the worker.
     pub async fn start_with(worker_env: &[(&str, &str)], worker_args: &[&str]) -> Self {
         let database = TestDatabase::named_only();
-        let broker = TestBroker::new(4);
+        let broker = TestTopology::new(4);
         let mut settings = Settings::default();
         settings.webhook.secrets = WebhookSecrets::parse(SECRET);
         settings.amqp.url = clerk_sync_runtime::secret_url::SecretUrl::new(super::amqp_url());
@@ -196,22 +197,7 @@ impl System {
 
     /// Sign and post `body` with `svix_id`; returns the HTTP status.
     pub async fn send(&self, svix_id: &str, body: &[u8]) -> u16 {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
-        let signature = svix::webhooks::Webhook::new(SECRET)
-            .and_then(|w| w.sign(svix_id, now, body))
-            .unwrap();
-        self.client
-            .post(&self.ingest_url)
-            .header("svix-id", svix_id)
-            .header("svix-timestamp", now.to_string())
-            .header("svix-signature", signature)
-            .body(body.to_vec())
-            .send()
-            .await
-            .map(|r| r.status().as_u16())
-            .unwrap_or(0)
+        webhook::post(&self.client, &self.ingest_url, SECRET, svix_id, body).await
     }
 
     /// Wait until the log holds `count` events (or fail after `within`).

@@ -1,0 +1,45 @@
+//! Webhooks signed as Svix signs them, for tests and benchmarks.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+use svix::webhooks::{Webhook, WebhookError};
+
+/// Now, in Unix seconds (as `svix-timestamp` carries it).
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// The three headers Svix sends with `body`, signed with `secret`.
+pub fn signed_headers(
+    secret: &str,
+    svix_id: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> Result<[(&'static str, String); 3], WebhookError> {
+    let signature = Webhook::new(secret)?.sign(svix_id, timestamp, body)?;
+    Ok([
+        ("svix-id", svix_id.to_owned()),
+        ("svix-timestamp", timestamp.to_string()),
+        ("svix-signature", signature),
+    ])
+}
+
+/// Sign `body` now and post it to `url`: the HTTP status, or 0 when there
+/// was no answer (or the secret is not a `whsec_` secret).
+pub async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    secret: &str,
+    svix_id: &str,
+    body: &[u8],
+) -> u16 {
+    let Ok(headers) = signed_headers(secret, svix_id, unix_now(), body) else {
+        return 0;
+    };
+    let mut request = client.post(url).body(body.to_vec());
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    request.send().await.map_or(0, |r| r.status().as_u16())
+}
