@@ -8,6 +8,7 @@
 mod support;
 
 mod app_schema;
+mod apply;
 mod convergence;
 mod dead_letter_reads;
 mod dlq;

@@ -1,6 +1,7 @@
 //! What the worker's tests share beyond clerk-sync-testkit: the worker's
 //! command line, a running system (`system`), and dead letters.
 
+pub mod in_process;
 pub mod system;
 
 pub use clerk_sync_testkit::broker::amqp_url;

@@ -1,0 +1,134 @@
+//! `apply_batch` in process against the real database: what one batch
+//! writes, that a batch applied again writes nothing, that an older event
+//! after a newer one changes no profile, and that a deletion removes the
+//! rows and erases the log.
+
+use crate::support::in_process::{Harness, message, outcomes};
+use crate::support::system::{deleted_event, user_event};
+use clerk_sync_domain::outcome::Outcome;
+
+const T0: i64 = 1_700_000_000_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_logs_every_event_and_writes_the_newest_profile() {
+    let mut harness = Harness::new().await;
+    let created = user_event(
+        "user.created",
+        "user_ada",
+        T0,
+        Some("ada@example.com"),
+        Some("Ada"),
+        Some("student"),
+    );
+    let updated = user_event(
+        "user.updated",
+        "user_ada",
+        T0 + 10,
+        Some("ada@example.com"),
+        Some("Augusta"),
+        Some("student"),
+    );
+    let older = user_event(
+        "user.updated",
+        "user_ada",
+        T0 + 5,
+        Some("ada@example.com"),
+        Some("Old"),
+        Some("student"),
+    );
+    let plan = harness
+        .apply(&[
+            message("m1", created),
+            message("m2", updated),
+            message("m3", older),
+        ])
+        .await;
+    assert_eq!(
+        outcomes(&plan),
+        [
+            ("m1".to_owned(), Outcome::Applied),
+            ("m2".to_owned(), Outcome::Applied),
+            ("m3".to_owned(), Outcome::Stale),
+        ]
+    );
+    assert_eq!(
+        harness
+            .texts(r#"SELECT "firstName" || ' ' || coalesce(email, '-') AS v FROM "Student""#)
+            .await,
+        ["Augusta ada@example.com"]
+    );
+    assert_eq!(
+        harness
+            .texts("SELECT svix_id || ' ' || outcome AS v FROM clerk_sync.events ORDER BY svix_id")
+            .await,
+        ["m1 applied", "m2 applied", "m3 stale"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_applied_again_writes_nothing() {
+    let mut harness = Harness::new().await;
+    let batch = [message(
+        "m1",
+        user_event(
+            "user.created",
+            "user_bob",
+            T0,
+            None,
+            Some("Bob"),
+            Some("instructor"),
+        ),
+    )];
+    harness.apply(&batch).await;
+    let before = harness
+        .texts(r#"SELECT t::text AS v FROM "Instructor" t"#)
+        .await;
+    let again = harness.apply(&batch).await;
+    assert!(again.log.is_empty(), "a redelivery is not logged twice");
+    assert!(again.changed.is_empty());
+    assert_eq!(
+        harness
+            .texts(r#"SELECT t::text AS v FROM "Instructor" t"#)
+            .await,
+        before
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deletion_removes_the_rows_and_erases_the_log() {
+    let mut harness = Harness::new().await;
+    let created = user_event(
+        "user.created",
+        "user_cy",
+        T0,
+        Some("cy@example.com"),
+        Some("Cy"),
+        Some("student"),
+    );
+    harness.apply(&[message("m1", created)]).await;
+    let plan = harness
+        .apply(&[message("m2", deleted_event("user_cy", T0 + 10))])
+        .await;
+    assert_eq!(outcomes(&plan), [("m2".to_owned(), Outcome::Applied)]);
+    assert!(
+        harness
+            .texts(r#"SELECT id AS v FROM "Student""#)
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        harness
+            .texts(
+                "SELECT svix_id AS v FROM clerk_sync.events WHERE payload ? 'erased_at' ORDER BY 1"
+            )
+            .await,
+        ["m1", "m2"]
+    );
+    assert!(
+        harness
+            .texts("SELECT svix_id AS v FROM clerk_sync.events WHERE payload::text LIKE '%cy@example.com%'")
+            .await
+            .is_empty(),
+        "no e-mail address is left in the log"
+    );
+}
