@@ -36,7 +36,7 @@ use clerk_sync_ingest::settings::Settings;
 use clerk_sync_ingest::startup::Application;
 use clerk_sync_runtime::secret_url::SecretUrl;
 use clerk_sync_runtime::settings::WebhookSecrets;
-use clerk_sync_worker::repository::database;
+use clerk_sync_store::repository::database;
 use common::check::{self, LogSpec};
 use common::model::{self, Modelled};
 use common::services::{Postgres, RestoreOnDrop};

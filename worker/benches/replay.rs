@@ -18,8 +18,8 @@ mod common;
 
 use anyhow::{Context, Result, bail};
 use clerk_sync_runtime::secret_url::SecretUrl;
-use clerk_sync_worker::repository::database;
-use clerk_sync_worker::repository::replay as log;
+use clerk_sync_store::repository::database;
+use clerk_sync_store::repository::replay as log;
 use common::measure::peak_rss_mib;
 use common::{database_url, drop_database, unique, verdict};
 use diesel::sql_types::BigInt;

@@ -1,9 +1,9 @@
 use clap::{Parser, Subcommand};
+use clerk_sync_operators::{dlq, forget, reconcile, replay, send, status, verify_log};
 use clerk_sync_runtime::settings::SettingsError;
 use clerk_sync_runtime::telemetry;
-use clerk_sync_worker::commands::{dlq, forget, reconcile, replay, send, status, verify_log};
-use clerk_sync_worker::settings::Settings;
-use clerk_sync_worker::{migrate, run};
+use clerk_sync_store::settings::Settings;
+use clerk_sync_worker::{migrate, service};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -72,7 +72,7 @@ async fn main() -> ExitCode {
     };
     telemetry::init(settings.log.format, default_level);
     let result = match command {
-        Command::Run => run::run(settings).await.map(|()| ExitCode::SUCCESS),
+        Command::Run => service::run(settings).await.map(|()| ExitCode::SUCCESS),
         Command::Migrate => migrate::run(&settings).await.map(|()| ExitCode::SUCCESS),
         Command::Replay(args) => replay::run(settings, args).await,
         Command::Dlq(args) => dlq::run(settings, args).await,

@@ -2,9 +2,9 @@
 //! run pending migrations, declare the RabbitMQ topology. Idempotent, and
 //! safe to run from several processes at once.
 
-use crate::repository::database;
-use crate::settings::Settings;
 use clerk_sync_runtime::amqp;
+use clerk_sync_store::repository::database;
+use clerk_sync_store::settings::Settings;
 
 pub async fn run(settings: &Settings) -> anyhow::Result<()> {
     database::create_if_missing(&settings.database.url).await?;

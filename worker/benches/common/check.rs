@@ -3,7 +3,7 @@
 use super::model::{Expected, Row};
 use anyhow::{Context, Result};
 use clerk_sync_runtime::secret_url::SecretUrl;
-use clerk_sync_worker::repository::database;
+use clerk_sync_store::repository::database;
 use diesel::sql_types::{Nullable, Text};
 use diesel_async::RunQueryDsl;
 use std::collections::{BTreeMap, BTreeSet};

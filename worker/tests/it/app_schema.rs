@@ -109,7 +109,7 @@ async fn a_database_of_the_first_migrations_is_brought_in_line_keeping_its_rows(
     let mut harness = AsyncMigrationHarness::new(database.connect().await);
     for _ in 0..3 {
         harness
-            .run_next_migration(clerk_sync_worker::repository::database::MIGRATIONS)
+            .run_next_migration(clerk_sync_store::repository::database::MIGRATIONS)
             .unwrap();
     }
     let mut connection = harness.into_inner();

@@ -79,7 +79,7 @@ async fn three_migrations_at_once_all_succeed() {
         )
         .await,
         diesel::migration::MigrationSource::<diesel::pg::Pg>::migrations(
-            &clerk_sync_worker::repository::database::MIGRATIONS
+            &clerk_sync_store::repository::database::MIGRATIONS
         )
         .map_or(0, |all| all.len() as i64),
         "each migration ran once"
@@ -197,14 +197,14 @@ fn an_unreachable_service_or_a_bad_setting_is_one_line() {
     );
 }
 
-/// `worker/src/schema.rs` (what `diesel print-schema` printed) and a
+/// `store/src/schema.rs` (what `diesel print-schema` printed) and a
 /// database migrated now agree both ways: every declared table and column
 /// exists and Diesel can select them, and every table and column of the
 /// database is declared, with the same nullability.
 #[tokio::test]
 async fn the_diesel_schema_matches_the_migrated_database() {
-    use clerk_sync_worker::schema::clerk_sync::{events, shard_heads, users, workers};
-    use clerk_sync_worker::schema::{Course, Enrollment, Instructor, Student};
+    use clerk_sync_store::schema::clerk_sync::{events, shard_heads, users, workers};
+    use clerk_sync_store::schema::{Course, Enrollment, Instructor, Student};
     use diesel::QueryDsl;
     use diesel::dsl::{exists, select};
     let database = TestDatabase::named_only();
@@ -259,7 +259,7 @@ async fn the_diesel_schema_matches_the_migrated_database() {
     .into_iter()
     .map(|c| c.name)
     .collect();
-    let declared = declared_columns(include_str!("../../src/schema.rs"));
+    let declared = declared_columns(include_str!("../../../store/src/schema.rs"));
     assert_eq!(declared, in_database);
 }
 

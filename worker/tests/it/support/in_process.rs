@@ -4,11 +4,11 @@
 
 use clerk_sync_domain::clerk_event::ParsedEvent;
 use clerk_sync_domain::outcome::Outcome;
+use clerk_sync_store::apply::{Rules, apply_batch};
+use clerk_sync_store::incoming::Incoming;
+use clerk_sync_store::plan::Plan;
+use clerk_sync_store::repository::database;
 use clerk_sync_testkit::database::TestDatabase;
-use clerk_sync_worker::apply::{Rules, apply_batch};
-use clerk_sync_worker::incoming::Incoming;
-use clerk_sync_worker::plan::Plan;
-use clerk_sync_worker::repository::database;
 use diesel::sql_types::Text;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 

@@ -1,0 +1,137 @@
+//! Collecting `status`'s figures from RabbitMQ and PostgreSQL, changing
+//! nothing. Shard queues are only declared passively (their depth and
+//! consumers): taking a message from one, even to give it back, would count
+//! as a delivery towards its delivery limit. Their oldest message's age
+//! comes from the workers' reports in `clerk_sync.shard_heads` (see
+//! the worker's `serving::shard_heads`). The dead-letter queue has no delivery limit, so
+//! its messages are read and given back, all of them (see
+//! [`DeadLetterQueue::take_all`]), when there are not too many.
+
+use super::report::{DeadLetters, EventLog, Reports, Shard, Tables};
+use super::workers::Worker;
+use crate::dlq::queue::{DeadLetterQueue, figures};
+use anyhow::Context;
+use clerk_sync_domain::topology::Topology;
+use clerk_sync_store::clock::now_ms;
+use clerk_sync_store::repository::workers::FRESH_FOR;
+use clerk_sync_store::repository::{events, users, workers};
+use diesel_async::AsyncPgConnection;
+use std::collections::BTreeMap;
+
+/// The dead letters are read (for their oldest age) only up to this many:
+/// reading means taking every one and giving all back.
+pub const DEAD_LETTERS_READ_AT_MOST: u32 = 1_000;
+
+/// The shard queues' figures and the dead letters, from RabbitMQ.
+pub async fn broker(
+    queue: &DeadLetterQueue,
+    topology: &Topology,
+) -> anyhow::Result<(Vec<(String, u32, u32)>, DeadLetters)> {
+    let channel = queue
+        .connection()
+        .create_channel()
+        .await
+        .context("cannot open a RabbitMQ channel")?;
+    let mut shards = Vec::new();
+    for name in topology.shard_queues() {
+        let found = figures(&channel, &name).await?;
+        shards.push((name, found.ready, found.consumers));
+    }
+    let _ = channel.close(200, "done".into()).await;
+    let depth = queue.depth().await?;
+    let now = now_ms();
+    let mut oldest: Option<f64> = None;
+    let read = depth <= DEAD_LETTERS_READ_AT_MOST;
+    if read {
+        queue
+            .take_all(|letter| {
+                if let Some(age) = letter.age_secs(now) {
+                    oldest = Some(oldest.map_or(age, |o| o.max(age)));
+                }
+                false
+            })
+            .await?;
+    }
+    let dead_letters = DeadLetters {
+        queue: queue.name(),
+        depth,
+        oldest_age_secs: oldest,
+        read,
+    };
+    Ok((shards, dead_letters))
+}
+
+/// What `status` reads from PostgreSQL.
+type FromDatabase = (EventLog, Tables, BTreeMap<String, Reports>, Vec<Worker>);
+
+/// The event log, the tables, the workers' shard reports and the workers
+/// themselves, read in one read-only snapshot so the figures agree.
+pub async fn database(connection: &mut AsyncPgConnection) -> anyhow::Result<FromDatabase> {
+    connection
+        .build_transaction()
+        .read_only()
+        .repeatable_read()
+        .run(async |connection| read(connection).await)
+        .await
+        .context("cannot read clerk-sync's tables (has `clerk-sync-worker migrate` run?)")
+}
+
+async fn read(connection: &mut AsyncPgConnection) -> Result<FromDatabase, diesel::result::Error> {
+    let events = EventLog {
+        by_outcome: events::count_by_outcome(connection)
+            .await?
+            .into_iter()
+            .collect(),
+        newest_age_secs: events::newest_age_secs(connection)
+            .await?
+            .map(|age| age.max(0.0)),
+    };
+    let counts = users::counts(connection).await?;
+    let tables = Tables {
+        users: counts.users,
+        tombstones: counts.tombstones,
+        students: counts.students,
+        instructors: counts.instructors,
+    };
+    let reports = workers::queue_reports(connection, FRESH_FOR)
+        .await?
+        .into_iter()
+        .map(|h| {
+            (
+                h.queue,
+                Reports {
+                    oldest_held_age_secs: h.oldest_age.map(|age| age.max(0.0)),
+                    held: h.held,
+                    newest_report_age_secs: h.report_age.max(0.0),
+                },
+            )
+        })
+        .collect();
+    let running = workers::running(connection, FRESH_FOR)
+        .await?
+        .into_iter()
+        .map(|r| Worker {
+            name: r.worker,
+            metrics_url: r.metrics_url,
+            up_secs: r.up.max(0.0),
+            report_age_secs: r.report_age.max(0.0),
+        })
+        .collect();
+    Ok((events, tables, reports, running))
+}
+
+/// The shard rows: RabbitMQ's figures with the workers' reports.
+pub fn shards(
+    figures: Vec<(String, u32, u32)>,
+    mut reports: BTreeMap<String, Reports>,
+) -> Vec<Shard> {
+    figures
+        .into_iter()
+        .map(|(queue, waiting, consumers)| Shard {
+            reports: reports.remove(&queue),
+            queue,
+            waiting,
+            consumers,
+        })
+        .collect()
+}

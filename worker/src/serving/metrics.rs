@@ -1,0 +1,155 @@
+//! The worker's Prometheus metrics, served on `worker.listen`.
+
+use clerk_sync_domain::outcome::Outcome;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventLabels {
+    pub event_type: String,
+    pub outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueueLabels {
+    pub queue: String,
+}
+
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    pub events: Family<EventLabels, Counter>,
+    pub batch_size: Histogram,
+    pub apply_seconds: Histogram,
+    pub freshness_seconds: Histogram,
+    pub redeliveries: Counter,
+    pub dead_letters: Counter,
+    pub database_connected: Gauge,
+    pub broker_connected: Gauge,
+    /// See [`crate::serving::shard_heads`].
+    pub shard_oldest_message_age_seconds: Family<QueueLabels, Gauge<f64, AtomicU64>>,
+    pub shard_messages_held: Family<QueueLabels, Gauge>,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("clerk_sync_worker");
+        let events = Family::<EventLabels, Counter>::default();
+        registry.register(
+            "events",
+            "Events logged, by type and outcome",
+            events.clone(),
+        );
+        let batch_size = Histogram::new(exponential_buckets(1.0, 2.0, 14));
+        registry.register(
+            "batch_size",
+            "Messages per database transaction",
+            batch_size.clone(),
+        );
+        let apply_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
+        registry.register(
+            "apply_seconds",
+            "Time to apply and commit one batch",
+            apply_seconds.clone(),
+        );
+        let freshness_seconds = Histogram::new(exponential_buckets(0.01, 2.0, 20));
+        registry.register(
+            "freshness_seconds",
+            "From Clerk's event time to the commit that applied it",
+            freshness_seconds.clone(),
+        );
+        let redeliveries = Counter::default();
+        registry.register(
+            "redeliveries",
+            "Messages RabbitMQ delivered more than once",
+            redeliveries.clone(),
+        );
+        let dead_letters = Counter::default();
+        registry.register(
+            "dead_letters",
+            "Messages sent to the dead-letter queue",
+            dead_letters.clone(),
+        );
+        let database_connected = Gauge::default();
+        registry.register(
+            "database_connected",
+            "1 while PostgreSQL is reachable",
+            database_connected.clone(),
+        );
+        let broker_connected = Gauge::default();
+        registry.register(
+            "broker_connected",
+            "1 while consuming from RabbitMQ",
+            broker_connected.clone(),
+        );
+        let shard_oldest_message_age_seconds =
+            Family::<QueueLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "shard_oldest_message_age_seconds",
+            "Age (from the ingest's receipt) of the oldest message this worker holds of a shard queue; 0 when it holds none",
+            shard_oldest_message_age_seconds.clone(),
+        );
+        let shard_messages_held = Family::<QueueLabels, Gauge>::default();
+        registry.register(
+            "shard_messages_held",
+            "Messages of a shard queue this worker has taken and not yet settled",
+            shard_messages_held.clone(),
+        );
+        Self {
+            registry,
+            events,
+            batch_size,
+            apply_seconds,
+            freshness_seconds,
+            redeliveries,
+            dead_letters,
+            database_connected,
+            broker_connected,
+            shard_oldest_message_age_seconds,
+            shard_messages_held,
+        }
+    }
+
+    /// Set the shard-head gauges of `queue` from what this worker holds.
+    pub fn shard_head(&self, queue: &str, head: &crate::serving::shard_heads::Head, now_ms: i64) {
+        let labels = QueueLabels {
+            queue: queue.to_owned(),
+        };
+        let age_ms = head.oldest_ms.map_or(0, |oldest| (now_ms - oldest).max(0));
+        self.shard_oldest_message_age_seconds
+            .get_or_create(&labels)
+            .set(age_ms as f64 / 1000.0);
+        self.shard_messages_held
+            .get_or_create(&labels)
+            .set(i64::from(head.held));
+    }
+
+    pub fn event(&self, event_type: &str, outcome: Outcome) {
+        self.events
+            .get_or_create(&EventLabels {
+                event_type: event_type.to_owned(),
+                outcome: outcome.as_str(),
+            })
+            .inc();
+    }
+
+    pub fn ready(&self) -> bool {
+        self.database_connected.get() == 1 && self.broker_connected.get() == 1
+    }
+
+    /// Every metric, for `/metrics`.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,247 @@
+//! Consuming every shard queue: batches of up to `worker.batch_size`
+//! messages (or whatever arrived within `worker.linger_ms`) are handed to
+//! one of `worker.batches_in_flight` runners, each applying its batch in one
+//! transaction on its own connection, so one batch is prepared while another
+//! commits. A batch is acknowledged only after its commit, and after the
+//! batch before it (see [`crate::taking::batch`] for this and the failure rules).
+//! When every runner is busy, nothing more is taken. RabbitMQ lost:
+//! reconnect with back-off; unacknowledged messages come back and are
+//! skipped if already applied. What each batch holds is registered for the
+//! shard-head reports (see [`crate::serving::shard_heads`]).
+
+use crate::serving::instance::Instance;
+use crate::serving::metrics::Metrics;
+use crate::serving::shard_heads::{self, Holdings};
+use crate::taking::batch::{Previous, Runner, Taken};
+use anyhow::Context;
+use clerk_sync_domain::backoff::Backoff;
+use clerk_sync_domain::topology::Topology;
+use clerk_sync_runtime::amqp;
+use clerk_sync_store::clock;
+use clerk_sync_store::settings::Settings;
+use futures::StreamExt;
+use lapin::options::{BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions};
+use lapin::types::FieldTable;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+pub struct Consumer {
+    settings: Arc<Settings>,
+    topology: Topology,
+    instance: Instance,
+    metrics: Arc<Metrics>,
+    stop: CancellationToken,
+    /// Runners not applying a batch now; a busy one comes back when done.
+    idle: mpsc::Receiver<Runner>,
+    done: mpsc::Sender<Runner>,
+    holdings: Arc<Holdings>,
+}
+
+impl std::fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer")
+            .field("topology", &self.topology)
+            .finish_non_exhaustive()
+    }
+}
+
+enum Lost {
+    Broker,
+    Stopped,
+}
+
+impl Consumer {
+    pub fn new(
+        settings: Settings,
+        instance: Instance,
+        metrics: Arc<Metrics>,
+        stop: CancellationToken,
+    ) -> Self {
+        let settings = Arc::new(settings);
+        let topology = settings.amqp.topology();
+        let runners = settings.worker.batches_in_flight;
+        let (done, idle) = mpsc::channel(runners);
+        for _ in 0..runners {
+            // The channel holds exactly `runners`: this never fails.
+            let _ = done.try_send(Runner::new(settings.clone(), metrics.clone(), stop.clone()));
+        }
+        let holdings = Holdings::new(usize::from(topology.shards()));
+        Self {
+            settings,
+            topology,
+            instance,
+            metrics,
+            stop,
+            idle,
+            done,
+            holdings,
+        }
+    }
+
+    /// An idle runner, or None once stopped.
+    async fn idle_runner(&mut self) -> Option<Runner> {
+        tokio::select! {
+            () = self.stop.cancelled() => None,
+            runner = self.idle.recv() => runner,
+        }
+    }
+
+    /// Consume until stopped, reconnecting to RabbitMQ as often as needed.
+    pub async fn run(mut self) -> anyhow::Result<()> {
+        let reporting = self.stop.child_token();
+        let reporter = tokio::spawn(shard_heads::report(
+            self.settings.clone(),
+            self.instance.clone(),
+            self.holdings.clone(),
+            self.metrics.clone(),
+            reporting.clone(),
+        ));
+        let result = self.consume().await;
+        reporting.cancel();
+        let _ = reporter.await;
+        result
+    }
+
+    async fn consume(&mut self) -> anyhow::Result<()> {
+        let mut backoff = Backoff::SERVICE;
+        loop {
+            let delay = match self.session().await {
+                Ok(Lost::Stopped) => return Ok(()),
+                Ok(Lost::Broker) => {
+                    self.metrics.broker_connected.set(0);
+                    backoff.reset();
+                    tracing::warn!("RabbitMQ connection lost; reconnecting");
+                    backoff.next_delay()
+                }
+                Err(e) => {
+                    self.metrics.broker_connected.set(0);
+                    let delay = backoff.next_delay();
+                    tracing::warn!(error = %format!("{e:#}"), retry_in = ?delay, "RabbitMQ unavailable");
+                    delay
+                }
+            };
+            tokio::select! {
+                () = self.stop.cancelled() => return Ok(()),
+                () = tokio::time::sleep(delay) => {}
+            }
+        }
+    }
+
+    /// One connection's life: consume and apply until it breaks or we stop.
+    /// Nothing is consumed until PostgreSQL answers.
+    async fn session(&mut self) -> anyhow::Result<Lost> {
+        let Some(mut runner) = self.idle_runner().await else {
+            return Ok(Lost::Stopped);
+        };
+        let connected = runner.wait_for_database().await;
+        let _ = self.done.send(runner).await;
+        if !connected {
+            return Ok(Lost::Stopped);
+        }
+        let connection = amqp::connect(&self.settings.amqp.url, "clerk-sync-worker").await?;
+        amqp::declare_topology(
+            &connection,
+            &self.topology,
+            self.settings.amqp.delivery_limit,
+        )
+        .await?;
+        let dead_letters = connection
+            .create_channel()
+            .await
+            .context("cannot open a channel")?;
+        dead_letters
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .context("cannot enable confirms")?;
+        // One channel per shard queue: a channel's deliveries arrive in
+        // delivery-tag order, so one `multiple` ack per channel covers
+        // exactly what a batch took from it. The prefetch (one batch more
+        // than are in flight) is shared out between the shards.
+        let shards = usize::from(self.topology.shards());
+        let per_shard = (self.settings.worker.batch_size * 2)
+            .div_ceil(shards)
+            .max(1);
+        let prefetch = u16::try_from(per_shard).unwrap_or(u16::MAX);
+        let mut consumers = Vec::new();
+        for (shard, queue) in self.topology.shard_queues().enumerate() {
+            let channel = connection
+                .create_channel()
+                .await
+                .context("cannot open a channel")?;
+            channel
+                .basic_qos(prefetch, BasicQosOptions::default())
+                .await
+                .context("cannot set the prefetch")?;
+            let consumer = channel
+                .basic_consume(
+                    queue.as_str().into(),
+                    "".into(),
+                    BasicConsumeOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .with_context(|| format!("cannot consume {queue}"))?;
+            consumers
+                .push(consumer.map(move |delivery| delivery.map(|d| Taken { shard, delivery: d })));
+        }
+        self.metrics.broker_connected.set(1);
+        tracing::info!(queues = consumers.len(), "consuming");
+        let mut deliveries = futures::stream::select_all(consumers);
+        let batch_size = self.settings.worker.batch_size;
+        let linger = Duration::from_millis(self.settings.worker.linger_ms);
+        let mut batches = JoinSet::new();
+        let mut previous = Previous::none();
+        let lost = loop {
+            let first = tokio::select! {
+                () = self.stop.cancelled() => break Lost::Stopped,
+                next = deliveries.next() => next,
+            };
+            let Some(Ok(first)) = first else {
+                break Lost::Broker;
+            };
+            let mut batch = vec![first];
+            let deadline = tokio::time::Instant::now() + linger;
+            while batch.len() < batch_size {
+                tokio::select! {
+                    () = tokio::time::sleep_until(deadline) => break,
+                    next = deliveries.next() => match next {
+                        Some(Ok(delivery)) => batch.push(delivery),
+                        _ => break,
+                    },
+                }
+            }
+            let now_ms = clock::now_ms();
+            let held = self.holdings.hold(batch.iter().map(|taken| {
+                let received_ms = shard_heads::received_at_ms(&taken.delivery);
+                (taken.shard, received_ms.unwrap_or(now_ms))
+            }));
+            // Waits while every runner is busy; the prefetch then fills up
+            // and RabbitMQ stops sending.
+            let Some(mut runner) = self.idle_runner().await else {
+                break Lost::Stopped; // The batch in hand goes back to its queue.
+            };
+            let (settled, next) = Previous::chain();
+            let before = std::mem::replace(&mut previous, next);
+            let (done, dead_letters) = (self.done.clone(), dead_letters.clone());
+            batches.spawn(async move {
+                let settled_now = runner.handle(&batch, &dead_letters, before).await;
+                let _ = settled.send(settled_now);
+                drop(held);
+                let _ = done.send(runner).await;
+            });
+            // Forget the batches that are finished.
+            while batches.try_join_next().is_some() {}
+        };
+        // Let the batches in flight finish (and acknowledge) before closing.
+        while batches.join_next().await.is_some() {}
+        if matches!(lost, Lost::Stopped) {
+            let _ = connection
+                .close(200, "clerk-sync-worker stopping".into())
+                .await;
+        }
+        Ok(lost)
+    }
+}
