@@ -57,13 +57,13 @@ def queue_argument_templates():
     one of the placeholders "<delivery_limit>", "<dead_letter_exchange>"."""
     source = AMQP_RS.read_text()
     known_values = {
-        'text("quorum")': "quorum",
-        'text("at-least-once")': "at-least-once",
-        'text("reject-publish")': "reject-publish",
+        'long_string("quorum")': "quorum",
+        'long_string("at-least-once")': "at-least-once",
+        'long_string("reject-publish")': "reject-publish",
         "AMQPValue::LongLongInt(i64::from(delivery_limit))": "<delivery_limit>",
         # In effect no limit, on RabbitMQ 3 and 4 alike.
         "AMQPValue::LongLongInt(i64::from(DEAD_LETTER_DELIVERY_LIMIT))": 2147483647,
-        "text(&topology.dead_letter_exchange())": "<dead_letter_exchange>",
+        "long_string(&topology.dead_letter_exchange())": "<dead_letter_exchange>",
     }
     if "pub const DEAD_LETTER_DELIVERY_LIMIT: i32 = i32::MAX;" not in source:
         raise SourceChanged(f"{AMQP_RS.relative_to(ROOT)}: DEAD_LETTER_DELIVERY_LIMIT is no longer i32::MAX")
