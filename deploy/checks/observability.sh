@@ -6,7 +6,7 @@
 #     in at least one unit test;
 #   - every metric name in the alerts, their tests and the dashboard exists:
 #     clerk-sync's names are read from ingest/src/metrics.rs and
-#     worker/src/metrics.rs (counters get _total, histograms _bucket/_sum/
+#     worker/src/serving/metrics.rs (counters get _total, histograms _bucket/_sum/
 #     _count), RabbitMQ's from the list below; label names must exist too;
 #   - the dashboard is valid JSON with unique panel ids, non-overlapping
 #     panels, known template variables, and every query parses (promtool).
@@ -119,7 +119,7 @@ def rust_metrics(path):
 
 KNOWN = {"up": set()}
 KNOWN.update(rust_metrics("ingest/src/metrics.rs"))
-KNOWN.update(rust_metrics("worker/src/metrics.rs"))
+KNOWN.update(rust_metrics("worker/src/serving/metrics.rs"))
 KNOWN.update(RABBITMQ)
 
 KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool",
