@@ -1,7 +1,7 @@
 use clap::Parser;
 use clerk_sync_ingest::settings::Settings;
 use clerk_sync_ingest::startup::Application;
-use clerk_sync_runtime::settings::SettingsError;
+use clerk_sync_runtime::settings::{Sections, SettingsError};
 use clerk_sync_runtime::telemetry;
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -4,12 +4,9 @@
 //! needs `database.url` or `clerk.api_url` to be right.
 
 use clerk_sync_runtime::settings::{
-    self as shared, AmqpSettings, IngestSettings, LogSettings, Sections, SettingsError, Unused,
-    WebhookSettings,
+    AmqpSettings, IngestSettings, LogSettings, Sections, SettingsError, Unused, WebhookSettings,
 };
 use serde::Deserialize;
-use std::collections::HashMap;
-use std::path::Path;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -27,22 +24,6 @@ pub struct Settings {
     status: Unused,
 }
 
-impl Settings {
-    /// Load from the process environment and `config_file` (or
-    /// `clerk-sync.toml` in the working directory when there is one).
-    pub fn load(config_file: Option<&Path>) -> Result<Self, SettingsError> {
-        shared::load(config_file)
-    }
-
-    /// Load with an explicit environment (what tests use).
-    pub fn load_from(
-        config_file: Option<&Path>,
-        env: &HashMap<String, String>,
-    ) -> Result<Self, SettingsError> {
-        shared::load_from(config_file, env)
-    }
-}
-
 impl Sections for Settings {
     fn validate(&self) -> Result<(), SettingsError> {
         self.amqp.validate()?;
@@ -53,6 +34,7 @@ impl Sections for Settings {
 #[cfg(test)]
 mod tests {
     use super::Settings;
+    use clerk_sync_runtime::settings::Sections;
     use std::collections::HashMap;
     use std::io::Write;
 

@@ -5,14 +5,11 @@
 use clerk_sync_domain::roles::{DefaultRole, MetadataSource, RolePolicy};
 use clerk_sync_runtime::secret_url::SecretUrl;
 use clerk_sync_runtime::settings::{
-    self as shared, AmqpSettings, IngestSettings, LogSettings, Sections, SettingsError,
-    WebhookSettings, check_url,
+    AmqpSettings, IngestSettings, LogSettings, Sections, SettingsError, WebhookSettings, check_url,
 };
 use secrecy::SecretString;
 use serde::Deserialize;
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::Path;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -32,20 +29,6 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Load from the process environment and `config_file` (or
-    /// `clerk-sync.toml` in the working directory when there is one).
-    pub fn load(config_file: Option<&Path>) -> Result<Self, SettingsError> {
-        shared::load(config_file)
-    }
-
-    /// Load with an explicit environment (what tests use).
-    pub fn load_from(
-        config_file: Option<&Path>,
-        env: &HashMap<String, String>,
-    ) -> Result<Self, SettingsError> {
-        shared::load_from(config_file, env)
-    }
-
     /// `reconcile` cannot read Clerk's users without the secret key.
     pub fn require_clerk_secret_key(&self) -> Result<&SecretString, SettingsError> {
         self.clerk.secret_key.as_ref().ok_or_else(|| {

@@ -1,6 +1,7 @@
 use super::*;
 use clerk_sync_domain::roles::{DefaultRole, MetadataSource, RolePolicy};
 use secrecy::ExposeSecret;
+use std::collections::HashMap;
 use std::io::Write;
 
 fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {

@@ -1,6 +1,6 @@
 use clap::{Parser, Subcommand};
 use clerk_sync_operators::{dlq, forget, reconcile, replay, send, status, verify_log};
-use clerk_sync_runtime::settings::SettingsError;
+use clerk_sync_runtime::settings::{Sections, SettingsError};
 use clerk_sync_runtime::telemetry;
 use clerk_sync_store::settings::Settings;
 use clerk_sync_worker::{migrate, service};

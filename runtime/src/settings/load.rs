@@ -22,6 +22,20 @@ pub(super) const WELL_KNOWN: [(&str, &str); 5] = [
 /// deny_unknown_fields)]`), and the check of the values it uses.
 pub trait Sections: DeserializeOwned {
     fn validate(&self) -> Result<(), SettingsError>;
+
+    /// Load from the process environment and `config_file` (or
+    /// `clerk-sync.toml` in the working directory when there is one).
+    fn load(config_file: Option<&Path>) -> Result<Self, SettingsError> {
+        load(config_file)
+    }
+
+    /// Load with an explicit environment (what tests use).
+    fn load_from(
+        config_file: Option<&Path>,
+        env: &HashMap<String, String>,
+    ) -> Result<Self, SettingsError> {
+        load_from(config_file, env)
+    }
 }
 
 /// Load from the process environment and `config_file` (or
