@@ -128,6 +128,21 @@ impl System {
         self.workers.push(command.spawn().unwrap());
     }
 
+    /// Every worker's log so far (the last 20 lines of each), for a failure
+    /// message.
+    pub fn worker_logs(&self) -> String {
+        (0..self.started)
+            .map(|index| {
+                let path = self.worker_log(index);
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                let lines: Vec<&str> = text.lines().collect();
+                let tail = lines[lines.len().saturating_sub(20)..].join("\n");
+                format!("== {} ({} lines)\n{tail}", path.display(), lines.len())
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     /// The log file of the `index`-th worker started (from 0).
     pub fn worker_log(&self, index: usize) -> std::path::PathBuf {
         std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
@@ -211,10 +226,12 @@ impl System {
             if logged >= count {
                 return;
             }
-            assert!(
-                started.elapsed() < within,
-                "only {logged} of {count} events logged after {within:?}"
-            );
+            if started.elapsed() >= within {
+                panic!(
+                    "only {logged} of {count} events logged after {within:?}; the workers' logs:\n{}",
+                    self.worker_logs()
+                );
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
