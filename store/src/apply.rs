@@ -5,6 +5,7 @@
 //! what deleted users left in the log, notify, commit.
 
 use crate::incoming::Incoming;
+use crate::payload;
 use crate::plan::{self, Plan};
 use crate::repository::{self, emails};
 use crate::settings::Settings;
@@ -46,7 +47,8 @@ pub async fn apply_batch(
             let logged = repository::events::logged(connection, &ids).await?;
             let plan = plan::plan(messages, &states, &logged, &rules.roles, now_ms);
             let holders = decide_emails(connection, &states, &plan.changed).await?;
-            repository::events::insert_log(connection, &plan.log).await?;
+            let payloads = payload::of_rows(&plan.log, messages);
+            repository::events::insert_log(connection, &plan.log, &payloads).await?;
             repository::users::save_users(connection, &plan.changed).await?;
             let (deleted, alive): (BTreeMap<_, _>, BTreeMap<_, _>) =
                 plan.changed.iter().partition(|(_, state)| state.deleted);

@@ -5,9 +5,11 @@
 //! that logging it never fails.
 
 use crate::incoming::Incoming;
+use crate::plan::LogRow;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
+use std::collections::HashMap;
 
 /// SQL that selects the body's two forms as `body` and `body_base64`.
 pub const BODY_COLUMNS: &str = "payload->>'body' AS body, payload->>'body_base64' AS body_base64";
@@ -27,6 +29,22 @@ pub fn of(message: &Incoming) -> Value {
     };
     payload[key] = Value::String(body);
     payload
+}
+
+/// The payloads of `rows`, in order: each that of the message with its
+/// svix-id (the first, when a batch holds one twice).
+pub fn of_rows(rows: &[LogRow], messages: &[Incoming]) -> Vec<Value> {
+    let mut by_id: HashMap<&str, &Incoming> = HashMap::with_capacity(messages.len());
+    for message in messages {
+        by_id.entry(message.svix_id.as_str()).or_insert(message);
+    }
+    rows.iter()
+        .map(|row| {
+            by_id
+                .get(row.svix_id.as_str())
+                .map_or(Value::Null, |m| of(m))
+        })
+        .collect()
 }
 
 /// The body from its two stored forms (see [`BODY_COLUMNS`]).
@@ -78,5 +96,26 @@ mod tests {
             assert!(!payload.to_string().contains("\\u0000"));
             assert_eq!(stored(&payload), body);
         }
+    }
+
+    #[test]
+    fn each_row_gets_the_payload_of_its_message() {
+        let first = message(b"{\"n\":1}");
+        let mut again = message(b"{\"n\":2}");
+        again.svix_id = "m1".to_owned();
+        let mut other = message(b"{\"n\":3}");
+        other.svix_id = "m2".to_owned();
+        let plan = crate::plan::plan(
+            &[first, again, other.clone()],
+            &std::collections::BTreeMap::new(),
+            &std::collections::HashSet::new(),
+            &clerk_sync_domain::roles::RolePolicy::default(),
+            0,
+        );
+        let payloads = of_rows(&plan.log, &[other, message(b"{\"n\":1}")]);
+        assert_eq!(plan.log.len(), 2, "a svix-id is logged once");
+        assert_eq!(payloads[0]["body"], "{\"n\":1}");
+        assert_eq!(payloads[0]["headers"]["svix-id"], "m1");
+        assert_eq!(payloads[1]["body"], "{\"n\":3}");
     }
 }

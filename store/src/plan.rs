@@ -2,7 +2,6 @@
 //! already logged, decide every message in delivery order. Pure.
 
 use crate::incoming::Incoming;
-use crate::payload;
 use clerk_sync_domain::outcome::Outcome;
 use clerk_sync_domain::projection::{Change, UserState, decide};
 use clerk_sync_domain::roles::{Resolution, RolePolicy};
@@ -13,7 +12,8 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 /// logged `failed`, and never applied, not even by replay.
 pub const DISCARDED: &str = "discarded by operator";
 
-/// One row of `clerk_sync.events`.
+/// One row of `clerk_sync.events`, but its `payload` (the message as
+/// received, which deciding does not need: see `payload::of_rows`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogRow {
     pub svix_id: String,
@@ -21,7 +21,6 @@ pub struct LogRow {
     pub clerk_user_id: Option<String>,
     pub occurred_at_ms: Option<i64>,
     pub received_at_ms: i64,
-    pub payload: serde_json::Value,
     pub outcome: Outcome,
     pub error: Option<String>,
 }
@@ -68,7 +67,6 @@ pub fn plan(
             clerk_user_id: None,
             occurred_at_ms: None,
             received_at_ms,
-            payload: payload::of(message),
             outcome: Outcome::Failed,
             error: None,
         };
@@ -144,7 +142,6 @@ pub fn discarded(message: &Incoming, now_ms: i64) -> LogRow {
         clerk_user_id: None,
         occurred_at_ms: None,
         received_at_ms: message.received_at_ms.unwrap_or(now_ms),
-        payload: payload::of(message),
         outcome: Outcome::Failed,
         error: None,
     });
@@ -255,7 +252,6 @@ mod tests {
         assert_eq!(row.event_type.as_deref(), Some("user.updated"));
         assert_eq!(row.clerk_user_id.as_deref(), Some("user_1"));
         assert_eq!(row.occurred_at_ms, Some(1_000_000_000_000));
-        assert_eq!(row.payload["headers"]["svix-id"], "m1");
         let unreadable = discarded(&message("m2", "not json"), 0);
         assert_eq!(unreadable.error.as_deref(), Some(DISCARDED));
     }

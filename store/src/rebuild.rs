@@ -33,27 +33,30 @@ pub struct Rebuilt {
 }
 
 /// Fold `events` (in the order they were logged) for `users`.
-pub fn rebuild(users: &[String], events: &[LoggedEvent], policy: &RolePolicy) -> Rebuilt {
-    let events: Vec<&LoggedEvent> = events
-        .iter()
+pub fn rebuild(users: &[String], events: Vec<LoggedEvent>, policy: &RolePolicy) -> Rebuilt {
+    let mut events: Vec<LoggedEvent> = events
+        .into_iter()
         .filter(|e| e.error.as_deref() != Some(DISCARDED))
         .collect();
-    // The body is parsed once and not kept: nothing here writes a payload.
+    // Each body moves into its message (read once, not copied).
     let messages: Vec<Incoming> = events
-        .iter()
-        .map(|e| Incoming {
-            svix_id: e.svix_id.clone(),
-            svix_timestamp: e.svix_timestamp.clone(),
-            svix_signature: None,
-            received_at_ms: Some(e.received_at_ms),
-            body: Vec::new(),
-            event: ParsedEvent::parse(&e.body),
-            delivery_count: 0,
+        .iter_mut()
+        .map(|e| {
+            let body = std::mem::take(&mut e.body);
+            Incoming {
+                svix_id: e.svix_id.clone(),
+                svix_timestamp: e.svix_timestamp.clone(),
+                svix_signature: None,
+                received_at_ms: Some(e.received_at_ms),
+                event: ParsedEvent::parse(&body),
+                body,
+                delivery_count: 0,
+            }
         })
         .collect();
     let planned = plan::plan(&messages, &BTreeMap::new(), &HashSet::new(), policy, 0);
     let logged: HashMap<&str, &LoggedEvent> =
-        events.iter().map(|e| (e.svix_id.as_str(), *e)).collect();
+        events.iter().map(|e| (e.svix_id.as_str(), e)).collect();
     let rejudged = planned
         .log
         .into_iter()
@@ -185,8 +188,8 @@ mod tests {
         let mut reversed = events.clone();
         reversed.reverse();
         let policy = RolePolicy::default();
-        let a = rebuild(&users(&["u1", "u2"]), &events, &policy);
-        let b = rebuild(&users(&["u1", "u2"]), &reversed, &policy);
+        let a = rebuild(&users(&["u1", "u2"]), events.to_vec(), &policy);
+        let b = rebuild(&users(&["u1", "u2"]), reversed.to_vec(), &policy);
         assert_eq!(a.states, b.states);
         let u1 = &a.states["u1"];
         assert_eq!(u1.roles, [Role::Student, Role::Instructor].into());
@@ -210,7 +213,7 @@ mod tests {
         let broken = logged("m3", "failed", "not json");
         let rebuilt = rebuild(
             &users(&["u1"]),
-            &[discarded, fixed, broken],
+            vec![discarded, fixed, broken],
             &RolePolicy::default(),
         );
         let profile = rebuilt.states["u1"].profile.clone();

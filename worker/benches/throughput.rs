@@ -61,10 +61,13 @@ async fn raw_limit(connection: &mut AsyncPgConnection, events: &[Event]) -> Resu
                 clerk_user_id: Some(e.user.clone()),
                 occurred_at_ms: Some(e.at_ms),
                 received_at_ms: e.at_ms,
-                payload: serde_json::json!({"headers": {"svix-id": e.svix_id}, "body": String::from_utf8_lossy(&e.body)}),
                 outcome: Outcome::Applied,
                 error: None,
             })
+            .collect();
+        let payloads: Vec<serde_json::Value> = batch
+            .iter()
+            .map(|e| serde_json::json!({"headers": {"svix-id": e.svix_id}, "body": String::from_utf8_lossy(&e.body)}))
             .collect();
         let users: BTreeMap<String, UserState> = batch
             .iter()
@@ -88,7 +91,7 @@ async fn raw_limit(connection: &mut AsyncPgConnection, events: &[Event]) -> Resu
             .collect();
         connection
             .transaction(async |c| {
-                repository::events::insert_log(c, &log).await?;
+                repository::events::insert_log(c, &log, &payloads).await?;
                 repository::rows::write_rows(c, &users).await
             })
             .await

@@ -9,6 +9,7 @@ use super::run::take_named;
 use crate::progress;
 use clerk_sync_store::clock::now_ms;
 use clerk_sync_store::incoming::Incoming;
+use clerk_sync_store::payload;
 use clerk_sync_store::plan::{self, DISCARDED, LogRow};
 use clerk_sync_store::repository::database;
 use clerk_sync_store::repository::{events, users};
@@ -95,9 +96,13 @@ async fn discard(
         let Some(first) = copies.first() else {
             continue;
         };
-        let row = plan::discarded(&Incoming::from_delivery(&first.delivery), now_ms());
+        let message = Incoming::from_delivery(&first.delivery);
+        let row = plan::discarded(&message, now_ms());
+        let payload = payload::of(&message);
         let logged = connection
-            .transaction(async |connection| log_once(connection, &row, erase_on_delete).await)
+            .transaction(async |connection| {
+                log_once(connection, &row, &payload, erase_on_delete).await
+            })
             .await;
         let result = match logged {
             Ok(before) => {
@@ -128,12 +133,18 @@ async fn discard(
 async fn log_once(
     connection: &mut AsyncPgConnection,
     row: &LogRow,
+    payload: &serde_json::Value,
     erase_on_delete: bool,
 ) -> Result<Option<String>, diesel::result::Error> {
     if let Some(before) = events::outcome_locked(connection, &row.svix_id).await? {
         return Ok(Some(before));
     }
-    events::insert_log(connection, std::slice::from_ref(row)).await?;
+    events::insert_log(
+        connection,
+        std::slice::from_ref(row),
+        std::slice::from_ref(payload),
+    )
+    .await?;
     if erase_on_delete
         && let Some(user) = &row.clerk_user_id
         && users::is_deleted(connection, user).await?

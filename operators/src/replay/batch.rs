@@ -30,7 +30,8 @@ pub(super) async fn rebuild_batch(
     };
     let events = log::logged_events(connection, users).await?;
     let existing = log::existing_rows(connection, users).await?;
-    let rebuilt = rebuild::rebuild(users, &events, &rules.roles);
+    let event_count = events.len();
+    let rebuilt = rebuild::rebuild(users, events, &rules.roles);
     let corrected: BTreeMap<String, UserState> = rebuilt
         .states
         .iter()
@@ -117,7 +118,7 @@ pub(super) async fn rebuild_batch(
         repository::users::notify(connection, &touched.into_iter().collect::<Vec<_>>()).await?;
     }
     Ok(Batch {
-        events: events.len(),
+        events: event_count,
         diffs,
         states_corrected: corrected.len(),
         rejudged: rebuilt.rejudged.len(),

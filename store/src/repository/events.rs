@@ -26,7 +26,13 @@ pub async fn logged(
     Ok(found.into_iter().collect())
 }
 
-pub async fn insert_log(connection: &mut AsyncPgConnection, rows: &[LogRow]) -> Result<(), Error> {
+/// Log `rows`, each with its payload (`payloads[i]` is `rows[i]`'s); a
+/// svix-id already logged is left as it is.
+pub async fn insert_log(
+    connection: &mut AsyncPgConnection,
+    rows: &[LogRow],
+    payloads: &[serde_json::Value],
+) -> Result<(), Error> {
     if rows.is_empty() {
         return Ok(());
     }
@@ -44,7 +50,7 @@ pub async fn insert_log(connection: &mut AsyncPgConnection, rows: &[LogRow]) -> 
     .bind::<Array<Nullable<Text>>, _>(column(&|r| r.clerk_user_id.clone()))
     .bind::<Array<Nullable<BigInt>>, _>(rows.iter().map(|r| r.occurred_at_ms).collect::<Vec<_>>())
     .bind::<Array<BigInt>, _>(rows.iter().map(|r| r.received_at_ms).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(rows.iter().map(|r| r.payload.to_string()).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(payloads.iter().map(ToString::to_string).collect::<Vec<_>>())
     .bind::<Array<Text>, _>(rows.iter().map(|r| r.outcome.as_str()).collect::<Vec<_>>())
     .bind::<Array<Nullable<Text>>, _>(column(&|r| r.error.clone()))
     .execute(connection)
