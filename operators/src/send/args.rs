@@ -6,6 +6,8 @@ use clap::ArgGroup;
 use clap::builder::NonEmptyStringValueParser;
 use std::path::PathBuf;
 
+// The field docs are `--help` text, where `<random>` reads as meant.
+#[allow(rustdoc::invalid_html_tags)]
 #[derive(Debug, clap::Args)]
 #[command(group(
     ArgGroup::new("what")

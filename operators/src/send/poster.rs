@@ -74,7 +74,7 @@ pub struct Poster {
 
 impl Poster {
     /// A settings fault (no secret, or one that is not a whsec_ secret) is a
-    /// [`SettingsError`], so the command exits 2.
+    /// [`SettingsError`](clerk_sync_runtime::settings::SettingsError), so the command exits 2.
     pub fn new(settings: &Settings, url: String) -> anyhow::Result<Self> {
         let secrets = settings.webhook.require_secrets()?;
         let count = secrets.len();

@@ -1,5 +1,5 @@
 //! What `status` found, the thresholds it checks, and how it prints them.
-//! Pure: the figures come from [`super::gather`].
+//! Pure: the figures come from `gather`.
 
 use super::workers::{self, Worker};
 use crate::{age, table};

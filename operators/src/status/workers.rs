@@ -1,7 +1,7 @@
 //! The workers running now, as `status` shows them: each one's name and
 //! where it serves its metrics, health and readiness (from
 //! `clerk_sync.workers`, which every worker updates with its shard reports).
-//! Pure: the rows come from [`super::gather`].
+//! Pure: the rows come from `gather`.
 
 use crate::{age, table};
 use serde_json::{Value, json};
