@@ -19,22 +19,33 @@ impl SecretUrl {
         self.0.expose_secret()
     }
 
-    /// The URL with any password replaced by `***`.
+    /// The URL with any password replaced by `***`. A value holding several
+    /// URLs separated by commas (as several broker nodes are given) has
+    /// each one's masked: parsed whole, the second URL would be the first
+    /// one's path, password and all.
     pub fn redacted(&self) -> String {
-        match url::Url::parse(self.expose()) {
-            Ok(mut url) => {
-                if url.password().is_some() {
-                    // Only fails for URLs that cannot have a password at all.
-                    let _ = url.set_password(Some("***"));
-                }
-                url.to_string()
-            }
-            Err(_) => "<not a valid URL>".to_owned(),
-        }
+        self.expose()
+            .split(',')
+            .map(|part| redact(part.trim()))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     pub fn parsed(&self) -> Result<url::Url, url::ParseError> {
         url::Url::parse(self.expose())
+    }
+}
+
+fn redact(one: &str) -> String {
+    match url::Url::parse(one) {
+        Ok(mut url) => {
+            if url.password().is_some() {
+                // Only fails for URLs that cannot have a password at all.
+                let _ = url.set_password(Some("***"));
+            }
+            url.to_string()
+        }
+        Err(_) => "<not a valid URL>".to_owned(),
     }
 }
 
@@ -72,5 +83,17 @@ mod tests {
     fn an_invalid_url_is_not_echoed() {
         let url = SecretUrl::new("hunter2 is not a url");
         assert!(!url.to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn every_url_of_a_list_is_masked() {
+        let url = SecretUrl::new("amqp://a:first@n1:5672/%2f,amqp://b:second@n2:5673/%2f");
+        let shown = format!("{url} {url:?}");
+        assert!(!shown.contains("first"), "{shown}");
+        assert!(!shown.contains("second"), "{shown}");
+        assert_eq!(
+            url.to_string(),
+            "amqp://a:***@n1:5672/%2f,amqp://b:***@n2:5673/%2f"
+        );
     }
 }

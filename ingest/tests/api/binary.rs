@@ -97,6 +97,27 @@ fn an_unreachable_broker_is_named_at_start_up() {
     assert!(!stderr.contains("sekrit"), "{stderr}");
 }
 
+/// Several broker addresses given at once (comma-separated): none of their
+/// passwords is printed (before, the second was, in clear).
+#[test]
+fn no_password_of_several_broker_urls_is_printed() {
+    let url = format!(
+        "amqp://guest:firstpass@127.0.0.1:{}/%2f,amqp://guest:secondpass@127.0.0.1:{}/%2f",
+        free_port(),
+        free_port()
+    );
+    let output = run(&[
+        ("CLERK_WEBHOOK_SECRET", SECRET),
+        ("AMQP_URL", &url),
+        ("CLERK_SYNC__LOG__FORMAT", "json"),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("firstpass"), "{stderr}");
+    assert!(!stderr.contains("secondpass"), "{stderr}");
+    assert!(stderr.contains("amqp://guest:***@"), "{stderr}");
+}
+
 struct Running {
     child: Child,
     address: String,
