@@ -42,9 +42,36 @@ pub enum AmqpError {
     },
 }
 
-/// Open a connection, named so operators can tell processes apart in the
-/// management UI. Fails within [`CONNECT_TIMEOUT`].
+/// Open a connection to the first node of `url` that answers (`url` may
+/// list several nodes' URLs, separated by commas: each is tried in order,
+/// so a reconnect moves on when its node is gone), named so operators can
+/// tell processes apart in the management UI. Each node fails within
+/// [`CONNECT_TIMEOUT`].
 pub async fn connect(url: &SecretUrl, connection_name: &str) -> Result<Connection, AmqpError> {
+    let nodes = url.nodes();
+    let mut reasons = Vec::new();
+    for node in &nodes {
+        match connect_one(node, connection_name).await {
+            Ok(connection) => return Ok(connection),
+            Err(AmqpError::Unreachable { url, reason }) if nodes.len() > 1 => {
+                tracing::warn!(url = %url, reason = %reason, "RabbitMQ node unreachable; trying the next");
+                reasons.push(format!("{url}: {reason}"));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(AmqpError::Unreachable {
+        url: url.redacted(),
+        reason: if reasons.is_empty() {
+            "no broker URL".to_owned()
+        } else {
+            format!("no node answered ({})", reasons.join("; "))
+        },
+    })
+}
+
+/// Connect to the one node `url` names.
+async fn connect_one(url: &SecretUrl, connection_name: &str) -> Result<Connection, AmqpError> {
     let properties = ConnectionProperties::default().with_connection_name(connection_name.into());
     let unreachable = |reason: String| AmqpError::Unreachable {
         url: url.redacted(),

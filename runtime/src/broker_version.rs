@@ -24,6 +24,18 @@ const MOST_BYTES: usize = 64 * 1024;
 
 /// The node's version (e.g. `4.0.5`), or why it could not be read.
 pub async fn read(url: &SecretUrl) -> Result<String, String> {
+    let mut failure = String::from("no broker URL");
+    for node in url.nodes() {
+        match read_one(&node).await {
+            Ok(version) => return Ok(version),
+            Err(reason) => failure = reason,
+        }
+    }
+    Err(failure)
+}
+
+/// The version of the one node `url` names.
+async fn read_one(url: &SecretUrl) -> Result<String, String> {
     let uri: AMQPUri = url.expose().parse()?;
     tokio::task::spawn_blocking(move || probe(&uri).map_err(|e| e.to_string()))
         .await

@@ -31,6 +31,17 @@ impl SecretUrl {
             .join(",")
     }
 
+    /// The URLs of a value that lists several (separated by commas, as
+    /// several broker nodes are given), in order; one for a single URL.
+    pub fn nodes(&self) -> Vec<SecretUrl> {
+        self.expose()
+            .split(',')
+            .map(str::trim)
+            .filter(|part| !part.is_empty())
+            .map(SecretUrl::new)
+            .collect()
+    }
+
     pub fn parsed(&self) -> Result<url::Url, url::ParseError> {
         url::Url::parse(self.expose())
     }

@@ -195,6 +195,37 @@ impl Running {
     }
 }
 
+/// `AMQP_URL` may list several nodes: the first that answers is used (here
+/// the first is down), and an event goes through it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_several_broker_nodes_the_first_that_answers_is_used() {
+    let down = format!("amqp://guest:guest@127.0.0.1:{}/%2f", free_port());
+    let nodes = format!("{down},{}", clerk_sync_testkit::broker::amqp_url());
+    let ingest = Running::start(&nodes, &[]).await;
+    let client = reqwest::Client::new();
+    let (id, status) = ingest
+        .post(&client, user_event("user.updated", "user_nodes", 1))
+        .await;
+    assert_eq!(status, 202);
+    ingest.terminate();
+    let (output, topology) = tokio::task::spawn_blocking(move || ingest.wait())
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let queued: Vec<Option<String>> = topology
+        .drain()
+        .await
+        .into_iter()
+        .map(|q| q.message_id)
+        .collect();
+    assert_eq!(queued, [Some(id)]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("RabbitMQ node unreachable; trying the next"),
+        "{stderr}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_requests_in_flight_confirms_included_and_exits_0() {
     // Slow confirms so the requests are surely in flight when SIGTERM lands.

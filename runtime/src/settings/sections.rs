@@ -186,7 +186,13 @@ impl AmqpSettings {
     }
 
     pub fn validate(&self) -> Result<(), SettingsError> {
-        check_url(&self.url, "amqp.url", &["amqp", "amqps"])?;
+        // One node's URL, or several separated by commas.
+        for node in self.url.nodes() {
+            check_url(&node, "amqp.url", &["amqp", "amqps"])?;
+        }
+        if self.url.nodes().is_empty() {
+            return Err(SettingsError::invalid("amqp.url", "is empty"));
+        }
         if self.shards == 0 || self.shards > 1024 {
             return Err(SettingsError::invalid(
                 "amqp.shards",

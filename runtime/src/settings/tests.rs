@@ -167,3 +167,19 @@ fn a_number_like_prefix_stays_a_string() {
     let settings = load(&[("CLERK_SYNC__AMQP__PREFIX", "123")]).unwrap();
     assert_eq!(settings.amqp.prefix, "123");
 }
+
+#[test]
+fn amqp_url_may_list_several_nodes_each_checked() {
+    let settings = load(&[("AMQP_URL", "amqp://a:x@n1/%2f, amqp://b:y@n2:5673/%2f")]).unwrap();
+    assert_eq!(settings.amqp.url.nodes().len(), 2);
+    let error = load(&[("AMQP_URL", "amqp://a:x@n1/%2f,http://n2/")])
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        error.starts_with(
+            "setting amqp.url (AMQP_URL or CLERK_SYNC__AMQP__URL): must be a amqp/amqps URL"
+        ),
+        "{error}"
+    );
+}
