@@ -189,6 +189,24 @@ impl Running {
         (id, status)
     }
 
+    /// Post one signed event (asserting 202), stop with SIGTERM, and return
+    /// its svix-id, the process's output and the message ids queued.
+    async fn post_one_and_stop(self, body: Vec<u8>) -> (String, Output, Vec<Option<String>>) {
+        let (id, status) = self.post(&reqwest::Client::new(), body).await;
+        assert_eq!(status, 202);
+        self.terminate();
+        let (output, topology) = tokio::task::spawn_blocking(move || self.wait())
+            .await
+            .unwrap();
+        let queued = topology
+            .drain()
+            .await
+            .into_iter()
+            .map(|q| q.message_id)
+            .collect();
+        (id, output, queued)
+    }
+
     fn wait(self) -> (Output, TestTopology) {
         let output = self.child.wait_with_output().unwrap();
         (output, self.topology)
@@ -202,22 +220,10 @@ async fn of_several_broker_nodes_the_first_that_answers_is_used() {
     let down = format!("amqp://guest:guest@127.0.0.1:{}/%2f", free_port());
     let nodes = format!("{down},{}", clerk_sync_testkit::broker::amqp_url());
     let ingest = Running::start(&nodes, &[]).await;
-    let client = reqwest::Client::new();
-    let (id, status) = ingest
-        .post(&client, user_event("user.updated", "user_nodes", 1))
+    let (id, output, queued) = ingest
+        .post_one_and_stop(user_event("user.updated", "user_nodes", 1))
         .await;
-    assert_eq!(status, 202);
-    ingest.terminate();
-    let (output, topology) = tokio::task::spawn_blocking(move || ingest.wait())
-        .await
-        .unwrap();
     assert_eq!(output.status.code(), Some(0));
-    let queued: Vec<Option<String>> = topology
-        .drain()
-        .await
-        .into_iter()
-        .map(|q| q.message_id)
-        .collect();
     assert_eq!(queued, [Some(id)]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -266,16 +272,9 @@ async fn sigterm_finishes_requests_in_flight_confirms_included_and_exits_0() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_carry_the_svix_id_and_never_the_body_email_or_secret() {
     let ingest = Running::start(&amqp_url(), &[("RUST_LOG", "debug")]).await;
-    let client = reqwest::Client::new();
-    let (id, status) = ingest
-        .post(&client, user_event("user.created", "user_logged", 1))
+    let (id, output, _) = ingest
+        .post_one_and_stop(user_event("user.created", "user_logged", 1))
         .await;
-    assert_eq!(status, 202);
-    ingest.terminate();
-    let (output, topology) = tokio::task::spawn_blocking(move || ingest.wait())
-        .await
-        .unwrap();
-    topology.drain().await;
     let logs = String::from_utf8_lossy(&output.stderr);
     let queued_line = logs
         .lines()
