@@ -24,20 +24,18 @@ impl SecretUrl {
     /// each one's masked: parsed whole, the second URL would be the first
     /// one's path, password and all.
     pub fn redacted(&self) -> String {
-        self.expose()
-            .split(',')
-            .map(|part| redact(part.trim()))
-            .collect::<Vec<_>>()
-            .join(",")
+        let urls = split(self.expose());
+        if urls.is_empty() {
+            return redact(self.expose());
+        }
+        urls.into_iter().map(redact).collect::<Vec<_>>().join(",")
     }
 
     /// The URLs of a value that lists several (separated by commas, as
     /// several broker nodes are given), in order; one for a single URL.
     pub fn nodes(&self) -> Vec<SecretUrl> {
-        self.expose()
-            .split(',')
-            .map(str::trim)
-            .filter(|part| !part.is_empty())
+        split(self.expose())
+            .into_iter()
             .map(SecretUrl::new)
             .collect()
     }
@@ -45,6 +43,32 @@ impl SecretUrl {
     pub fn parsed(&self) -> Result<url::Url, url::ParseError> {
         url::Url::parse(self.expose())
     }
+}
+
+/// The URLs `text` holds: one, or several separated by commas. A comma
+/// starts another URL only where a scheme (`name://`) follows it, since a
+/// comma may stand in a URL's password.
+fn split(text: &str) -> Vec<&str> {
+    let mut urls = Vec::new();
+    let mut start = 0;
+    for (at, _) in text.match_indices(',') {
+        if starts_with_scheme(text[at + 1..].trim_start()) {
+            urls.push(text[start..at].trim());
+            start = at + 1;
+        }
+    }
+    urls.push(text[start..].trim());
+    urls.retain(|url| !url.is_empty());
+    urls
+}
+
+fn starts_with_scheme(text: &str) -> bool {
+    let Some((scheme, _)) = text.split_once("://") else {
+        return false;
+    };
+    let mut chars = scheme.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
 }
 
 fn redact(one: &str) -> String {
@@ -94,6 +118,18 @@ mod tests {
     fn an_invalid_url_is_not_echoed() {
         let url = SecretUrl::new("hunter2 is not a url");
         assert!(!url.to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn a_comma_in_a_password_does_not_split_the_url() {
+        let url = SecretUrl::new("amqp://guest:pa,ss@rabbit:5672/%2f");
+        assert_eq!(url.nodes().len(), 1);
+        assert_eq!(url.nodes()[0].expose(), url.expose());
+        assert_eq!(url.to_string(), "amqp://guest:***@rabbit:5672/%2f");
+        let two = SecretUrl::new("amqp://a:x,y@n1/%2f, amqp://b:z@n2/%2f");
+        let nodes: Vec<String> = two.nodes().iter().map(|n| n.expose().to_owned()).collect();
+        assert_eq!(nodes, ["amqp://a:x,y@n1/%2f", "amqp://b:z@n2/%2f"]);
+        assert!(!two.to_string().contains("x,y"), "{two}");
     }
 
     #[test]

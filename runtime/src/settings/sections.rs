@@ -187,11 +187,12 @@ impl AmqpSettings {
 
     pub fn validate(&self) -> Result<(), SettingsError> {
         // One node's URL, or several separated by commas.
-        for node in self.url.nodes() {
-            check_url(&node, "amqp.url", &["amqp", "amqps"])?;
-        }
-        if self.url.nodes().is_empty() {
+        let nodes = self.url.nodes();
+        if nodes.is_empty() {
             return Err(SettingsError::invalid("amqp.url", "is empty"));
+        }
+        for node in &nodes {
+            check_url(node, "amqp.url", &["amqp", "amqps"])?;
         }
         if self.shards == 0 || self.shards > 1024 {
             return Err(SettingsError::invalid(
