@@ -2,7 +2,9 @@
 //! channel, watched by a supervisor task that replaces it when it breaks.
 //!
 //! Requests never wait for a reconnect: while the link is down, publishing
-//! fails at once (503, and Svix retries) and `/readyz` says not ready.
+//! fails at once (503, and Svix retries) and `/readyz` says not ready and
+//! why. A broker unreachable at start-up is waited for the same way; each
+//! reconnect tries every node `amqp.url` lists, in order.
 
 use crate::metrics::Metrics;
 use clerk_sync_domain::backoff::Backoff;
@@ -26,6 +28,8 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) struct Link {
     connection: Arc<Connection>,
     pub(crate) channel: Channel,
+    /// The node it went to (`host:port`).
+    node: String,
 }
 
 impl Link {
@@ -70,13 +74,20 @@ impl Shared {
         Duration::from_millis(self.settings.confirm_timeout_ms)
     }
 
-    fn replace(&self, link: Option<Link>) -> Option<Link> {
-        self.metrics.broker_connected.set(i64::from(link.is_some()));
-        self.link.send_replace(link)
+    fn connect(&self, link: Link) {
+        self.metrics.broker.connected(&link.node);
+        tracing::info!(rabbitmq.node = %link.node, "publishing through RabbitMQ node {}", link.node);
+        self.link.send_replace(Some(link));
+    }
+
+    fn disconnect(&self, reason: &str) -> Option<Link> {
+        self.metrics.broker.lost(reason);
+        self.link.send_replace(None)
     }
 
     async fn open(&self) -> Result<Link, AmqpError> {
-        let connection = amqp::connect(&self.settings.url, "clerk-sync-ingest").await?;
+        let amqp::Connected { connection, node } =
+            amqp::connect_node(&self.settings.url, "clerk-sync-ingest").await?;
         amqp::declare_topology(&connection, &self.topology, self.settings.delivery_limit).await?;
         let unreachable = |e: lapin::Error| AmqpError::Unreachable {
             url: self.settings.url.redacted(),
@@ -90,6 +101,7 @@ impl Shared {
         Ok(Link {
             connection: Arc::new(connection),
             channel,
+            node,
         })
     }
 }
@@ -104,7 +116,8 @@ pub struct Broker {
 
 impl Broker {
     /// Connect and declare the topology, or fail with a message naming the
-    /// broker or the queue at fault. Reconnection is automatic afterwards.
+    /// queue at fault. An unreachable broker is not a failure: it is waited
+    /// for (503 meanwhile), as reconnection is afterwards.
     pub async fn start(settings: &AmqpSettings, metrics: Arc<Metrics>) -> Result<Self, AmqpError> {
         let (link, _) = watch::channel(None);
         let shared = Arc::new(Shared {
@@ -114,7 +127,14 @@ impl Broker {
             topology: settings.topology(),
             metrics,
         });
-        shared.replace(Some(shared.open().await?));
+        match shared.open().await {
+            Ok(link) => shared.connect(link),
+            Err(e @ AmqpError::Unreachable { .. }) => {
+                tracing::warn!(error = %e, "RabbitMQ unreachable at start-up: answering 503 and retrying");
+                shared.disconnect(&format!("waiting for RabbitMQ: {e}"));
+            }
+            Err(e) => return Err(e),
+        }
         let stop = CancellationToken::new();
         let supervisor = tokio::spawn(supervise(shared.clone(), stop.clone()));
         Ok(Self {
@@ -135,43 +155,39 @@ impl Broker {
         if let Err(e) = self.supervisor.await {
             tracing::error!(error = %e, "RabbitMQ supervisor task failed");
         }
-        if let Some(link) = self.shared.replace(None) {
+        if let Some(link) = self.shared.disconnect("stopping") {
             close_quietly(link).await;
         }
     }
 }
 
 async fn supervise(shared: Arc<Shared>, stop: CancellationToken) {
+    let mut backoff = Backoff::SERVICE;
     loop {
-        // Wait until the link breaks.
-        while shared.ready() {
+        if shared.ready() {
+            backoff.reset();
             tokio::select! {
                 () = stop.cancelled() => return,
                 () = shared.broken.notified() => {}
                 () = tokio::time::sleep(HEALTH_POLL) => {}
             }
-        }
-        tracing::warn!("RabbitMQ connection lost: answering 503 until it is back");
-        if let Some(old) = shared.replace(None) {
-            tokio::spawn(close_quietly(old));
-        }
-        let mut backoff = Backoff::SERVICE;
-        let mut delay = backoff.next_delay();
-        loop {
-            tokio::select! {
-                () = stop.cancelled() => return,
-                () = tokio::time::sleep(delay) => {}
+            if shared.ready() {
+                continue;
             }
-            match shared.open().await {
-                Ok(link) => {
-                    shared.replace(Some(link));
-                    tracing::info!("RabbitMQ connection restored");
-                    break;
-                }
-                Err(e) => {
-                    delay = backoff.next_delay();
-                    tracing::warn!(error = %e, retry_in = ?delay, "RabbitMQ still unavailable");
-                }
+            tracing::warn!("RabbitMQ connection lost: answering 503 until it is back");
+            if let Some(old) = shared.disconnect("RabbitMQ connection lost; reconnecting") {
+                tokio::spawn(close_quietly(old));
+            }
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(backoff.next_delay()) => {}
+        }
+        match shared.open().await {
+            Ok(link) => shared.connect(link),
+            Err(e) => {
+                tracing::warn!(error = %e, "RabbitMQ still unavailable");
+                shared.disconnect(&format!("waiting for RabbitMQ: {e}"));
             }
         }
     }

@@ -1,5 +1,6 @@
 //! The ingest's Prometheus metrics, served as text on `GET /metrics`.
 
+use clerk_sync_runtime::broker_link::BrokerLink;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -32,7 +33,7 @@ pub struct Metrics {
     pub published: Family<QueueLabels, Counter>,
     pub publish_failures: Family<ReasonLabels, Counter>,
     pub confirm_seconds: Histogram,
-    pub broker_connected: Gauge,
+    pub broker: BrokerLink,
 }
 
 impl Metrics {
@@ -77,12 +78,7 @@ impl Metrics {
             "Time from publishing an event to RabbitMQ's confirm",
             confirm_seconds.clone(),
         );
-        let broker_connected = Gauge::default();
-        registry.register(
-            "broker_connected",
-            "1 while the RabbitMQ connection is usable",
-            broker_connected.clone(),
-        );
+        let broker = BrokerLink::new(&mut registry);
         Self {
             registry,
             requests,
@@ -91,11 +87,10 @@ impl Metrics {
             published,
             publish_failures,
             confirm_seconds,
-            broker_connected,
+            broker,
         }
     }
 
-    /// The Prometheus text exposition of every metric.
     /// Every metric, for `/metrics`.
     pub fn registry(&self) -> &Registry {
         &self.registry

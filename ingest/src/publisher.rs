@@ -61,6 +61,11 @@ impl Publisher {
         self.shared.ready()
     }
 
+    /// The node in use, or why there is none (`/readyz`).
+    pub fn readiness(&self) -> serde_json::Value {
+        self.shared.metrics.broker.readiness()
+    }
+
     /// Publish the body as received, persistent and mandatory, to the shard
     /// queue of its routing key; return that queue once RabbitMQ confirmed.
     pub async fn publish(

@@ -42,17 +42,36 @@ pub enum AmqpError {
     },
 }
 
+/// A connection and the node it went to (`host:port`, no secret).
+#[derive(Debug)]
+pub struct Connected {
+    pub connection: Connection,
+    pub node: String,
+}
+
 /// Open a connection to the first node of `url` that answers (`url` may
 /// list several nodes' URLs, separated by commas: each is tried in order,
 /// so a reconnect moves on when its node is gone), named so operators can
 /// tell processes apart in the management UI. Each node fails within
 /// [`CONNECT_TIMEOUT`].
 pub async fn connect(url: &SecretUrl, connection_name: &str) -> Result<Connection, AmqpError> {
+    connect_node(url, connection_name)
+        .await
+        .map(|connected| connected.connection)
+}
+
+/// [`connect`], telling which node answered.
+pub async fn connect_node(url: &SecretUrl, connection_name: &str) -> Result<Connected, AmqpError> {
     let nodes = url.nodes();
     let mut reasons = Vec::new();
     for node in &nodes {
         match connect_one(node, connection_name).await {
-            Ok(connection) => return Ok(connection),
+            Ok(connection) => {
+                return Ok(Connected {
+                    connection,
+                    node: node.address(),
+                });
+            }
             Err(AmqpError::Unreachable { url, reason }) if nodes.len() > 1 => {
                 tracing::warn!(url = %url, reason = %reason, "RabbitMQ node unreachable; trying the next");
                 reasons.push(format!("{url}: {reason}"));

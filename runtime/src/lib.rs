@@ -1,12 +1,14 @@
 //! What clerk-sync's binaries share at run time: settings (`settings`),
 //! logging (`telemetry`), URLs that hold secrets (`secret_url`), and
 //! RabbitMQ: connecting, reading its version and declaring the topology
-//! (`amqp`, `amqp_value`, `broker_version`); the health, readiness and
+//! (`amqp`, `amqp_value`, `broker_version`), and what a binary reports of its
+//! broker connection (`broker_link`); the health, readiness and
 //! metrics answers (`serving`); Svix signatures (`signatures`). The
 //! decisions stay in `clerk-sync-domain`, which does no I/O.
 
 pub mod amqp;
 pub mod amqp_value;
+pub mod broker_link;
 pub mod broker_version;
 pub mod secret_url;
 pub mod serving;

@@ -40,6 +40,27 @@ impl SecretUrl {
             .collect()
     }
 
+    /// `host:port` of a single URL (the scheme's port when none is given),
+    /// which names a broker node in logs, metrics and `/readyz` with no
+    /// user or password; the redacted URL when it is not a valid URL.
+    pub fn address(&self) -> String {
+        match self.parsed() {
+            Ok(url) => match (
+                url.host_str(),
+                url.port_or_known_default().or(match url.scheme() {
+                    "amqp" => Some(5672),
+                    "amqps" => Some(5671),
+                    _ => None,
+                }),
+            ) {
+                (Some(host), Some(port)) => format!("{host}:{port}"),
+                (Some(host), None) => host.to_owned(),
+                _ => self.redacted(),
+            },
+            Err(_) => self.redacted(),
+        }
+    }
+
     pub fn parsed(&self) -> Result<url::Url, url::ParseError> {
         url::Url::parse(self.expose())
     }
@@ -130,6 +151,27 @@ mod tests {
         let nodes: Vec<String> = two.nodes().iter().map(|n| n.expose().to_owned()).collect();
         assert_eq!(nodes, ["amqp://a:x,y@n1/%2f", "amqp://b:z@n2/%2f"]);
         assert!(!two.to_string().contains("x,y"), "{two}");
+    }
+
+    #[test]
+    fn a_node_is_named_by_its_host_and_port() {
+        assert_eq!(
+            SecretUrl::new("amqp://u:p@rabbit-1:5673/%2f").address(),
+            "rabbit-1:5673"
+        );
+        assert_eq!(
+            SecretUrl::new("amqp://u:p@rabbit-2/%2f").address(),
+            "rabbit-2:5672"
+        );
+        assert_eq!(
+            SecretUrl::new("amqps://u:p@rabbit-3").address(),
+            "rabbit-3:5671"
+        );
+        assert!(
+            !SecretUrl::new("hunter2 is not a url")
+                .address()
+                .contains("hunter2")
+        );
     }
 
     #[test]

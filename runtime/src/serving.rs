@@ -11,17 +11,19 @@ pub async fn health() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
-/// `GET /readyz`: 200 when `ready`, else 503 with `details` (which service
-/// is missing) beside `"status": "not ready"`.
+/// `GET /readyz`: 200 with `"status": "ready"` when `ready`, else 503 with
+/// `"status": "not ready"`; beside it, `details` (the broker node in use,
+/// or which service is missing and why).
 pub fn readiness(ready: bool, details: Value) -> HttpResponse {
-    if ready {
-        return HttpResponse::Ok().json(json!({ "status": "ready" }));
-    }
-    let mut body = json!({ "status": "not ready" });
+    let mut body = json!({ "status": if ready { "ready" } else { "not ready" } });
     if let (Some(body), Value::Object(details)) = (body.as_object_mut(), details) {
         body.extend(details);
     }
-    HttpResponse::ServiceUnavailable().json(body)
+    if ready {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
 }
 
 /// `GET /metrics`: `registry` in the OpenMetrics text format.

@@ -1,8 +1,11 @@
 //! `clerk-sync-worker migrate`: create the database if it does not exist,
 //! run pending migrations, declare the RabbitMQ topology. Idempotent, and
-//! safe to run from several processes at once.
+//! safe to run from several processes at once. `run` migrates first and
+//! waits for a service that does not answer yet ([`run_when_reachable`]).
 
-use clerk_sync_runtime::amqp;
+use crate::serving::metrics::Metrics;
+use clerk_sync_domain::backoff::Backoff;
+use clerk_sync_runtime::amqp::{self, AmqpError};
 use clerk_sync_store::repository::database;
 use clerk_sync_store::settings::Settings;
 
@@ -10,6 +13,38 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
     database::create_if_missing(&settings.database.url).await?;
     database::migrate(&settings.database.url).await?;
     declare_topology(settings).await
+}
+
+/// Migrate, waiting with back-off while PostgreSQL or every RabbitMQ node
+/// is unreachable, and saying so in the log and on `/readyz`, so that a
+/// worker started before its services does not exit (an orchestrator would
+/// restart it with ever longer delays). Any other failure ends it. Returns
+/// when migrated; runs until cancelled while nothing answers.
+pub async fn run_when_reachable(settings: &Settings, metrics: &Metrics) -> anyhow::Result<()> {
+    let mut backoff = Backoff::SERVICE;
+    loop {
+        match run(settings).await {
+            Ok(()) => {
+                metrics.starting(None);
+                return Ok(());
+            }
+            Err(e) if unreachable(&e) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(error = %format!("{e:#}"), retry_in = ?delay, "waiting for a service to start");
+                metrics.starting(Some(format!("waiting: {e:#}")));
+                tokio::time::sleep(delay).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// A service that did not answer, as opposed to one that refused the work.
+fn unreachable(error: &anyhow::Error) -> bool {
+    matches!(
+        error.downcast_ref::<AmqpError>(),
+        Some(AmqpError::Unreachable { .. })
+    ) || error.downcast_ref::<diesel::ConnectionError>().is_some()
 }
 
 pub async fn declare_topology(settings: &Settings) -> anyhow::Result<()> {

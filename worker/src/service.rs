@@ -1,5 +1,7 @@
-//! `clerk-sync-worker run`: migrate, then consume until SIGTERM/SIGINT;
-//! then finish and acknowledge the batch in hand, and exit 0.
+//! `clerk-sync-worker run`: serve `/readyz` and `/metrics`, migrate (waiting
+//! for PostgreSQL and RabbitMQ if they do not answer yet), then consume
+//! until SIGTERM/SIGINT; then finish and acknowledge the batch in hand, and
+//! exit 0.
 
 use crate::migrate;
 use crate::serving::http;
@@ -15,14 +17,6 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     // would otherwise ignore it while migrating.
     let stop = CancellationToken::new();
     let signals = tokio::spawn(stop_on_signal(stop.clone()));
-    tokio::select! {
-        migrated = migrate::run(&settings) => migrated?,
-        () = stop.cancelled() => {
-            // The migration's transaction rolls back with the connection.
-            tracing::info!("stopped before consuming anything");
-            return Ok(());
-        }
-    }
     let metrics = Arc::new(Metrics::new());
     let listener = http::bind(settings.worker.listen)?;
     let instance = Instance::new(listener.local_addr()?);
@@ -37,9 +31,22 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         "clerk-sync-worker running; metrics, /healthz and /readyz at {}",
         instance.metrics_url().trim_end_matches("/metrics"),
     );
-    let result = Consumer::new(settings, instance, metrics, stop.clone())
-        .run()
-        .await;
+    let result = tokio::select! {
+        migrated = migrate::run_when_reachable(&settings, &metrics) => migrated,
+        () = stop.cancelled() => {
+            // The migration's transaction rolls back with the connection.
+            tracing::info!("stopped before consuming anything");
+            Ok(())
+        }
+    };
+    let result = match result {
+        Ok(()) if !stop.is_cancelled() => {
+            Consumer::new(settings, instance, metrics, stop.clone())
+                .run()
+                .await
+        }
+        other => other,
+    };
     stop.cancel();
     signals.abort();
     server_handle.stop(true).await;

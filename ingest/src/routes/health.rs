@@ -1,14 +1,10 @@
-//! `GET /readyz`: ready while RabbitMQ is usable (`/healthz` is
-//! `clerk_sync_runtime::serving::health`).
+//! `GET /readyz`: ready while RabbitMQ is usable, naming the node in use
+//! or why there is none (`/healthz` is `clerk_sync_runtime::serving::health`).
 
 use crate::publisher::Publisher;
 use actix_web::{HttpResponse, web};
 use clerk_sync_runtime::serving;
-use serde_json::json;
 
 pub async fn readyz(publisher: web::Data<Publisher>) -> HttpResponse {
-    serving::readiness(
-        publisher.ready(),
-        json!({ "reason": "RabbitMQ connection is down" }),
-    )
+    serving::readiness(publisher.ready(), publisher.readiness())
 }

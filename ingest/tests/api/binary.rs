@@ -78,44 +78,39 @@ fn a_bad_setting_or_secret_stops_start_up_without_echoing_secrets() {
     }
 }
 
-#[test]
-fn an_unreachable_broker_is_named_at_start_up() {
-    let url = format!("amqp://guest:sekrit@127.0.0.1:{}/%2f", free_port());
-    let output = run(&[
-        ("CLERK_WEBHOOK_SECRET", SECRET),
-        ("AMQP_URL", &url),
-        ("CLERK_SYNC__LOG__FORMAT", "json"),
-    ]);
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let last = stderr.lines().last().unwrap_or_default();
-    assert!(
-        last.starts_with("clerk-sync-ingest: RabbitMQ at amqp://guest:***@127.0.0.1:"),
-        "{stderr}"
-    );
-    assert!(last.contains("is unreachable"), "{stderr}");
-    assert!(!stderr.contains("sekrit"), "{stderr}");
-}
-
-/// Several broker addresses given at once (comma-separated): none of their
-/// passwords is printed (before, the second was, in clear).
-#[test]
-fn no_password_of_several_broker_urls_is_printed() {
+/// Started while no broker node answers, the binary keeps running (an
+/// orchestrator restarting it would only add delay): it logs why, with
+/// every password masked, answers 503 on `/readyz`, and a SIGTERM still
+/// ends it with 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_broker_is_waited_for_and_named_with_passwords_masked() {
     let url = format!(
         "amqp://guest:firstpass@127.0.0.1:{}/%2f,amqp://guest:secondpass@127.0.0.1:{}/%2f",
         free_port(),
         free_port()
     );
-    let output = run(&[
-        ("CLERK_WEBHOOK_SECRET", SECRET),
-        ("AMQP_URL", &url),
-        ("CLERK_SYNC__LOG__FORMAT", "json"),
-    ]);
-    assert_eq!(output.status.code(), Some(1));
+    let ingest = Running::spawn(&url, &[]);
+    let waiting = ingest.readiness(503).await;
+    assert!(
+        waiting["rabbitmq"]
+            .as_str()
+            .is_some_and(|why| why.contains("no node answered")),
+        "{waiting}"
+    );
+    ingest.terminate();
+    let (output, _) = tokio::task::spawn_blocking(move || ingest.wait())
+        .await
+        .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!stderr.contains("firstpass"), "{stderr}");
-    assert!(!stderr.contains("secondpass"), "{stderr}");
-    assert!(stderr.contains("amqp://guest:***@"), "{stderr}");
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("RabbitMQ unreachable at start-up: answering 503 and retrying"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("amqp://guest:***@127.0.0.1:"), "{stderr}");
+    let shown = format!("{stderr}{waiting}");
+    assert!(!shown.contains("firstpass"), "{shown}");
+    assert!(!shown.contains("secondpass"), "{shown}");
 }
 
 struct Running {
@@ -125,7 +120,15 @@ struct Running {
 }
 
 impl Running {
+    /// Start the binary and wait until `/readyz` answers 200.
     async fn start(amqp_url: &str, extra: &[(&str, &str)]) -> Self {
+        let running = Self::spawn(amqp_url, extra);
+        running.readiness(200).await;
+        running
+    }
+
+    /// Start the binary without waiting for anything.
+    fn spawn(amqp_url: &str, extra: &[(&str, &str)]) -> Self {
         let settings = test_settings();
         let topology = TestTopology::of(&settings);
         let port = free_port().to_string();
@@ -144,24 +147,27 @@ impl Running {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let address = format!("http://{listen}");
-        let started = Instant::now();
-        while reqwest::get(format!("{address}/readyz"))
-            .await
-            .map(|r| r.status().as_u16())
-            .ok()
-            != Some(200)
-        {
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "ingest did not become ready"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
         Self {
             child,
-            address,
+            address: format!("http://{listen}"),
             topology,
+        }
+    }
+
+    /// Wait until `/readyz` answers `status`; its body.
+    async fn readiness(&self, status: u16) -> serde_json::Value {
+        let started = Instant::now();
+        loop {
+            if let Ok(response) = reqwest::get(format!("{}/readyz", self.address)).await
+                && response.status().as_u16() == status
+            {
+                return response.json().await.unwrap();
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "/readyz did not answer {status}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 

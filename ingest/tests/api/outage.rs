@@ -75,23 +75,125 @@ async fn broker_lost_gives_503_then_recovers_by_itself() {
     );
 }
 
-#[tokio::test]
-async fn a_broker_unreachable_at_start_is_named_in_the_error() {
+/// `/readyz`'s answer as JSON.
+async fn readiness(app: &TestApp) -> serde_json::Value {
+    app.get("/readyz").await.json().await.unwrap()
+}
+
+/// Started while no broker node answers, the ingest does not exit: it
+/// answers 503, says why on `/readyz` (URL redacted), and starts accepting
+/// once the broker is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_unreachable_at_start_is_waited_for() {
+    let proxy = Proxy::start(&clerk_sync_testkit::broker::address()).await;
+    proxy.cut();
     let mut settings = test_settings();
-    // A port nothing listens on: take one and let it go.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap();
-    settings.amqp.url = SecretUrl::new(format!("amqp://guest:sekrit@127.0.0.1:{port}/%2f"));
-    let error = build_error(&settings).await;
+    settings.amqp.url = SecretUrl::new(proxy.amqp_url().replace("guest:guest", "guest:sekrit"));
+    let app = spawn_app_with(settings).await;
+    let body = || user_event("user.updated", "user_waited", now() * 1000);
+
+    let waiting = readiness(&app).await;
+    assert_eq!(waiting["status"], "not ready", "{waiting}");
+    let why = waiting["rabbitmq"].as_str().unwrap_or_default();
+    assert!(why.starts_with("waiting for RabbitMQ"), "{waiting}");
     assert!(
-        error.contains(&format!(
-            "RabbitMQ at amqp://guest:***@127.0.0.1:{port}/%2f is unreachable"
-        )),
-        "{error}"
+        why.contains(&format!("amqp://guest:***@127.0.0.1:{}", proxy.port)),
+        "{waiting}"
     );
-    assert!(!error.contains("sekrit"));
+    assert!(!waiting.to_string().contains("sekrit"), "{waiting}");
+    let (status, error) = error_of(app.post_signed(body()).await.1).await;
+    assert_eq!(status, 503, "{error}");
+
+    proxy.restore();
+    // The broker refuses the wrong password: still waiting, still 503.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let still = readiness(&app).await;
+    assert_eq!(still["status"], "not ready", "{still}");
+    assert!(!still.to_string().contains("sekrit"), "{still}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_that_comes_up_after_the_ingest_is_used_without_a_restart() {
+    let proxy = Proxy::start(&clerk_sync_testkit::broker::address()).await;
+    proxy.cut();
+    let mut settings = test_settings();
+    settings.amqp.url = SecretUrl::new(proxy.amqp_url());
+    let app = spawn_app_with(settings).await;
+    assert_eq!(app.get("/readyz").await.status().as_u16(), 503);
+    proxy.restore();
+    wait_for_readiness(&app, 200, Duration::from_secs(15)).await;
+    let ready = readiness(&app).await;
+    assert_eq!(
+        ready["rabbitmq_node"],
+        format!("127.0.0.1:{}", proxy.port),
+        "{ready}"
+    );
+    let (id, response) = app
+        .post_signed(user_event("user.updated", "user_late", 1))
+        .await;
+    assert_eq!(response.status().as_u16(), 202);
+    let queued: Vec<_> = app.topology.drain().await;
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0].message_id.as_deref(), Some(id.as_str()));
+}
+
+/// Two nodes listed: when the one in use goes away, the ingest moves to
+/// the other without a restart, and counts a reconnect and a failover.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_node_fails_over_to_the_next_one_listed() {
+    let first = Proxy::start(&clerk_sync_testkit::broker::address()).await;
+    let second = Proxy::start(&clerk_sync_testkit::broker::address()).await;
+    let mut settings = test_settings();
+    settings.amqp.url = SecretUrl::new(format!("{},{}", first.amqp_url(), second.amqp_url()));
+    let app = spawn_app_with(settings).await;
+    assert_eq!(
+        readiness(&app).await["rabbitmq_node"],
+        format!("127.0.0.1:{}", first.port)
+    );
+    let (before, response) = app
+        .post_signed(user_event("user.updated", "user_failover", 1))
+        .await;
+    assert_eq!(response.status().as_u16(), 202);
+
+    first.cut();
+    let started = Instant::now();
+    loop {
+        let ready = readiness(&app).await;
+        if ready["status"] == "ready"
+            && ready["rabbitmq_node"] == format!("127.0.0.1:{}", second.port)
+        {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(15), "{ready}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (after, response) = app
+        .post_signed(user_event("user.updated", "user_failover", 2))
+        .await;
+    assert_eq!(response.status().as_u16(), 202);
+    let queued: Vec<String> = app
+        .topology
+        .drain()
+        .await
+        .into_iter()
+        .filter_map(|m| m.message_id)
+        .collect();
+    assert_eq!(queued, [before, after]);
+    let metrics = app.get("/metrics").await.text().await.unwrap_or_default();
+    for line in [
+        "clerk_sync_ingest_broker_reconnects_total 1".to_owned(),
+        "clerk_sync_ingest_broker_failovers_total 1".to_owned(),
+        format!(
+            "clerk_sync_ingest_broker_node{{node=\"127.0.0.1:{}\"}} 1",
+            second.port
+        ),
+        format!(
+            "clerk_sync_ingest_broker_node{{node=\"127.0.0.1:{}\"}} 0",
+            first.port
+        ),
+    ] {
+        assert!(metrics.contains(&line), "{line} not in {metrics}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -21,13 +21,7 @@ async fn metrics(metrics: web::Data<Metrics>) -> HttpResponse {
 }
 
 async fn readyz(metrics: web::Data<Metrics>) -> HttpResponse {
-    serving::readiness(
-        metrics.ready(),
-        serde_json::json!({
-            "database": metrics.database_connected.get() == 1,
-            "broker": metrics.broker_connected.get() == 1,
-        }),
-    )
+    serving::readiness(metrics.ready(), metrics.readiness())
 }
 
 /// The addresses to try, in order: the one set, or else the default ports

@@ -1,6 +1,7 @@
 //! The worker's Prometheus metrics, served on `worker.listen`.
 
 use clerk_sync_domain::outcome::Outcome;
+use clerk_sync_runtime::broker_link::BrokerLink;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -8,6 +9,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Mutex, PoisonError};
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct EventLabels {
@@ -30,7 +32,9 @@ pub struct Metrics {
     pub redeliveries: Counter,
     pub dead_letters: Counter,
     pub database_connected: Gauge,
-    pub broker_connected: Gauge,
+    pub broker: BrokerLink,
+    /// Why start-up is waiting (a service unreachable), while it is.
+    starting: Mutex<Option<String>>,
     /// See [`crate::serving::shard_heads`].
     pub shard_oldest_message_age_seconds: Family<QueueLabels, Gauge<f64, AtomicU64>>,
     pub shard_messages_held: Family<QueueLabels, Gauge>,
@@ -81,12 +85,7 @@ impl Metrics {
             "1 while PostgreSQL is reachable",
             database_connected.clone(),
         );
-        let broker_connected = Gauge::default();
-        registry.register(
-            "broker_connected",
-            "1 while consuming from RabbitMQ",
-            broker_connected.clone(),
-        );
+        let broker = BrokerLink::new(&mut registry);
         let shard_oldest_message_age_seconds =
             Family::<QueueLabels, Gauge<f64, AtomicU64>>::default();
         registry.register(
@@ -109,7 +108,8 @@ impl Metrics {
             redeliveries,
             dead_letters,
             database_connected,
-            broker_connected,
+            broker,
+            starting: Mutex::new(Some("starting".to_owned())),
             shard_oldest_message_age_seconds,
             shard_messages_held,
         }
@@ -139,7 +139,31 @@ impl Metrics {
     }
 
     pub fn ready(&self) -> bool {
-        self.database_connected.get() == 1 && self.broker_connected.get() == 1
+        self.database_connected.get() == 1 && self.broker.is_connected()
+    }
+
+    /// Start-up is waiting because of `reason`; None once it is done.
+    pub fn starting(&self, reason: Option<String>) {
+        *self.starting.lock().unwrap_or_else(PoisonError::into_inner) = reason;
+    }
+
+    /// What `/readyz` says beside ready or not: each service, the broker
+    /// node in use, and why start-up waits while it does.
+    pub fn readiness(&self) -> serde_json::Value {
+        let mut details = serde_json::json!({
+            "database": self.database_connected.get() == 1,
+            "broker": self.broker.is_connected(),
+        });
+        if let (Some(details), serde_json::Value::Object(broker)) =
+            (details.as_object_mut(), self.broker.readiness())
+        {
+            details.extend(broker);
+            let starting = self.starting.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(reason) = starting.as_ref() {
+                details.insert("starting".to_owned(), reason.clone().into());
+            }
+        }
+        details
     }
 
     /// Every metric, for `/metrics`.

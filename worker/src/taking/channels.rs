@@ -111,13 +111,17 @@ impl Consumer {
             let delay = match self.session().await {
                 Ok(Lost::Stopped) => return Ok(()),
                 Ok(Lost::Broker) => {
-                    self.metrics.broker_connected.set(0);
+                    self.metrics
+                        .broker
+                        .lost("RabbitMQ connection lost; reconnecting");
                     backoff.reset();
                     tracing::warn!("RabbitMQ connection lost; reconnecting");
                     backoff.next_delay()
                 }
                 Err(e) => {
-                    self.metrics.broker_connected.set(0);
+                    self.metrics
+                        .broker
+                        .lost(format!("waiting for RabbitMQ: {e:#}"));
                     let delay = backoff.next_delay();
                     tracing::warn!(error = %format!("{e:#}"), retry_in = ?delay, "RabbitMQ unavailable");
                     delay
@@ -141,7 +145,8 @@ impl Consumer {
         if !connected {
             return Ok(Lost::Stopped);
         }
-        let connection = amqp::connect(&self.settings.amqp.url, "clerk-sync-worker").await?;
+        let amqp::Connected { connection, node } =
+            amqp::connect_node(&self.settings.amqp.url, "clerk-sync-worker").await?;
         amqp::declare_topology(
             &connection,
             &self.topology,
@@ -187,8 +192,8 @@ impl Consumer {
             consumers
                 .push(consumer.map(move |delivery| delivery.map(|d| Taken { shard, delivery: d })));
         }
-        self.metrics.broker_connected.set(1);
-        tracing::info!(queues = consumers.len(), "consuming");
+        self.metrics.broker.connected(&node);
+        tracing::info!(queues = consumers.len(), rabbitmq.node = %node, "consuming through RabbitMQ node {node}");
         let mut deliveries = futures::stream::select_all(consumers);
         let batch_size = self.settings.worker.batch_size;
         let linger = Duration::from_millis(self.settings.worker.linger_ms);

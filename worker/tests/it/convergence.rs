@@ -8,10 +8,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 const T0: i64 = 1_700_000_000_000;
-const WAIT: Duration = Duration::from_secs(20);
+pub(crate) const WAIT: Duration = Duration::from_secs(20);
 
 #[derive(Clone)]
-struct Sent {
+pub(crate) struct Sent {
     svix_id: String,
     user: String,
     body: Vec<u8>,
@@ -31,7 +31,7 @@ enum Kind {
 
 /// A deterministic pseudo-random history: per user a create, some updates
 /// (some changing role), and for one user in five a delete.
-fn histories(users: usize, seed: u64) -> Vec<Sent> {
+pub(crate) fn histories(users: usize, seed: u64) -> Vec<Sent> {
     let mut rng = seed;
     let mut next = move |n: u64| {
         rng = rng
@@ -115,7 +115,7 @@ fn model(sent: &[Sent]) -> (BTreeMap<String, String>, BTreeMap<String, String>) 
 }
 
 /// Shuffle, and repeat one event in ten (a Svix retry: same svix-id, same body).
-fn deliveries(sent: &[Sent], seed: u64) -> Vec<Sent> {
+pub(crate) fn deliveries(sent: &[Sent], seed: u64) -> Vec<Sent> {
     let mut all = sent.to_vec();
     all.extend(sent.iter().step_by(10).cloned());
     let mut rng = seed;
@@ -126,7 +126,7 @@ fn deliveries(sent: &[Sent], seed: u64) -> Vec<Sent> {
     all
 }
 
-async fn send_all(system: &System, deliveries: &[Sent]) {
+pub(crate) async fn send_all(system: &System, deliveries: &[Sent]) {
     for chunk in deliveries.chunks(50) {
         let answers =
             futures::future::join_all(chunk.iter().map(|e| system.send(&e.svix_id, &e.body))).await;
@@ -134,7 +134,7 @@ async fn send_all(system: &System, deliveries: &[Sent]) {
     }
 }
 
-async fn assert_tables_equal_the_model(system: &System, sent: &[Sent]) {
+pub(crate) async fn assert_tables_equal_the_model(system: &System, sent: &[Sent]) {
     let (students, instructors) = model(sent);
     let actual = |rows: Vec<(String, Option<String>, String, String)>| -> BTreeMap<String, String> {
         rows.into_iter()

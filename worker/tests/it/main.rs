@@ -13,6 +13,7 @@ mod convergence;
 mod dead_letter_reads;
 mod dlq;
 mod email_moves;
+mod failover;
 mod failures;
 mod migrate;
 mod privacy;

@@ -118,8 +118,9 @@ impl System {
         for (name, value) in &self.worker_env {
             command.env(name, value);
         }
-        if self.started > 1 {
-            // Only the first worker serves metrics on the known port.
+        if !self.workers.is_empty() {
+            // Only one worker at a time serves metrics on the known port:
+            // the first, or the one started when none ran.
             command.env("CLERK_SYNC__WORKER__LISTEN", "127.0.0.1:0");
         }
         for name in unset {
@@ -150,7 +151,7 @@ impl System {
             .join(format!("{}-worker-{index}.log", self.broker.prefix))
     }
 
-    /// The first worker's `/metrics` text.
+    /// The `/metrics` text of the worker on the known port.
     pub async fn worker_metrics(&self) -> String {
         let url = format!("{}/metrics", self.metrics_url);
         self.client
@@ -163,7 +164,20 @@ impl System {
             .unwrap_or_default()
     }
 
-    /// Wait until the first worker's `/readyz` answers 200.
+    /// The `/readyz` of the worker on the known port: its status and body (0 and null
+    /// while it does not answer).
+    pub async fn worker_readiness(&self) -> (u16, serde_json::Value) {
+        let url = format!("{}/readyz", self.metrics_url);
+        match self.client.get(url).send().await {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                (status, response.json().await.unwrap_or_default())
+            }
+            Err(_) => (0, serde_json::Value::Null),
+        }
+    }
+
+    /// Wait until the `/readyz` of the worker on the known port answers 200.
     pub async fn wait_until_ready(&self) {
         let started = Instant::now();
         let url = format!("{}/readyz", self.metrics_url);

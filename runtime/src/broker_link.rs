@@ -1,0 +1,194 @@
+//! What a binary tells of its RabbitMQ connection, in its metrics and on
+//! `/readyz`: whether it is up, which node it uses (`host:port`, never a
+//! user or password), why it is waiting when it is not, and how often it
+//! was replaced: `broker_connected`, `broker_node`, `broker_reconnects_total`
+//! and `broker_failovers_total` (a reconnect to another node than before).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use serde_json::{Value, json};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NodeLabels {
+    pub node: String,
+}
+
+/// What a new connection is, next to the one before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// The process's first connection.
+    First,
+    /// Back to the node it used before.
+    SameNode,
+    /// Another node than before: a failover.
+    OtherNode,
+}
+
+/// Pure: what connecting to `node` is after `last`.
+pub fn change(last: Option<&str>, node: &str) -> Change {
+    match last {
+        None => Change::First,
+        Some(last) if last == node => Change::SameNode,
+        Some(_) => Change::OtherNode,
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// The node in use now.
+    node: Option<String>,
+    /// The node used last, connected or not.
+    last: Option<String>,
+    /// Why there is no connection, while there is none.
+    waiting: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct BrokerLink {
+    connected: Gauge,
+    node: Family<NodeLabels, Gauge>,
+    reconnects: Counter,
+    failovers: Counter,
+    state: Mutex<State>,
+}
+
+impl BrokerLink {
+    /// Register the link's metrics in `registry`; not connected yet.
+    pub fn new(registry: &mut Registry) -> Self {
+        let connected = Gauge::default();
+        registry.register(
+            "broker_connected",
+            "1 while the RabbitMQ connection is usable",
+            connected.clone(),
+        );
+        let node = Family::<NodeLabels, Gauge>::default();
+        registry.register(
+            "broker_node",
+            "1 for the RabbitMQ node (host:port) in use, 0 for one used before",
+            node.clone(),
+        );
+        let reconnects = Counter::default();
+        registry.register(
+            "broker_reconnects",
+            "RabbitMQ connections opened after the first",
+            reconnects.clone(),
+        );
+        let failovers = Counter::default();
+        registry.register(
+            "broker_failovers",
+            "RabbitMQ connections opened to another node than the one before",
+            failovers.clone(),
+        );
+        let link = Self {
+            connected,
+            node,
+            reconnects,
+            failovers,
+            state: Mutex::default(),
+        };
+        link.lost("connecting to RabbitMQ");
+        link
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A connection to `node` is usable.
+    pub fn connected(&self, node: &str) {
+        let mut state = self.state();
+        match change(state.last.as_deref(), node) {
+            Change::First => {}
+            Change::SameNode => {
+                self.reconnects.inc();
+            }
+            Change::OtherNode => {
+                self.reconnects.inc();
+                self.failovers.inc();
+                tracing::warn!(rabbitmq.node = %node, "failed over to another RabbitMQ node");
+            }
+        }
+        if let Some(last) = &state.last {
+            self.node
+                .get_or_create(&NodeLabels { node: last.clone() })
+                .set(0);
+        }
+        self.node
+            .get_or_create(&NodeLabels {
+                node: node.to_owned(),
+            })
+            .set(1);
+        state.node = Some(node.to_owned());
+        state.last = Some(node.to_owned());
+        state.waiting = None;
+        self.connected.set(1);
+    }
+
+    /// No usable connection, because of `reason` (shown on `/readyz`; it
+    /// must hold no secret: RabbitMQ's errors here name redacted URLs).
+    pub fn lost(&self, reason: impl Into<String>) {
+        let mut state = self.state();
+        if let Some(node) = state.node.take() {
+            self.node.get_or_create(&NodeLabels { node }).set(0);
+        }
+        state.waiting = Some(reason.into());
+        self.connected.set(0);
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.connected.get() == 1
+    }
+
+    /// What `/readyz` says of RabbitMQ: the node in use, or why there is none.
+    pub fn readiness(&self) -> Value {
+        let state = self.state();
+        match (&state.node, &state.waiting) {
+            (Some(node), _) => json!({ "rabbitmq_node": node }),
+            (None, reason) => json!({ "rabbitmq_node": null, "rabbitmq": reason }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_is_first_same_or_another_node() {
+        assert_eq!(change(None, "a:5672"), Change::First);
+        assert_eq!(change(Some("a:5672"), "a:5672"), Change::SameNode);
+        assert_eq!(change(Some("a:5672"), "b:5672"), Change::OtherNode);
+    }
+
+    fn exposition(registry: &Registry) -> String {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, registry).unwrap();
+        text
+    }
+
+    #[test]
+    fn reconnects_and_failovers_are_counted_and_the_node_shown() {
+        let mut registry = Registry::with_prefix("t");
+        let link = BrokerLink::new(&mut registry);
+        assert!(!link.is_connected());
+        assert_eq!(link.readiness()["rabbitmq"], "connecting to RabbitMQ");
+        link.connected("a:5672");
+        link.lost("RabbitMQ connection lost");
+        assert_eq!(link.readiness()["rabbitmq"], "RabbitMQ connection lost");
+        link.connected("a:5672");
+        link.lost("gone");
+        link.connected("b:5673");
+        assert!(link.is_connected());
+        assert_eq!(link.readiness(), json!({ "rabbitmq_node": "b:5673" }));
+        let text = exposition(&registry);
+        assert!(text.contains("t_broker_reconnects_total 2"), "{text}");
+        assert!(text.contains("t_broker_failovers_total 1"), "{text}");
+        assert!(text.contains("t_broker_node{node=\"b:5673\"} 1"), "{text}");
+        assert!(text.contains("t_broker_node{node=\"a:5672\"} 0"), "{text}");
+        assert!(text.contains("t_broker_connected 1"), "{text}");
+    }
+}
