@@ -28,6 +28,8 @@ mod fleet;
 mod history;
 #[path = "chaos/sender.rs"]
 mod sender;
+#[path = "chaos/verdict.rs"]
+mod verdict;
 
 use anyhow::{Context, Result};
 use clerk_sync_domain::paths;
@@ -37,14 +39,12 @@ use clerk_sync_ingest::startup::Application;
 use clerk_sync_runtime::secret_url::SecretUrl;
 use clerk_sync_runtime::settings::WebhookSecrets;
 use clerk_sync_store::repository::database;
-use common::check::{self, LogSpec};
-use common::model::{self, Modelled};
+use common::check;
 use common::services::{Postgres, RestoreOnDrop};
-use common::verdict;
 use faults::{KILL_EVERY, disrupt, kill_workers};
 use fleet::{Fleet, drain};
 use history::{Rng, Sent, deliveries, histories};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{ExitCode, ExitStatus};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -95,7 +95,7 @@ async fn main() -> Result<ExitCode> {
     let result = chaos(&plan, &name, &topology, &logs).await;
     // Both services must run again before the clean-up needs them.
     drop(restore);
-    common::cleanup(&name, &topology).await;
+    common::cleanup(&SecretUrl::new(common::AMQP_URL), &name, &topology).await;
     match result {
         Ok(true) => {
             let _ = std::fs::remove_dir_all(&logs);
@@ -220,17 +220,7 @@ impl System<'_> {
         let (mut fleet, kills) = killer.await.context("the killer task failed")?;
         let disrupted = disruptions.await.context("the restart task failed")?;
 
-        let accepted: BTreeSet<String> = outcomes
-            .iter()
-            .filter(|o| o.accepted)
-            .map(|o| o.svix_id.clone())
-            .collect();
-        let given_up: BTreeSet<String> = outcomes
-            .iter()
-            .filter(|o| !o.accepted)
-            .map(|o| o.svix_id.clone())
-            .filter(|id| !accepted.contains(id))
-            .collect();
+        let sorted = verdict::accepted_and_given_up(&outcomes);
         println!("  sent: {}", sender::summary(&outcomes, sent_in));
         println!(
             "  kills: {} workers killed with SIGKILL (every {KILL_EVERY:?}, a replacement started each time)",
@@ -240,7 +230,16 @@ impl System<'_> {
             println!("  {line}");
         }
 
-        let drained = drain(&mut fleet, db, topology, accepted.len(), plan.drain_within).await?;
+        let broker = SecretUrl::new(common::AMQP_URL);
+        let drained = drain(
+            &mut fleet,
+            &broker,
+            db,
+            topology,
+            sorted.0.len(),
+            plan.drain_within,
+        )
+        .await?;
         println!("  {}", drained.line());
         println!(
             "  workers: {} started in all; {} exited on their own and were replaced{}",
@@ -250,21 +249,7 @@ impl System<'_> {
         );
 
         let observed = check::observe(db).await?;
-        // The tables reflect whatever is logged: the 2xx'd events, plus any
-        // given-up event whose publish RabbitMQ confirmed after all.
-        let in_model: Vec<Modelled> = events
-            .iter()
-            .map(|e| &e.modelled)
-            .filter(|m| accepted.contains(&m.svix_id) || observed.log.contains_key(&m.svix_id))
-            .cloned()
-            .collect();
-        let expected = model::expected(&in_model);
-        let spec = LogSpec {
-            required: &accepted,
-            allowed: &given_up,
-        };
-        let mut differences = check::differences(&expected, &spec, &observed);
-        differences.extend(drained.problems());
+        let mut differences = drained.problems();
         // The run did not test what it claims unless every fault happened.
         differences.extend(disrupted.iter().filter_map(|d| d.clone().err()));
         differences.extend(
@@ -273,34 +258,13 @@ impl System<'_> {
                 .iter()
                 .map(|e| format!("killing or starting a worker failed: {e}")),
         );
-        if !given_up.is_empty() {
-            differences.push(format!(
-                "{} events never got a 2xx within {:?}",
-                given_up.len(),
-                plan.give_up_after
-            ));
-        }
-        let outcomes: Vec<String> = observed
-            .outcomes
-            .iter()
-            .map(|(outcome, n)| format!("{outcome} {n}"))
-            .collect();
-        println!(
-            "  log: {} svix-ids ({}); model: {} Student and {} Instructor rows, {} deleted users without rows",
-            observed.log.len(),
-            outcomes.join(", "),
-            expected.students.len(),
-            expected.instructors.len(),
-            expected.deleted_users
-        );
-        println!(
-            "  every 2xx'd event in the log exactly once, nothing else, tables equal the model: {}",
-            verdict(differences.is_empty())
-        );
-        for difference in &differences {
-            println!("    {difference}");
-        }
-        Ok(differences.is_empty())
+        Ok(verdict::check(
+            events,
+            &sorted,
+            &observed,
+            plan.give_up_after,
+            differences,
+        ))
     }
 }
 

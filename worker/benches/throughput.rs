@@ -230,7 +230,7 @@ async fn main() -> Result<ExitCode> {
     let amqp_url = SecretUrl::new("amqp://guest:guest@127.0.0.1:5672/%2f");
     let topology = Topology::new(prefix.clone(), SHARDS);
     let result = bench(users, total, &db, &amqp_url, &prefix, &topology).await;
-    common::cleanup(&db_name, &topology).await;
+    common::cleanup(&SecretUrl::new(common::AMQP_URL), &db_name, &topology).await;
     // A mismatch with the model has been printed: fail without more noise.
     Ok(if result? {
         ExitCode::SUCCESS

@@ -113,6 +113,7 @@ impl Drained {
 /// the queues); done if the queues are then empty, else start them again.
 pub async fn drain(
     fleet: &mut Fleet,
+    broker: &SecretUrl,
     db: &SecretUrl,
     topology: &Topology,
     accepted: usize,
@@ -127,7 +128,7 @@ pub async fn drain(
         let mut timed_out = false;
         loop {
             fleet.fill()?;
-            let depths = common::depths(topology).await.ok();
+            let depths = common::depths(broker, topology).await.ok();
             let logged = common::logged(db).await.unwrap_or(0);
             if depths.is_some_and(|d| d.shards == 0) && logged >= accepted as i64 {
                 break;
@@ -142,7 +143,7 @@ pub async fn drain(
         fleet.fill()?;
         let running = fleet.workers.drain(..).collect();
         exits.extend(tokio::task::block_in_place(|| workers::terminate(running))?);
-        let depths = common::depths(topology).await?;
+        let depths = common::depths(broker, topology).await?;
         if depths.shards == 0 || timed_out {
             return Ok(Drained {
                 seconds: started.elapsed().as_secs_f64(),

@@ -18,6 +18,13 @@ pub struct Outcome {
     pub accepted: bool,
     /// The status of every refused attempt (0: no answer at all).
     pub refused: Vec<u16>,
+    /// When each refused attempt was answered, from the start of sending
+    /// (the failover benchmark reads these; chaos does not).
+    #[allow(dead_code)]
+    pub refused_at: Vec<Duration>,
+    /// When the 2xx came, from the start of sending.
+    #[allow(dead_code)]
+    pub accepted_at: Option<Duration>,
 }
 
 /// Each delivery starts at its slot of the `send_for` period; at most
@@ -34,7 +41,7 @@ pub async fn send_all(
     futures::stream::iter(deliveries.iter().enumerate())
         .map(|(i, event)| async move {
             tokio::time::sleep_until(start + spacing * i as u32).await;
-            deliver(client, url, event, give_up_after).await
+            deliver(client, url, event, give_up_after, start.into_std()).await
         })
         .buffer_unordered(IN_FLIGHT)
         .collect()
@@ -46,10 +53,12 @@ async fn deliver(
     url: &str,
     event: &Sent,
     give_up_after: Duration,
+    sending: Instant,
 ) -> Outcome {
     let started = Instant::now();
     let svix_id = &event.modelled.svix_id;
     let mut refused = Vec::new();
+    let mut refused_at = Vec::new();
     let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(4));
     loop {
         let status = post(client, url, svix_id, &event.body).await;
@@ -58,14 +67,19 @@ async fn deliver(
                 svix_id: svix_id.clone(),
                 accepted: true,
                 refused,
+                refused_at,
+                accepted_at: Some(sending.elapsed()),
             };
         }
         refused.push(status);
+        refused_at.push(sending.elapsed());
         if started.elapsed() > give_up_after {
             return Outcome {
                 svix_id: svix_id.clone(),
                 accepted: false,
                 refused,
+                refused_at,
+                accepted_at: None,
             };
         }
         tokio::time::sleep(backoff.next_delay()).await;

@@ -1,4 +1,4 @@
-//! Shared by the benchmarks (throughput, chaos, replay): an independent model of
+//! Shared by the benchmarks (throughput, chaos, failover, replay): an independent model of
 //! the semantics and the check of the tables against it, real worker
 //! processes, and the resources of a run (a database and a topology of its
 //! own, removed afterwards).
@@ -55,8 +55,8 @@ pub struct Depths {
     pub dead_letters: u64,
 }
 
-pub async fn depths(topology: &Topology) -> Result<Depths> {
-    let connection = amqp::connect(&SecretUrl::new(AMQP_URL), "bench-depths").await?;
+pub async fn depths(broker: &SecretUrl, topology: &Topology) -> Result<Depths> {
+    let connection = amqp::connect(broker, "bench-depths").await?;
     let channel = connection.create_channel().await?;
     let passive = QueueDeclareOptions {
         passive: true,
@@ -82,8 +82,8 @@ pub async fn depths(topology: &Topology) -> Result<Depths> {
 
 /// Remove the run's topology and database; quietly, as this runs after
 /// failures too.
-pub async fn cleanup(db_name: &str, topology: &Topology) {
-    if let Ok(connection) = amqp::connect(&SecretUrl::new(AMQP_URL), "bench-cleanup").await {
+pub async fn cleanup(broker: &SecretUrl, db_name: &str, topology: &Topology) {
+    if let Ok(connection) = amqp::connect(broker, "bench-cleanup").await {
         let _ = amqp::delete_topology(&connection, topology).await;
     }
     drop_database(db_name).await;
@@ -102,4 +102,35 @@ pub async fn drop_database(db_name: &str) {
 
 pub fn verdict(ok: bool) -> &'static str {
     if ok { "PASS" } else { "MISS" }
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// When each logged event was recorded, from `since_unix_ms` (earlier ones
+/// are left out).
+pub async fn recorded_since(
+    url: &SecretUrl,
+    since_unix_ms: i64,
+) -> Result<Vec<std::time::Duration>> {
+    #[derive(diesel::QueryableByName)]
+    struct At {
+        #[diesel(sql_type = BigInt)]
+        ms: i64,
+    }
+    let mut connection = AsyncPgConnection::establish(url.expose()).await?;
+    let rows: Vec<At> = diesel::sql_query(
+        "SELECT (extract(epoch FROM recorded_at) * 1000)::bigint AS ms FROM clerk_sync.events",
+    )
+    .load(&mut connection)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|at| u64::try_from(at.ms - since_unix_ms).ok())
+        .map(std::time::Duration::from_millis)
+        .collect())
 }

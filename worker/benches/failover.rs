@@ -1,0 +1,412 @@
+//! Node loss under load: a three-node RabbitMQ cluster of the run's own
+//! (`deploy/local/rabbitmq-cluster.sh`), an in-process ingest given the
+//! three nodes' URLs (node 2 first), three `clerk-sync-worker` processes
+//! (node 1 first). A sender posts signed events at a steady rate, retrying
+//! anything but a 2xx as Svix does (see `chaos/sender.rs`). Meanwhile:
+//! `kill -9` of the node holding the most quorum queue leaders, restarted
+//! after a while; then `kill -9` of the node the ingest is connected to (its
+//! `/readyz` says which), restarted; then `rabbitmqctl stop_app` of a third
+//! node and `start_app`. Then the queues are drained and the run passes
+//! when every 2xx'd svix-id is in the log exactly once, nothing else is,
+//! the tables equal the model of the 2xx'd events, there are no dead
+//! letters and the queues end empty. It prints, per fault, the time to the
+//! next 2xx, the refusals, and events/s accepted and applied before, during
+//! and after.
+//!
+//! `cargo bench -p clerk-sync-worker --bench failover`: 90 s at about
+//! 200 events/s, each node down 12 s. Without `--bench` (as `cargo test
+//! --all-targets` runs it) a smoke run: 50 s at about 45 events/s, each
+//! node down 4 s. A fault starts at its planned time, or 3 s after the one
+//! before it is over if that is later (a node takes 5-10 s to start). Needs root and the machine's RabbitMQ package (it says
+//! so and exits 0 otherwise); the machine's own RabbitMQ node is not used.
+
+#[path = "failover/cluster.rs"]
+mod cluster;
+mod common;
+#[path = "chaos/fleet.rs"]
+mod fleet;
+#[path = "chaos/history.rs"]
+mod history;
+#[path = "chaos/sender.rs"]
+mod sender;
+#[path = "failover/timeline.rs"]
+mod timeline;
+#[path = "chaos/verdict.rs"]
+mod verdict;
+
+use anyhow::{Context, Result};
+use clerk_sync_domain::paths;
+use clerk_sync_domain::topology::Topology;
+use clerk_sync_ingest::settings::Settings;
+use clerk_sync_ingest::startup::Application;
+use clerk_sync_runtime::secret_url::SecretUrl;
+use clerk_sync_runtime::settings::WebhookSecrets;
+use clerk_sync_store::repository::database;
+use cluster::{Cluster, NODES};
+use fleet::{Fleet, drain};
+use history::{Rng, deliveries, histories};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use timeline::{Fault, Flow};
+use tokio_util::sync::CancellationToken;
+
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const SHARDS: u16 = 4;
+const WORKERS: usize = 3;
+/// The least time between one fault's end and the next fault.
+const GAP: Duration = Duration::from_secs(3);
+
+#[derive(Debug)]
+struct Plan {
+    users: usize,
+    send_for: Duration,
+    /// When each of the three faults starts, at the earliest.
+    faults_at: [Duration; 3],
+    /// How long a node stays down.
+    down_for: Duration,
+    give_up_after: Duration,
+    drain_within: Duration,
+}
+
+#[tokio::main]
+async fn main() -> Result<ExitCode> {
+    if let Some(why) = Cluster::unavailable() {
+        println!("failover: not run on this machine: {why}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let plan = if std::env::args().any(|a| a == "--bench") {
+        Plan {
+            users: 1_800,
+            send_for: Duration::from_secs(90),
+            faults_at: [15, 40, 65].map(Duration::from_secs),
+            down_for: Duration::from_secs(12),
+            give_up_after: Duration::from_secs(120),
+            drain_within: Duration::from_secs(300),
+        }
+    } else {
+        Plan {
+            users: 200,
+            send_for: Duration::from_secs(50),
+            faults_at: [4, 18, 32].map(Duration::from_secs),
+            down_for: Duration::from_secs(4),
+            give_up_after: Duration::from_secs(60),
+            drain_within: Duration::from_secs(120),
+        }
+    };
+    let name = common::unique("failover");
+    let topology = Topology::new(name.clone(), SHARDS);
+    let logs = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("failover-logs")
+        .join(&name);
+    let started = Instant::now();
+    let cluster = Cluster::start(&name.replace('_', "-")).await?;
+    println!(
+        "failover: a 3-node RabbitMQ cluster started in {:.1} s (AMQP ports {}-{}, 2 cores shared by everything)",
+        started.elapsed().as_secs_f64(),
+        cluster.port(1),
+        cluster.port(3)
+    );
+    let broker = SecretUrl::new(cluster.url(&NODES));
+    let result = run(&plan, &name, &topology, &cluster, &logs).await;
+    common::cleanup(&broker, &name, &topology).await;
+    drop(cluster);
+    match result {
+        Ok(true) => {
+            let _ = std::fs::remove_dir_all(&logs);
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(false) => {
+            println!("  workers' logs kept in {}", logs.display());
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e) => Err(e.context(format!("workers' logs are in {}", logs.display()))),
+    }
+}
+
+async fn run(
+    plan: &Plan,
+    name: &str,
+    topology: &Topology,
+    cluster: &Cluster,
+    logs: &Path,
+) -> Result<bool> {
+    let seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64);
+    let mut rng = Rng(seed | 1);
+    let events = histories(plan.users, &mut rng);
+    let deliveries = deliveries(&events, &mut rng);
+    println!(
+        "  {} events for {} users, {} deliveries over {:.0} s (about {:.0}/s), {WORKERS} workers, {SHARDS} shards",
+        events.len(),
+        plan.users,
+        deliveries.len(),
+        plan.send_for.as_secs_f64(),
+        deliveries.len() as f64 / plan.send_for.as_secs_f64()
+    );
+    let db = common::database_url(name);
+    database::create_if_missing(&db).await?;
+    database::migrate(&db).await?;
+    let mut settings = Settings::default();
+    settings.webhook.secrets = WebhookSecrets::parse(SECRET);
+    settings.amqp.url = SecretUrl::new(cluster.url(&[2, 3, 1]));
+    settings.amqp.prefix = name.to_owned();
+    settings.amqp.shards = SHARDS;
+    settings.ingest.listen = ([127, 0, 0, 1], 0).into();
+    settings.ingest.http_workers = 2;
+    let application = Application::build(&settings).await?;
+    let base = format!("http://127.0.0.1:{}", application.port());
+    let ingest = application.handle();
+    let serving = tokio::spawn(application.run_until_stopped());
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    let env = [
+        ("DATABASE_URL", db.expose()),
+        ("AMQP_URL", &cluster.url(&NODES)),
+        ("CLERK_SYNC__AMQP__PREFIX", name),
+        ("CLERK_SYNC__AMQP__SHARDS", &SHARDS.to_string()),
+        ("CLERK_SYNC__LOG__FORMAT", "json"),
+        ("RUST_LOG", "info"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let result = async {
+        std::fs::create_dir_all(logs)?;
+        let mut fleet = Fleet::new(env, logs.to_owned());
+        fleet.fill()?;
+        for worker in &mut fleet.workers {
+            worker.wait_ready(&client, Duration::from_secs(60)).await?;
+        }
+        let leaders = cluster.leaders(name, 1).await?;
+        println!("  quorum queue leaders per node at the start: {leaders:?}");
+        let sending = Instant::now();
+        let sending_unix_ms = common::unix_ms();
+        let stop = CancellationToken::new();
+        let supervisor = tokio::spawn(supervise(fleet, stop.clone()));
+        let addresses = NODES.map(|n| cluster.address(n));
+        let watcher = tokio::spawn(watch_ingest(
+            client.clone(),
+            base.clone(),
+            addresses,
+            stop.clone(),
+        ));
+        let faults = inject(plan, cluster, name, &client, &base);
+        let webhook = format!("{base}{}", paths::WEBHOOK);
+        let sent = sender::send_all(
+            &client,
+            &webhook,
+            &deliveries,
+            plan.send_for,
+            plan.give_up_after,
+        );
+        let (faults, outcomes) = tokio::join!(faults, sent);
+        let sent_in = sending.elapsed();
+        stop.cancel();
+        let mut fleet = supervisor.await.context("the supervisor task failed")?;
+        let ingest_node = watcher.await.context("the /readyz watcher failed")?;
+        println!("  sent: {}", sender::summary(&outcomes, sent_in));
+        println!(
+            "  the ingest's 503s by reason: {}",
+            publish_failures(&client, &base).await
+        );
+        let sorted = verdict::accepted_and_given_up(&outcomes);
+        let broker = SecretUrl::new(cluster.url(&NODES));
+        let drained = drain(
+            &mut fleet,
+            &broker,
+            &db,
+            topology,
+            sorted.0.len(),
+            plan.drain_within,
+        )
+        .await?;
+        let flow = Flow {
+            accepted: outcomes.iter().filter_map(|o| o.accepted_at).collect(),
+            refused: outcomes
+                .iter()
+                .flat_map(|o| o.refused_at.iter().copied())
+                .collect(),
+            applied: common::recorded_since(&db, sending_unix_ms).await?,
+            ingest_node,
+        };
+        let mut differences = drained.problems();
+        match &faults {
+            Ok(faults) => {
+                for (i, fault) in faults.iter().enumerate() {
+                    println!("  {}", flow.line(fault, faults.get(i + 1)));
+                }
+            }
+            Err(e) => differences.push(format!("a fault could not be injected: {e:#}")),
+        }
+        println!("  {}", drained.line());
+        println!(
+            "  workers: {} started in all; {} exited on their own and were replaced",
+            fleet.started,
+            fleet.exited.len()
+        );
+        let observed = common::check::observe(&db).await?;
+        Ok(verdict::check(
+            &events,
+            &sorted,
+            &observed,
+            plan.give_up_after,
+            differences,
+        ))
+    }
+    .await;
+    ingest.stop(true).await;
+    let _ = serving.await;
+    result
+}
+
+/// Replace any worker that exits, as an orchestrator would, until stopped.
+async fn supervise(mut fleet: Fleet, stop: CancellationToken) -> Fleet {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return fleet,
+            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+        if let Err(e) = fleet.fill() {
+            eprintln!("cannot start a worker: {e:#}");
+        }
+    }
+}
+
+/// Poll the ingest's `/readyz` every 50 ms until stopped: when, and which
+/// node (1-3, of `addresses`) it named (None while not ready).
+async fn watch_ingest(
+    client: reqwest::Client,
+    base: String,
+    addresses: [String; 3],
+    stop: CancellationToken,
+) -> Vec<(Duration, Option<usize>)> {
+    let started = Instant::now();
+    let mut seen = Vec::new();
+    loop {
+        let answer = client.get(format!("{base}{}", paths::READY)).send().await;
+        let node = match answer {
+            Ok(response) => response
+                .json::<serde_json::Value>()
+                .await
+                .ok()
+                .and_then(|body| {
+                    let address = body["rabbitmq_node"].as_str()?.to_owned();
+                    addresses.iter().position(|a| *a == address).map(|i| i + 1)
+                }),
+            Err(_) => None,
+        };
+        seen.push((started.elapsed(), node));
+        tokio::select! {
+            () = stop.cancelled() => return seen,
+            () = tokio::time::sleep(Duration::from_millis(50)) => {}
+        }
+    }
+}
+
+/// `clerk_sync_ingest_publish_failures_total` by reason, from its `/metrics`.
+async fn publish_failures(client: &reqwest::Client, base: &str) -> String {
+    let text = match client.get(format!("{base}{}", paths::METRICS)).send().await {
+        Ok(response) => response.text().await.unwrap_or_default(),
+        Err(e) => return format!("unknown ({e})"),
+    };
+    let counts: Vec<String> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("clerk_sync_ingest_publish_failures_total{reason=\""))
+        .filter_map(|rest| rest.split_once("\"} "))
+        .map(|(reason, n)| format!("{reason} {n}"))
+        .collect();
+    if counts.is_empty() {
+        "none".to_owned()
+    } else {
+        counts.join(", ")
+    }
+}
+
+/// The three faults, each at its planned time from now or 3 s after the
+/// one before it is over, whichever is later.
+async fn inject(
+    plan: &Plan,
+    cluster: &Cluster,
+    prefix: &str,
+    client: &reqwest::Client,
+    ingest: &str,
+) -> Result<Vec<Fault>> {
+    let start = tokio::time::Instant::now();
+    let since = || start.elapsed();
+    let mut faults: Vec<Fault> = Vec::new();
+    let next = |faults: &[Fault], i: usize| {
+        let after_last = faults.last().map_or(Duration::ZERO, |f| f.back + GAP);
+        start + plan.faults_at[i].max(after_last)
+    };
+
+    tokio::time::sleep_until(next(&faults, 0)).await;
+    let leaders = cluster.leaders(prefix, 1).await?;
+    let ingest_uses = ingest_node(cluster, client, ingest).await.ok();
+    // The most leaders; of those, one the ingest does not use, so that the
+    // next fault (the ingest's node) hits another node.
+    let first = leaders
+        .iter()
+        .max_by_key(|(node, n)| (**n, Some(**node) != ingest_uses))
+        .map_or(1, |(node, _)| *node);
+    let what = format!(
+        "kill -9 of node {first} (leader of {} of the queues)",
+        leaders.get(&first).copied().unwrap_or(0)
+    );
+    faults.push(kill_and_revive(cluster, first, what, plan.down_for, &since).await?);
+
+    tokio::time::sleep_until(next(&faults, 1)).await;
+    let second = ingest_node(cluster, client, ingest).await?;
+    let what = format!("kill -9 of node {second} (the ingest's)");
+    faults.push(kill_and_revive(cluster, second, what, plan.down_for, &since).await?);
+
+    tokio::time::sleep_until(next(&faults, 2)).await;
+    let third = NODES
+        .into_iter()
+        .find(|n| *n != first && *n != second)
+        .unwrap_or(3);
+    let at = since();
+    cluster.app(third, "stop_app").await?;
+    tokio::time::sleep(plan.down_for).await;
+    cluster.app(third, "start_app").await?;
+    faults.push(Fault {
+        what: format!("stop_app of node {third}"),
+        at,
+        back: since(),
+    });
+    Ok(faults)
+}
+
+/// The node the ingest's `/readyz` names.
+async fn ingest_node(cluster: &Cluster, client: &reqwest::Client, ingest: &str) -> Result<usize> {
+    let readiness: serde_json::Value = client
+        .get(format!("{ingest}{}", paths::READY))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let address = readiness["rabbitmq_node"].as_str().unwrap_or_default();
+    cluster
+        .node_of_address(address)
+        .with_context(|| format!("the ingest's /readyz names no node of the cluster: {readiness}"))
+}
+
+async fn kill_and_revive(
+    cluster: &Cluster,
+    node: usize,
+    what: String,
+    down_for: Duration,
+    since: &impl Fn() -> Duration,
+) -> Result<Fault> {
+    let at = since();
+    cluster.kill(node).await?;
+    tokio::time::sleep(down_for).await;
+    cluster.revive(node).await?;
+    Ok(Fault {
+        what,
+        at,
+        back: since(),
+    })
+}
