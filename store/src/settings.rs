@@ -43,6 +43,11 @@ impl Settings {
 impl Sections for Settings {
     fn validate(&self) -> Result<(), SettingsError> {
         self.amqp.validate()?;
+        if let Some(management) = &self.status.management_url {
+            for node in management.nodes() {
+                check_url(&node, "status.management_url", &["http", "https"])?;
+            }
+        }
         check_url(
             &self.database.url,
             "database.url",
@@ -139,6 +144,10 @@ pub struct StatusSettings {
     pub max_dead_letters: Option<u64>,
     /// Oldest age, in seconds, of the newest event in the log.
     pub max_newest_event_age_secs: Option<u64>,
+    /// RabbitMQ's management API (`http://user:password@host:15672`; several
+    /// nodes' URLs separated by commas, the first that answers is used), for
+    /// each node's queue leaders and members. Unset: not shown.
+    pub management_url: Option<SecretUrl>,
 }
 
 impl Default for DatabaseSettings {

@@ -162,7 +162,7 @@ async fn run(
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()?;
-    let env = [
+    let env: Vec<(String, String)> = [
         ("DATABASE_URL", db.expose()),
         ("AMQP_URL", &cluster.url(&NODES)),
         ("CLERK_SYNC__AMQP__PREFIX", name),
@@ -175,7 +175,7 @@ async fn run(
     .collect();
     let result = async {
         std::fs::create_dir_all(logs)?;
-        let mut fleet = Fleet::new(env, logs.to_owned());
+        let mut fleet = Fleet::new(env.clone(), logs.to_owned());
         fleet.fill()?;
         for worker in &mut fleet.workers {
             worker.wait_ready(&client, Duration::from_secs(60)).await?;
@@ -193,7 +193,7 @@ async fn run(
             addresses,
             stop.clone(),
         ));
-        let faults = inject(plan, cluster, name, &client, &base);
+        let faults = inject(plan, cluster, name, &client, &base, &env);
         let webhook = format!("{base}{}", paths::WEBHOOK);
         let sent = sender::send_all(
             &client,
@@ -234,7 +234,8 @@ async fn run(
         };
         let mut differences = drained.problems();
         match &faults {
-            Ok(faults) => {
+            Ok((faults, status)) => {
+                println!("  status while node {} was down: {status}", faults[0].node);
                 for (i, fault) in faults.iter().enumerate() {
                     println!("  {}", flow.line(fault, faults.get(i + 1)));
                 }
@@ -333,7 +334,8 @@ async fn inject(
     prefix: &str,
     client: &reqwest::Client,
     ingest: &str,
-) -> Result<Vec<Fault>> {
+    env: &[(String, String)],
+) -> Result<(Vec<Fault>, String)> {
     let start = tokio::time::Instant::now();
     let since = || start.elapsed();
     let mut faults: Vec<Fault> = Vec::new();
@@ -355,12 +357,31 @@ async fn inject(
         "kill -9 of node {first} (leader of {} of the queues)",
         leaders.get(&first).copied().unwrap_or(0)
     );
-    faults.push(kill_and_revive(cluster, first, what, plan.down_for, &since).await?);
+    let at = since();
+    cluster.kill(first).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let status = status_with_a_node_down(cluster, env, first).await?;
+    tokio::time::sleep(plan.down_for.saturating_sub(Duration::from_secs(2))).await;
+    cluster.revive(first).await?;
+    faults.push(Fault {
+        what,
+        node: first,
+        at,
+        back: since(),
+    });
 
     tokio::time::sleep_until(next(&faults, 1)).await;
     let second = ingest_node(cluster, client, ingest).await?;
-    let what = format!("kill -9 of node {second} (the ingest's)");
-    faults.push(kill_and_revive(cluster, second, what, plan.down_for, &since).await?);
+    let at = since();
+    cluster.kill(second).await?;
+    tokio::time::sleep(plan.down_for).await;
+    cluster.revive(second).await?;
+    faults.push(Fault {
+        what: format!("kill -9 of node {second} (the ingest's)"),
+        node: second,
+        at,
+        back: since(),
+    });
 
     tokio::time::sleep_until(next(&faults, 2)).await;
     let third = NODES
@@ -373,10 +394,11 @@ async fn inject(
     cluster.app(third, "start_app").await?;
     faults.push(Fault {
         what: format!("stop_app of node {third}"),
+        node: third,
         at,
         back: since(),
     });
-    Ok(faults)
+    Ok((faults, status))
 }
 
 /// The node the ingest's `/readyz` names.
@@ -393,20 +415,66 @@ async fn ingest_node(cluster: &Cluster, client: &reqwest::Client, ingest: &str) 
         .with_context(|| format!("the ingest's /readyz names no node of the cluster: {readiness}"))
 }
 
-async fn kill_and_revive(
+/// `clerk-sync-worker status --json` with the management API while `down`
+/// is down: it must name that node not running and every queue with its
+/// three members and a majority. One line on what it showed.
+async fn status_with_a_node_down(
     cluster: &Cluster,
-    node: usize,
-    what: String,
-    down_for: Duration,
-    since: &impl Fn() -> Duration,
-) -> Result<Fault> {
-    let at = since();
-    cluster.kill(node).await?;
-    tokio::time::sleep(down_for).await;
-    cluster.revive(node).await?;
-    Ok(Fault {
-        what,
-        at,
-        back: since(),
-    })
+    env: &[(String, String)],
+    down: usize,
+) -> Result<String> {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_clerk-sync-worker"))
+        .args(["status", "--json"])
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env(
+            "CLERK_SYNC__STATUS__MANAGEMENT_URL",
+            cluster.management_url(),
+        )
+        .output()
+        .await
+        .context("cannot run clerk-sync-worker status")?;
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).with_context(|| {
+        format!(
+            "status printed no JSON: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })?;
+    let nodes = report["cluster"]["nodes"]
+        .as_array()
+        .with_context(|| format!("status showed no nodes: {}", report["cluster"]))?;
+    let shown: Vec<String> = nodes
+        .iter()
+        .map(|n| {
+            format!(
+                "{} {} ({} leaders, {} members)",
+                n["name"].as_str().unwrap_or("?"),
+                if n["running"] == true { "up" } else { "DOWN" },
+                n["leaders"],
+                n["members"]
+            )
+        })
+        .collect();
+    let down_name = cluster.node_name(down);
+    let queues = report["cluster"]["queues"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let right = nodes
+        .iter()
+        .any(|n| n["name"] == down_name.as_str() && n["running"] == false)
+        && queues.len() == usize::from(SHARDS) + 1
+        && queues
+            .iter()
+            .all(|q| q["members"].as_array().map(Vec::len) == Some(3) && q["majority"] == true);
+    anyhow::ensure!(
+        right,
+        "status did not show node {down} down and every queue with 3 members and a majority: {}",
+        report["cluster"]
+    );
+    Ok(format!(
+        "{}; every queue 3 members, majority kept (exit {:?})",
+        shown.join(", "),
+        output.status.code()
+    ))
 }

@@ -7,11 +7,13 @@
 //! its messages are read and given back, all of them (see
 //! [`DeadLetterQueue::take_all`]), when there are not too many.
 
+use super::cluster::{self, Cluster};
 use super::report::{DeadLetters, EventLog, Reports, Shard, Tables};
 use super::workers::Worker;
 use crate::dlq::queue::{DeadLetterQueue, figures};
 use anyhow::Context;
 use clerk_sync_domain::topology::Topology;
+use clerk_sync_runtime::secret_url::SecretUrl;
 use clerk_sync_store::clock::now_ms;
 use clerk_sync_store::repository::workers::FRESH_FOR;
 use clerk_sync_store::repository::{events, users, workers};
@@ -134,4 +136,58 @@ pub fn shards(
             consumers,
         })
         .collect()
+}
+
+/// The cluster's nodes and clerk-sync's quorum queues, from the first
+/// management API of `management` that answers; the vhost is `amqp`'s.
+pub async fn cluster(
+    management: &SecretUrl,
+    amqp: &SecretUrl,
+    prefix: &str,
+) -> Result<Cluster, String> {
+    let vhost = amqp
+        .nodes()
+        .first()
+        .and_then(|node| node.parsed().ok())
+        .map(|url| url.path().trim_start_matches('/').to_owned())
+        .filter(|vhost| !vhost.is_empty())
+        .unwrap_or_else(|| "%2f".to_owned());
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut reasons = Vec::new();
+    for node in management.nodes() {
+        let base = node.expose().trim_end_matches('/').to_owned();
+        let get = async |path: String| -> Result<serde_json::Value, String> {
+            let response = client
+                .get(format!("{base}{path}"))
+                .send()
+                .await
+                .map_err(|e| e.without_url().to_string())?;
+            if !response.status().is_success() {
+                return Err(format!("GET {path} answered {}", response.status()));
+            }
+            response
+                .json()
+                .await
+                .map_err(|e| e.without_url().to_string())
+        };
+        let answered = async {
+            let nodes = get("/api/nodes?columns=name,running".to_owned()).await?;
+            let queues = get(format!(
+                "/api/queues/{vhost}?columns=name,type,leader,members,online"
+            ))
+            .await?;
+            Ok::<_, String>(cluster::from_api(&nodes, &queues, prefix))
+        };
+        match answered.await {
+            Ok(found) => return Ok(found),
+            Err(reason) => reasons.push(format!("{}: {reason}", node.redacted())),
+        }
+    }
+    Err(format!(
+        "the management API did not answer ({})",
+        reasons.join("; ")
+    ))
 }

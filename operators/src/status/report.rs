@@ -1,6 +1,7 @@
 //! What `status` found, the thresholds it checks, and how it prints them.
 //! Pure: the figures come from `gather`.
 
+use super::cluster::Cluster;
 use super::workers::{self, Worker};
 use crate::{age, table};
 use clerk_sync_domain::outcome::Outcome;
@@ -15,6 +16,9 @@ pub struct Report {
     pub workers: Vec<Worker>,
     /// RabbitMQ's version, or why it could not be read.
     pub rabbitmq_version: Result<String, String>,
+    /// The cluster's nodes and queue replicas, or why they could not be
+    /// read; None when `status.management_url` is not set.
+    pub cluster: Option<Result<Cluster, String>>,
     pub dead_letters: DeadLetters,
     pub events: EventLog,
     pub tables: Tables,
@@ -117,9 +121,25 @@ pub struct Crossed {
     pub message: String,
 }
 
-/// Every threshold `report` crosses. An unset threshold is not checked.
+/// Every threshold `report` crosses. An unset threshold is not checked; a
+/// quorum queue without a majority (`quorum_majority`) always is.
 pub fn check(report: &Report, limits: &StatusSettings) -> Vec<Crossed> {
     let mut crossed = Vec::new();
+    if let Some(Ok(cluster)) = &report.cluster {
+        for queue in cluster.without_majority() {
+            crossed.push(Crossed {
+                threshold: "quorum_majority",
+                limit: queue.majority() as u64,
+                subject: queue.queue.clone(),
+                message: format!(
+                    "{}: only {} of {} members online, fewer than a majority: it accepts and delivers nothing",
+                    queue.queue,
+                    queue.online.len(),
+                    queue.members.len()
+                ),
+            });
+        }
+    }
     for shard in &report.shards {
         if let Some(max) = limits.max_shard_depth
             && u64::from(shard.waiting) > max
@@ -219,6 +239,30 @@ pub fn text(report: &Report, crossed: &[Crossed]) -> String {
     lines.push(String::new());
     lines.push(workers::text(&report.workers));
     lines.push(String::new());
+    match &report.cluster {
+        Some(Ok(cluster)) => {
+            let rows: Vec<Vec<String>> = cluster
+                .nodes
+                .iter()
+                .map(|n| {
+                    vec![
+                        n.name.clone(),
+                        if n.running { "yes" } else { "NO" }.to_owned(),
+                        n.leaders.to_string(),
+                        n.members.to_string(),
+                    ]
+                })
+                .collect();
+            lines.push(table::render(
+                &["RABBITMQ NODE", "RUNNING", "LEADERS", "MEMBERS"],
+                &rows,
+            ));
+            lines.extend(cluster.degraded());
+            lines.push(String::new());
+        }
+        Some(Err(reason)) => lines.push(format!("rabbitmq nodes: unknown ({reason})")),
+        None => {}
+    }
     lines.push(match &report.rabbitmq_version {
         Ok(version) => format!("rabbitmq:     {version}"),
         Err(reason) => format!("rabbitmq:     version unknown ({reason})"),
@@ -304,6 +348,11 @@ pub fn json(report: &Report, crossed: &[Crossed], limits: &StatusSettings) -> Va
         "shards": shards,
         "workers": workers::json(&report.workers),
         "rabbitmq_version": report.rabbitmq_version.as_ref().ok(),
+        "cluster": match &report.cluster {
+            Some(Ok(cluster)) => cluster.json(),
+            Some(Err(reason)) => json!({ "error": reason }),
+            None => Value::Null,
+        },
         "dead_letters": {
             "queue": report.dead_letters.queue,
             "depth": report.dead_letters.depth,

@@ -22,6 +22,7 @@ fn report(shards: Vec<Shard>, dead: u32, newest: Option<f64>) -> Report {
         shards,
         workers: Vec::new(),
         rabbitmq_version: Ok("4.0.5".to_owned()),
+        cluster: None,
         dead_letters: DeadLetters {
             queue: "p.dead-letter".to_owned(),
             depth: dead,
@@ -63,6 +64,7 @@ fn each_threshold_is_crossed_only_above_its_limit() {
         max_oldest_message_age_secs: Some(60),
         max_dead_letters: Some(0),
         max_newest_event_age_secs: Some(600),
+        management_url: None,
     };
     let within = report(
         vec![shard(3, 1, reports(Some(60.0))), shard(2, 1, reports(None))],

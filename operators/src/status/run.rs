@@ -28,6 +28,12 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
         shards: super::gather::shards(figures, reports),
         workers,
         rabbitmq_version: broker_version::read(&settings.amqp.url).await,
+        cluster: match &settings.status.management_url {
+            Some(url) => {
+                Some(super::gather::cluster(url, &settings.amqp.url, &settings.amqp.prefix).await)
+            }
+            None => None,
+        },
         dead_letters,
         events,
         tables,

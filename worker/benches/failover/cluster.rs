@@ -83,6 +83,20 @@ impl Cluster {
         NODES.into_iter().find(|&n| self.address(n) == address)
     }
 
+    /// The Erlang name of a node.
+    pub fn node_name(&self, node: usize) -> String {
+        format!("{}-{node}@localhost", self.name)
+    }
+
+    /// The three nodes' management API URLs, comma-separated.
+    pub fn management_url(&self) -> String {
+        NODES
+            .iter()
+            .map(|&n| format!("http://guest:guest@127.0.0.1:{}", self.port(n) + 10_000))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
     /// The nodes' AMQP URLs in the given order, comma-separated.
     pub fn url(&self, order: &[usize]) -> String {
         order
@@ -139,10 +153,7 @@ impl Cluster {
                 continue;
             }
             let leader = queue["leader"].as_str().unwrap_or_default();
-            if let Some(node) = NODES
-                .into_iter()
-                .find(|n| leader == format!("{}-{n}@localhost", self.name))
-            {
+            if let Some(node) = NODES.into_iter().find(|&n| leader == self.node_name(n)) {
                 *leaders.entry(node).or_default() += 1;
             }
         }

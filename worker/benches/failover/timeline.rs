@@ -12,6 +12,8 @@ const WINDOW: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub struct Fault {
     pub what: String,
+    /// The node it hit (1-3).
+    pub node: usize,
     pub at: Duration,
     /// When the node was back (or the fault otherwise over).
     pub back: Duration,
