@@ -152,3 +152,23 @@ fn operators_settings_have_safe_defaults_and_come_from_the_environment() {
         .unwrap_or_default();
     assert!(error.contains("setting clerk.api_url"), "{error}");
 }
+
+#[test]
+fn the_management_url_may_list_nodes_and_must_be_http() {
+    let nodes = "http://guest:pw1@r1:15672,http://guest:pw2@r2:15672";
+    let settings = load(&[("CLERK_SYNC__STATUS__MANAGEMENT_URL", nodes)]).unwrap();
+    let url = settings.status.management_url.unwrap();
+    assert_eq!(url.nodes().len(), 2);
+    assert!(!format!("{url:?}").contains("pw1"));
+    let error = load(&[(
+        "CLERK_SYNC__STATUS__MANAGEMENT_URL",
+        "amqp://guest:pw@r1:5672",
+    )])
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error.starts_with("setting status.management_url"),
+        "{error}"
+    );
+    assert!(!error.contains("pw"), "{error}");
+}
