@@ -20,9 +20,8 @@ pub struct Fleet {
     pub workers: Vec<Worker>,
     /// Workers started so far (names their log files).
     pub started: usize,
-    /// Workers that exited without being asked to. `run` exits 1 when
-    /// PostgreSQL or RabbitMQ is unreachable at start-up (it migrates
-    /// first), so a replacement started during a restart does.
+    /// Workers that exited without being asked to (none should: `run`
+    /// waits for PostgreSQL and RabbitMQ at start-up).
     pub exited: Vec<ExitStatus>,
 }
 
