@@ -64,6 +64,7 @@ on_node() {
     RABBITMQ_ENABLED_PLUGINS_FILE="$dir/enabled_plugins" \
     RABBITMQ_MNESIA_BASE="$dir/n$i/mnesia" RABBITMQ_LOG_BASE="$dir/n$i/log" \
     RABBITMQ_PID_FILE="$dir/n$i/pid" \
+    ERL_CRASH_DUMP="$dir/n$i/erl_crash.dump" \
     "$@"
 }
 ctl() { local i=$1; shift; on_node "$i" "$bin/rabbitmqctl" -n "$(node_name "$i")" "$@"; }
