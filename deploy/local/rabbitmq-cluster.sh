@@ -105,7 +105,8 @@ start_node() {
   done
 }
 
-running() { ctl "$1" status >/dev/null 2>&1; }
+# A cluster that was never started (or was removed) has no cookie: nothing runs.
+running() { [ -f "$dir/.erlang.cookie" ] && ctl "$1" status >/dev/null 2>&1; }
 
 start() {
   local i
