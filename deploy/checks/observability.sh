@@ -5,8 +5,9 @@
 #     anchor that exists in deploy/README.md's "alerts" section, and fires
 #     in at least one unit test;
 #   - every metric name in the alerts, their tests and the dashboard exists:
-#     clerk-sync's names are read from ingest/src/metrics.rs and
-#     worker/src/serving/metrics.rs (counters get _total, histograms _bucket/_sum/
+#     clerk-sync's names are read from ingest/src/metrics.rs,
+#     worker/src/serving/metrics.rs and runtime/src/broker_link.rs (counters
+#     get _total, histograms _bucket/_sum/
 #     _count), RabbitMQ's from the list below; label names must exist too;
 #   - the dashboard is valid JSON with unique panel ids, non-overlapping
 #     panels, known template variables, and every query parses (promtool).
@@ -81,10 +82,13 @@ for prefix in ("rabbitmq_detailed_", "rabbitmq_"):
 TARGET_LABELS = {"job", "instance"}
 
 
-def rust_metrics(path):
-    """Exported names -> label names, from a prometheus_client registry."""
+def rust_metrics(path, prefix=None):
+    """Exported names -> label names, from a prometheus_client registry
+    (with the file's Registry::with_prefix, or `prefix` for a file that
+    registers into a registry made elsewhere)."""
     src = open(path).read()
-    prefix = re.search(r'Registry::with_prefix\("([a-z_]+)"\)', src).group(1)
+    if prefix is None:
+        prefix = re.search(r'Registry::with_prefix\("([a-z_]+)"\)', src).group(1)
     structs = {
         m.group(1): set(re.findall(r"pub\s+(\w+)\s*:", m.group(2)))
         for m in re.finditer(r"struct\s+(\w+)\s*\{([^}]*)\}", src)
@@ -120,6 +124,9 @@ def rust_metrics(path):
 KNOWN = {"up": set()}
 KNOWN.update(rust_metrics("ingest/src/metrics.rs"))
 KNOWN.update(rust_metrics("worker/src/serving/metrics.rs"))
+# The broker link's metrics, registered into both binaries' registries.
+for binary in ("clerk_sync_ingest", "clerk_sync_worker"):
+    KNOWN.update(rust_metrics("runtime/src/broker_link.rs", binary))
 KNOWN.update(RABBITMQ)
 
 KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool",
