@@ -61,10 +61,12 @@ const GAP: Duration = Duration::from_secs(3);
 struct Plan {
     users: usize,
     send_for: Duration,
-    /// When each of the three faults starts, at the earliest.
-    faults_at: [Duration; 3],
+    /// When each of the four faults starts, at the earliest.
+    faults_at: [Duration; 4],
     /// How long a node stays down.
     down_for: Duration,
+    /// How long a node stays cut off (its peers need about 10 s to notice).
+    cut_for: Duration,
     give_up_after: Duration,
     drain_within: Duration,
 }
@@ -77,19 +79,21 @@ async fn main() -> Result<ExitCode> {
     }
     let plan = if std::env::args().any(|a| a == "--bench") {
         Plan {
-            users: 1_800,
-            send_for: Duration::from_secs(90),
-            faults_at: [15, 40, 65].map(Duration::from_secs),
+            users: 2_600,
+            send_for: Duration::from_secs(130),
+            faults_at: [15, 40, 65, 90].map(Duration::from_secs),
             down_for: Duration::from_secs(12),
+            cut_for: Duration::from_secs(25),
             give_up_after: Duration::from_secs(120),
             drain_within: Duration::from_secs(300),
         }
     } else {
         Plan {
-            users: 200,
-            send_for: Duration::from_secs(50),
-            faults_at: [4, 18, 32].map(Duration::from_secs),
+            users: 320,
+            send_for: Duration::from_secs(80),
+            faults_at: [4, 18, 32, 46].map(Duration::from_secs),
             down_for: Duration::from_secs(4),
+            cut_for: Duration::from_secs(15),
             give_up_after: Duration::from_secs(60),
             drain_within: Duration::from_secs(120),
         }
@@ -102,13 +106,17 @@ async fn main() -> Result<ExitCode> {
     let started = Instant::now();
     let cluster = Cluster::start(&name.replace('_', "-")).await?;
     println!(
-        "failover: a 3-node RabbitMQ cluster started in {:.1} s (AMQP ports {}-{}, 2 cores shared by everything)",
+        "failover: a 3-node RabbitMQ cluster started in {:.1} s (nodes {}, {}, {}, each in a network namespace; 2 cores shared by everything)",
         started.elapsed().as_secs_f64(),
-        cluster.port(1),
-        cluster.port(3)
+        cluster.address(1),
+        cluster.address(2),
+        cluster.address(3)
     );
     let broker = SecretUrl::new(cluster.url(&NODES));
     let result = run(&plan, &name, &topology, &cluster, &logs).await;
+    if !matches!(result, Ok(true)) {
+        cluster.save_logs(&logs);
+    }
     common::cleanup(&broker, &name, &topology).await;
     drop(cluster);
     match result {
@@ -326,7 +334,7 @@ async fn publish_failures(client: &reqwest::Client, base: &str) -> String {
     }
 }
 
-/// The three faults, each at its planned time from now or 3 s after the
+/// The four faults, each at its planned time from now or 3 s after the
 /// one before it is over, whichever is later.
 async fn inject(
     plan: &Plan,
@@ -395,6 +403,26 @@ async fn inject(
     faults.push(Fault {
         what: format!("stop_app of node {third}"),
         node: third,
+        at,
+        back: since(),
+    });
+
+    tokio::time::sleep_until(next(&faults, 3)).await;
+    let leaders = cluster.leaders(prefix, 1).await?;
+    let fourth = leaders
+        .iter()
+        .max_by_key(|(_, n)| **n)
+        .map_or(1, |(node, _)| *node);
+    let at = since();
+    cluster.cut(fourth).await?;
+    tokio::time::sleep(plan.cut_for).await;
+    cluster.heal(fourth).await?;
+    faults.push(Fault {
+        what: format!(
+            "node {fourth} cut off (leader of {} of the queues)",
+            leaders.get(&fourth).copied().unwrap_or(0)
+        ),
+        node: fourth,
         at,
         back: since(),
     });

@@ -1,6 +1,7 @@
 //! A three-node RabbitMQ cluster of a run's own, through
-//! `deploy/local/rabbitmq-cluster.sh` (own node names, ports and data, the
-//! machine's node left alone), stopped and removed when dropped. Its
+//! `deploy/local/rabbitmq-cluster.sh` (own node names, data and cookie, the
+//! machine's node left alone), each node in a network namespace of its own
+//! (so that one can be cut off), stopped and removed when dropped. Its
 //! commands run as child processes awaited asynchronously, so that the
 //! load going on meanwhile never waits for them.
 
@@ -18,25 +19,30 @@ pub const NODES: [usize; 3] = [1, 2, 3];
 #[derive(Debug)]
 pub struct Cluster {
     name: String,
-    base_port: u16,
+    /// The namespaces' /24 (`10.77.N`): node n is at `10.77.N.1n`.
+    subnet: String,
 }
 
 impl Cluster {
-    /// Start and cluster three nodes named `name-1`..`name-3`, on the first
-    /// free block of ports from 20000.
+    /// Start and cluster three nodes named `name-1`..`name-3`, in a free
+    /// subnet of 10.77.0.0/16.
     pub async fn start(name: &str) -> Result<Self> {
         let cluster = Self {
             name: name.to_owned(),
-            base_port: free_base_port()?,
+            subnet: free_subnet().await?,
         };
         cluster.script(&["start"]).await?;
         Ok(cluster)
     }
 
-    /// Whether this machine can run one: the local RabbitMQ package, root.
+    /// Whether this machine can run one: the local RabbitMQ package, root,
+    /// iproute2 (network namespaces).
     pub fn unavailable() -> Option<String> {
         if !std::path::Path::new("/usr/lib/rabbitmq/bin/rabbitmq-server").exists() {
             return Some("the local RabbitMQ package is not installed".to_owned());
+        }
+        if Command::new("ip").args(["netns", "list"]).output().is_err() {
+            return Some("iproute2 (ip netns) is not installed".to_owned());
         }
         let root = Command::new("id")
             .arg("-u")
@@ -51,7 +57,8 @@ impl Cluster {
             .arg(SCRIPT)
             .args(args)
             .env("RABBITMQ_CLUSTER_NAME", &self.name)
-            .env("RABBITMQ_CLUSTER_PORT", self.base_port.to_string());
+            .env("RABBITMQ_CLUSTER_NETNS", &self.subnet)
+            .env("RABBITMQ_CLUSTER_DIR", self.dir());
         command
     }
 
@@ -70,13 +77,34 @@ impl Cluster {
         Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
     }
 
-    pub fn port(&self, node: usize) -> u16 {
-        self.base_port + node as u16 - 1
+    /// Where the nodes keep their data and logs while they run.
+    fn dir(&self) -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join("failover-clusters")
+            .join(&self.name)
+    }
+
+    /// Copy the nodes' logs to `to` (they go with the cluster).
+    pub fn save_logs(&self, to: &std::path::Path) {
+        for node in NODES {
+            let from = self.dir().join(format!("n{node}/log"));
+            let Ok(entries) = std::fs::read_dir(&from) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let name = format!("rabbitmq-{node}-{}", entry.file_name().to_string_lossy());
+                let _ = std::fs::copy(entry.path(), to.join(name));
+            }
+        }
+    }
+
+    pub fn host(&self, node: usize) -> String {
+        format!("{}.{}", self.subnet, 10 + node)
     }
 
     /// `host:port` of a node, as `/readyz` names it.
     pub fn address(&self, node: usize) -> String {
-        format!("127.0.0.1:{}", self.port(node))
+        format!("{}:5672", self.host(node))
     }
 
     pub fn node_of_address(&self, address: &str) -> Option<usize> {
@@ -85,25 +113,50 @@ impl Cluster {
 
     /// The Erlang name of a node.
     pub fn node_name(&self, node: usize) -> String {
-        format!("{}-{node}@localhost", self.name)
+        format!("{}-{node}@{}", self.name, self.host(node))
     }
 
     /// The three nodes' management API URLs, comma-separated.
     pub fn management_url(&self) -> String {
         NODES
             .iter()
-            .map(|&n| format!("http://guest:guest@127.0.0.1:{}", self.port(n) + 10_000))
+            .map(|&n| format!("http://guest:guest@{}:15672", self.host(n)))
             .collect::<Vec<_>>()
             .join(",")
     }
 
-    /// The nodes' AMQP URLs in the given order, comma-separated.
+    /// The nodes' AMQP URLs in the given order, comma-separated, with a
+    /// 5 s heartbeat: a node cut off sends nothing, not even a reset, so
+    /// only missed heartbeats tell a client its connection is dead.
     pub fn url(&self, order: &[usize]) -> String {
         order
             .iter()
-            .map(|&n| format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port(n)))
+            .map(|&n| format!("amqp://guest:guest@{}/%2f?heartbeat=5", self.address(n)))
             .collect::<Vec<_>>()
             .join(",")
+    }
+
+    /// Unplug a node from the others and from every client.
+    pub async fn cut(&self, node: usize) -> Result<()> {
+        self.script(&["cut", &node.to_string()]).await.map(drop)
+    }
+
+    /// Plug it back, and wait until it runs again (it paused while cut off).
+    pub async fn heal(&self, node: usize) -> Result<Duration> {
+        let started = Instant::now();
+        self.script(&["heal", &node.to_string()]).await?;
+        while self
+            .script(&["ctl", &node.to_string(), "await_startup", "--timeout", "5"])
+            .await
+            .is_err()
+        {
+            anyhow::ensure!(
+                started.elapsed() < Duration::from_secs(180),
+                "node {node} did not run again within 180 s of being plugged back"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        Ok(started.elapsed())
     }
 
     /// `kill -9` of the node's Erlang VM.
@@ -170,15 +223,17 @@ impl Drop for Cluster {
     }
 }
 
-/// A base port whose three AMQP ports, and their management (+10000) and
-/// distribution (+20000) ports, are free.
-fn free_base_port() -> Result<u16> {
-    let free = |port: u16| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
-    let seed = std::process::id() as u16 % 300;
-    (0..300)
-        .map(|i| 20_000 + ((seed + i) % 300) * 10)
-        .find(|&base| {
-            (0..3).all(|i| free(base + i) && free(base + i + 10_000) && free(base + i + 20_000))
-        })
-        .context("no free block of ports for a RabbitMQ cluster")
+/// A `10.77.N` not on any interface yet.
+async fn free_subnet() -> Result<String> {
+    let output = tokio::process::Command::new("ip")
+        .args(["-o", "-4", "addr"])
+        .output()
+        .await
+        .context("cannot run ip addr")?;
+    let taken = String::from_utf8_lossy(&output.stdout).into_owned();
+    let seed = std::process::id() as usize % 200;
+    (0..200)
+        .map(|i| format!("10.77.{}", 20 + (seed + i) % 200))
+        .find(|subnet| !taken.contains(&format!("{subnet}.")))
+        .context("no free 10.77.N.0/24 for the cluster's namespaces")
 }
