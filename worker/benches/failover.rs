@@ -1,27 +1,31 @@
 //! Node loss under load: a three-node RabbitMQ cluster of the run's own
-//! (`deploy/local/rabbitmq-cluster.sh`), an in-process ingest given the
-//! three nodes' URLs (node 2 first), three `clerk-sync-worker` processes
-//! (node 1 first). A sender posts signed events at a steady rate, retrying
-//! anything but a 2xx as Svix does (see `chaos/sender.rs`). Meanwhile:
-//! `kill -9` of the node holding the most quorum queue leaders, restarted
-//! after a while; then `kill -9` of the node the ingest is connected to (its
-//! `/readyz` says which), restarted; then `rabbitmqctl stop_app` of a third
-//! node and `start_app`. Then the queues are drained and the run passes
-//! when every 2xx'd svix-id is in the log exactly once, nothing else is,
-//! the tables equal the model of the 2xx'd events, there are no dead
-//! letters and the queues end empty. It prints, per fault, the time to the
-//! next 2xx, the refusals, and events/s accepted and applied before, during
-//! and after.
+//! (`deploy/local/rabbitmq-cluster.sh`, each node in a network namespace of
+//! its own, joined by a bridge), an in-process ingest given the three nodes'
+//! URLs (node 2 first) and three `clerk-sync-worker` processes (node 1
+//! first), all with a 5 s AMQP heartbeat. A sender posts signed events at a
+//! steady rate, retrying anything but a 2xx as Svix does (see
+//! `chaos/sender.rs`). Meanwhile: `kill -9` of the node holding the most
+//! quorum queue leaders, restarted after a while (and `status` run while it
+//! is down); then `kill -9` of the node the ingest is connected to (its
+//! `/readyz` says which), restarted; then `rabbitmqctl stop_app` of the
+//! third node and `start_app`; then the node holding the most leaders cut
+//! off from its peers and every client (its link to the bridge down: a
+//! partition; `pause_minority` pauses it) and plugged back. Then the queues
+//! are drained and the run passes when every 2xx'd svix-id is in the log
+//! exactly once, nothing else is, the tables equal the model of the 2xx'd
+//! events, there are no dead letters and the queues end empty. It prints,
+//! per fault, whether the ingest moved and how fast, the refusals, and
+//! events/s accepted and applied before, during and after.
 //!
-//! `cargo bench -p clerk-sync-worker --bench failover`: 90 s at about
-//! 200 events/s, each node down 12 s. Without `--bench` (as `cargo test
-//! --all-targets` runs it) a smoke run: 50 s at about 45 events/s, each
-//! node down 4 s. A fault starts at its planned time, or 3 s after the one
-//! before it is over if that is later (a node takes 5-10 s to start). Needs root and the machine's RabbitMQ package (it says
-//! so and exits 0 otherwise); the machine's own RabbitMQ node is not used.
+//! `cargo bench -p clerk-sync-worker --bench failover`: 130 s at about
+//! 220 events/s, each node down 12 s, cut off 25 s. Without `--bench` (as
+//! `cargo test --all-targets` runs it) a smoke run: 80 s at about 45
+//! events/s, each node down 4 s, cut off 15 s. A fault starts at its
+//! planned time, or 3 s after the one before it is over if that is later (a
+//! node takes 5-10 s to start). Needs root, iproute2 and the machine's
+//! RabbitMQ package (it says so and exits 0 otherwise); the machine's own
+//! RabbitMQ node is not used.
 
-#[path = "failover/cluster.rs"]
-mod cluster;
 mod common;
 #[path = "chaos/fleet.rs"]
 mod fleet;
