@@ -26,6 +26,8 @@
 //! RabbitMQ package (it says so and exits 0 otherwise); the machine's own
 //! RabbitMQ node is not used.
 
+#[path = "failover/cluster.rs"]
+mod cluster;
 mod common;
 #[path = "chaos/fleet.rs"]
 mod fleet;
