@@ -60,6 +60,8 @@ use tokio_util::sync::CancellationToken;
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const SHARDS: u16 = 4;
 const WORKERS: usize = 3;
+/// How long a node cut off and plugged back may take to run again.
+const REJOIN_WITHIN: Duration = Duration::from_secs(60);
 /// The least time between one fault's end and the next fault.
 const GAP: Duration = Duration::from_secs(3);
 
@@ -422,11 +424,22 @@ async fn inject(
     let at = since();
     cluster.cut(fourth).await?;
     tokio::time::sleep(plan.cut_for).await;
-    cluster.heal(fourth).await?;
+    // A node that stays paused after the partition heals is restarted, as
+    // an operator would; the run says so.
+    let rejoined = cluster.heal(fourth, REJOIN_WITHIN).await?;
+    if !rejoined {
+        cluster.kill(fourth).await?;
+        cluster.revive(fourth).await?;
+    }
     faults.push(Fault {
         what: format!(
-            "node {fourth} cut off (leader of {} of the queues)",
-            leaders.get(&fourth).copied().unwrap_or(0)
+            "node {fourth} cut off (leader of {} of the queues){}",
+            leaders.get(&fourth).copied().unwrap_or(0),
+            if rejoined {
+                ""
+            } else {
+                ", did NOT rejoin within 60 s of being plugged back: restarted"
+            }
         ),
         node: fourth,
         at,
