@@ -4,7 +4,9 @@
 //! Requests never wait for a reconnect: while the link is down, publishing
 //! fails at once (503, and Svix retries) and `/readyz` says not ready and
 //! why. A broker unreachable at start-up is waited for the same way; each
-//! reconnect tries every node `amqp.url` lists, in order.
+//! reconnect tries every node `amqp.url` lists, the one just lost last. A
+//! publish left without a confirm past `amqp.confirm_timeout_ms` also ends
+//! the connection: a node cut off by a partition sends nothing at all.
 
 use crate::metrics::Metrics;
 use clerk_sync_domain::backoff::Backoff;
@@ -14,6 +16,7 @@ use clerk_sync_runtime::settings::AmqpSettings;
 use lapin::options::ConfirmSelectOptions;
 use lapin::{Channel, Connection};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
@@ -30,11 +33,23 @@ pub(crate) struct Link {
     pub(crate) channel: Channel,
     /// The node it went to (`host:port`).
     node: String,
+    /// Set when a publish got no confirm in time: a node cut off by a
+    /// partition sends nothing, not even a reset, and the connection would
+    /// look alive until its heartbeats were missed.
+    silent: Arc<AtomicBool>,
 }
 
 impl Link {
     fn usable(&self) -> bool {
-        self.connection.status().connected() && self.channel.status().connected()
+        self.connection.status().connected()
+            && self.channel.status().connected()
+            && !self.silent.load(Ordering::Relaxed)
+    }
+
+    /// No confirm came in time: replace this connection (another node may
+    /// answer) instead of waiting for its heartbeats to fail.
+    pub(crate) fn report_silent(&self) {
+        self.silent.store(true, Ordering::Relaxed);
     }
 }
 
@@ -86,8 +101,12 @@ impl Shared {
     }
 
     async fn open(&self) -> Result<Link, AmqpError> {
-        let amqp::Connected { connection, node } =
-            amqp::connect_node(&self.settings.url, "clerk-sync-ingest").await?;
+        let amqp::Connected { connection, node } = amqp::connect_node(
+            &self.settings.url,
+            "clerk-sync-ingest",
+            self.metrics.broker.last_node().as_deref(),
+        )
+        .await?;
         amqp::declare_topology(&connection, &self.topology, self.settings.delivery_limit).await?;
         let unreachable = |e: lapin::Error| AmqpError::Unreachable {
             url: self.settings.url.redacted(),
@@ -102,6 +121,7 @@ impl Shared {
             connection: Arc::new(connection),
             channel,
             node,
+            silent: Arc::default(),
         })
     }
 }

@@ -149,7 +149,11 @@ impl Publisher {
         };
         let timeout = self.shared.confirm_timeout();
         match tokio::time::timeout(timeout, confirmed).await {
-            Err(_) => Err(PublishError::ConfirmTimeout(timeout.as_millis() as u64)),
+            Err(_) => {
+                link.report_silent();
+                self.shared.report_broken();
+                Err(PublishError::ConfirmTimeout(timeout.as_millis() as u64))
+            }
             Ok(Err(e)) => {
                 self.shared.report_broken();
                 Err(PublishError::Broken(e))

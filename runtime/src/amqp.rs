@@ -5,6 +5,7 @@
 //! by name instead of being changed (RabbitMQ cannot change them in place).
 
 use crate::amqp_value::long_string;
+use crate::broker_link;
 use crate::broker_version;
 use crate::secret_url::SecretUrl;
 use clerk_sync_domain::topology::Topology;
@@ -55,16 +56,28 @@ pub struct Connected {
 /// tell processes apart in the management UI. Each node fails within
 /// [`CONNECT_TIMEOUT`].
 pub async fn connect(url: &SecretUrl, connection_name: &str) -> Result<Connection, AmqpError> {
-    connect_node(url, connection_name)
+    connect_node(url, connection_name, None)
         .await
         .map(|connected| connected.connection)
 }
 
-/// [`connect`], telling which node answered.
-pub async fn connect_node(url: &SecretUrl, connection_name: &str) -> Result<Connected, AmqpError> {
-    let nodes = url.nodes();
+/// [`connect`], telling which node answered. `failed` (a node's
+/// `host:port`) is the node whose connection was just lost: it is tried
+/// last, after the nodes that follow it in the list, so that a reconnect
+/// moves on instead of waiting for a node that went silent.
+pub async fn connect_node(
+    url: &SecretUrl,
+    connection_name: &str,
+    failed: Option<&str>,
+) -> Result<Connected, AmqpError> {
+    let listed = url.nodes();
+    let addresses: Vec<String> = listed.iter().map(SecretUrl::address).collect();
+    let nodes: Vec<&SecretUrl> = broker_link::try_order(&addresses, failed)
+        .into_iter()
+        .map(|i| &listed[i])
+        .collect();
     let mut reasons = Vec::new();
-    for node in &nodes {
+    for node in nodes.iter().copied() {
         match connect_one(node, connection_name).await {
             Ok(connection) => {
                 return Ok(Connected {

@@ -28,6 +28,18 @@ pub enum Change {
     OtherNode,
 }
 
+/// Pure: the order in which to try the listed nodes (their `host:port`)
+/// after losing the connection to `failed`: the nodes after it in the
+/// list, then those before it, then itself; the list's own order when
+/// nothing failed (or the node is not listed).
+pub fn try_order(addresses: &[String], failed: Option<&str>) -> Vec<usize> {
+    let n = addresses.len();
+    match failed.and_then(|f| addresses.iter().position(|a| a == f)) {
+        Some(at) => (1..=n).map(|k| (at + k) % n).collect(),
+        None => (0..n).collect(),
+    }
+}
+
 /// Pure: what connecting to `node` is after `last`.
 pub fn change(last: Option<&str>, node: &str) -> Change {
     match last {
@@ -139,6 +151,11 @@ impl BrokerLink {
         self.connected.set(0);
     }
 
+    /// The node used last, connected or not (to try it last on reconnect).
+    pub fn last_node(&self) -> Option<String> {
+        self.state().last.clone()
+    }
+
     pub fn is_connected(&self) -> bool {
         self.connected.get() == 1
     }
@@ -156,6 +173,18 @@ impl BrokerLink {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reconnect_tries_the_failed_node_last() {
+        let nodes: Vec<String> = ["a:1", "b:1", "c:1"].map(String::from).to_vec();
+        assert_eq!(try_order(&nodes, None), [0, 1, 2]);
+        assert_eq!(try_order(&nodes, Some("a:1")), [1, 2, 0]);
+        assert_eq!(try_order(&nodes, Some("b:1")), [2, 0, 1]);
+        assert_eq!(try_order(&nodes, Some("c:1")), [0, 1, 2]);
+        assert_eq!(try_order(&nodes, Some("elsewhere:1")), [0, 1, 2]);
+        assert_eq!(try_order(&nodes[..1], Some("a:1")), [0]);
+        assert!(try_order(&[], Some("a:1")).is_empty());
+    }
 
     #[test]
     fn a_connection_is_first_same_or_another_node() {

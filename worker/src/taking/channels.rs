@@ -145,8 +145,12 @@ impl Consumer {
         if !connected {
             return Ok(Lost::Stopped);
         }
-        let amqp::Connected { connection, node } =
-            amqp::connect_node(&self.settings.amqp.url, "clerk-sync-worker").await?;
+        let amqp::Connected { connection, node } = amqp::connect_node(
+            &self.settings.amqp.url,
+            "clerk-sync-worker",
+            self.metrics.broker.last_node().as_deref(),
+        )
+        .await?;
         amqp::declare_topology(
             &connection,
             &self.topology,
