@@ -229,7 +229,20 @@ async fn run(
             publish_failures(&client, &base).await
         );
         let sorted = verdict::accepted_and_given_up(&outcomes);
-        let broker = SecretUrl::new(cluster.url(&NODES));
+        // Queue depths through a node that was not cut off last: a node's
+        // view of a quorum queue's depth can lag for minutes after a
+        // partition heals (seen: 0 ready everywhere else, not there).
+        let cut = faults
+            .as_ref()
+            .ok()
+            .and_then(|(f, _)| f.last())
+            .map(|f| f.node);
+        let order: Vec<usize> = NODES
+            .into_iter()
+            .filter(|&n| Some(n) != cut)
+            .chain(cut)
+            .collect();
+        let broker = SecretUrl::new(cluster.url(&order));
         let drained = drain(
             &mut fleet,
             &broker,
