@@ -75,6 +75,19 @@ async fn broker_lost_gives_503_then_recovers_by_itself() {
     );
 }
 
+/// Wait until `/readyz` says ready through the node (a proxy) on `port`.
+async fn wait_for_node(app: &TestApp, port: u16, within: Duration) {
+    let started = Instant::now();
+    loop {
+        let ready = readiness(app).await;
+        if ready["status"] == "ready" && ready["rabbitmq_node"] == format!("127.0.0.1:{port}") {
+            break;
+        }
+        assert!(started.elapsed() < within, "{ready}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// `/readyz`'s answer as JSON.
 async fn readiness(app: &TestApp) -> serde_json::Value {
     app.get("/readyz").await.json().await.unwrap()
@@ -156,17 +169,7 @@ async fn a_lost_node_fails_over_to_the_next_one_listed() {
     assert_eq!(response.status().as_u16(), 202);
 
     first.cut();
-    let started = Instant::now();
-    loop {
-        let ready = readiness(&app).await;
-        if ready["status"] == "ready"
-            && ready["rabbitmq_node"] == format!("127.0.0.1:{}", second.port)
-        {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(15), "{ready}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_node(&app, second.port, Duration::from_secs(15)).await;
     let (after, response) = app
         .post_signed(user_event("user.updated", "user_failover", 2))
         .await;
@@ -359,15 +362,7 @@ async fn a_silent_node_is_left_after_one_confirm_timeout() {
         error.contains("did not confirm the event within 300 ms"),
         "{error}"
     );
-    let started = Instant::now();
-    loop {
-        let ready = readiness(&app).await;
-        if ready["rabbitmq_node"] == format!("127.0.0.1:{}", other.port) {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(5), "{ready}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_node(&app, other.port, Duration::from_secs(5)).await;
     let (id, response) = app
         .post_signed(user_event("user.updated", "user_silent", 2))
         .await;
