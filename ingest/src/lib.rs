@@ -1,7 +1,10 @@
 //! clerk-sync-ingest: verifies Clerk's Svix-signed webhooks on the raw body
 //! and publishes each to RabbitMQ, answering 2xx only once it is durable.
 
+pub mod admission;
+pub mod body;
 pub mod broker;
+pub mod connection_limits;
 pub mod metrics;
 pub mod publisher;
 pub mod routes;

@@ -29,6 +29,7 @@ pub struct Metrics {
     registry: Registry,
     pub requests: Family<RequestLabels, Counter>,
     pub requests_in_flight: Gauge,
+    pub requests_shed: Family<ReasonLabels, Counter>,
     pub verification_failures: Family<ReasonLabels, Counter>,
     pub published: Family<QueueLabels, Counter>,
     pub publish_failures: Family<ReasonLabels, Counter>,
@@ -50,6 +51,12 @@ impl Metrics {
             "http_requests_in_flight",
             "HTTP requests being handled",
             requests_in_flight.clone(),
+        );
+        let requests_shed = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "http_requests_shed",
+            "Webhooks answered 503 at once, body unread, because no slot was free, by limit",
+            requests_shed.clone(),
         );
         let verification_failures = Family::<ReasonLabels, Counter>::default();
         registry.register(
@@ -83,6 +90,7 @@ impl Metrics {
             registry,
             requests,
             requests_in_flight,
+            requests_shed,
             verification_failures,
             published,
             publish_failures,

@@ -70,4 +70,31 @@ mod tests {
         let key = from_file("[ingest]\nlisen = \"127.0.0.1:1\"\n").unwrap_err();
         assert!(key.contains("lisen"), "{key}");
     }
+
+    #[test]
+    fn the_request_limits_default_to_what_fits_the_pod_and_bad_ones_are_named() {
+        let defaults = from_file("").unwrap().ingest;
+        assert_eq!(
+            (
+                defaults.body_timeout_ms,
+                defaults.max_in_flight,
+                defaults.max_large_in_flight
+            ),
+            (10_000, 128, 32)
+        );
+        let cases = [
+            ("body_timeout_ms = 0", "ingest.body_timeout_ms"),
+            ("max_in_flight = 0", "ingest.max_in_flight"),
+            ("max_large_in_flight = 0", "ingest.max_large_in_flight"),
+            (
+                "max_in_flight = 4\nmax_large_in_flight = 5",
+                "must be between 1 and ingest.max_in_flight",
+            ),
+        ];
+        for (line, expected) in cases {
+            let error = from_file(&format!("[ingest]\n{line}\n")).unwrap_err();
+            assert!(error.contains(expected), "{line}: {error}");
+            assert!(!error.contains('\n'), "one line: {error}");
+        }
+    }
 }

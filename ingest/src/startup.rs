@@ -3,11 +3,13 @@
 //! until SIGTERM/SIGINT (or a [`ServerHandle`] stop), then lets requests in
 //! flight finish, confirms included, and closes the broker link.
 
+use crate::admission::Admission;
+use crate::body::BodyLimits;
 use crate::broker::Broker;
+use crate::connection_limits;
 use crate::metrics::{Metrics, RequestLabels};
 use crate::publisher::Publisher;
 use crate::routes;
-use crate::routes::webhook::BodyLimit;
 use crate::settings::Settings;
 use crate::verify::{SvixHeaders, Verifier};
 use actix_web::dev::{Server, ServerHandle, Service};
@@ -19,7 +21,7 @@ use clerk_sync_runtime::telemetry::fields;
 use prometheus_client::metrics::gauge::Gauge;
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tracing::Instrument;
 use tracing::field::Empty;
 
@@ -36,7 +38,15 @@ impl Application {
         let broker = Broker::start(&settings.amqp, metrics.clone()).await?;
         let publisher = web::Data::new(Publisher::new(&broker));
         let metrics = web::Data::from(metrics);
-        let limit = web::Data::new(BodyLimit(settings.ingest.body_limit_bytes));
+        let limits = web::Data::new(BodyLimits {
+            max_bytes: settings.ingest.body_limit_bytes,
+            timeout: Duration::from_millis(settings.ingest.body_timeout_ms),
+        });
+        // Shared by every HTTP worker thread.
+        let admission = web::Data::new(Admission::new(
+            settings.ingest.max_in_flight,
+            settings.ingest.max_large_in_flight,
+        ));
 
         let listen = settings.ingest.listen;
         let listener = TcpListener::bind(listen).with_context(|| {
@@ -48,7 +58,8 @@ impl Application {
                 .app_data(verifier.clone())
                 .app_data(publisher.clone())
                 .app_data(metrics.clone())
-                .app_data(limit.clone())
+                .app_data(limits.clone())
+                .app_data(admission.clone())
                 .wrap_fn(|request, service| {
                     let metrics = request.app_data::<web::Data<Metrics>>().cloned();
                     let span = tracing::info_span!(
@@ -100,6 +111,10 @@ impl Application {
                 .route(paths::READY, web::get().to(routes::health::readyz))
                 .route(paths::METRICS, web::get().to(routes::metrics::metrics))
         })
+        .max_connections(connection_limits::MAX_CONNECTIONS_PER_WORKER)
+        .client_request_timeout(connection_limits::CLIENT_REQUEST_TIMEOUT)
+        .client_disconnect_timeout(connection_limits::CLIENT_DISCONNECT_TIMEOUT)
+        .keep_alive(connection_limits::KEEP_ALIVE)
         .listen(listener)?
         .shutdown_timeout(settings.ingest.shutdown_timeout_secs);
         if settings.ingest.http_workers > 0 {
@@ -112,6 +127,8 @@ impl Application {
             prefix = %settings.amqp.prefix,
             shards = settings.amqp.shards,
             secrets = settings.webhook.secrets.len(),
+            max_in_flight = settings.ingest.max_in_flight,
+            max_large_in_flight = settings.ingest.max_large_in_flight,
             "clerk-sync-ingest ready"
         );
         Ok(Self {

@@ -1,38 +1,40 @@
 //! `POST /api/webhooks/clerk`: verify, publish, answer 2xx once durable.
 //!
-//! | case                                        | answer |
-//! | ------------------------------------------- | ------ |
-//! | verified and confirmed by RabbitMQ          | 202    |
-//! | a Svix header missing or malformed          | 400    |
-//! | signature or timestamp does not verify      | 401    |
-//! | body over `ingest.body_limit_bytes`         | 413    |
-//! | RabbitMQ down, nack, unroutable, no confirm | 503    |
+//! | case                                                  | answer |
+//! | ----------------------------------------------------- | ------ |
+//! | verified and confirmed by RabbitMQ                    | 202    |
+//! | a Svix header missing or malformed                    | 400    |
+//! | signature or timestamp does not verify                | 401    |
+//! | body not received within `ingest.body_timeout_ms`     | 408    |
+//! | body over `ingest.body_limit_bytes` (declared or not) | 413    |
+//! | no slot free (`admission`): `Retry-After`, body unread | 503   |
+//! | RabbitMQ down, nack, unroutable, no confirm           | 503    |
+//!
+//! Every refusal over the body (408, 413, and 503 for want of a slot)
+//! closes the connection: what the client still sends is never read.
 
+use crate::admission::{Admission, BodySize, Busy};
+use crate::body::{BodyError, BodyLimits};
 use crate::metrics::{Metrics, ReasonLabels};
 use crate::publisher::{PublishError, Publisher};
 use crate::verify::{HeaderError, Rejection, SvixHeaders, Verifier};
 use actix_web::http::StatusCode;
-use actix_web::http::header::CONTENT_LENGTH;
+use actix_web::http::header::{CONTENT_LENGTH, RETRY_AFTER};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
-use bytes::{Bytes, BytesMut};
 use clerk_sync_domain::envelope::EnvelopeSummary;
 use clerk_sync_runtime::telemetry::fields;
-use futures::StreamExt;
 use serde_json::json;
 use std::time::{SystemTime, UNIX_EPOCH};
-
-/// The largest body the route accepts (`ingest.body_limit_bytes`).
-#[derive(Debug, Clone, Copy)]
-pub struct BodyLimit(pub usize);
+use tokio::time::Instant;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookError {
     #[error(transparent)]
     Header(#[from] HeaderError),
-    #[error("body is larger than the limit of {0} bytes")]
-    TooLarge(usize),
-    #[error("could not read the request body")]
-    BodyUnreadable,
+    #[error(transparent)]
+    Body(#[from] BodyError),
+    #[error("{busy}")]
+    Busy { busy: Busy, retry_after_secs: u64 },
     #[error(transparent)]
     Rejected(#[from] Rejection),
     #[error(transparent)]
@@ -44,10 +46,11 @@ impl WebhookError {
     fn verification_reason(&self) -> Option<&'static str> {
         match self {
             Self::Header(e) => Some(e.reason()),
-            Self::TooLarge(_) => Some("body_too_large"),
-            Self::BodyUnreadable => Some("body_unreadable"),
+            Self::Body(BodyError::TooLarge(_)) => Some("body_too_large"),
+            Self::Body(BodyError::TimedOut(_)) => Some("body_timeout"),
+            Self::Body(BodyError::Unreadable) => Some("body_unreadable"),
             Self::Rejected(e) => Some(e.reason()),
-            Self::Publish(_) => None,
+            Self::Busy { .. } | Self::Publish(_) => None,
         }
     }
 }
@@ -55,17 +58,32 @@ impl WebhookError {
 impl ResponseError for WebhookError {
     fn status_code(&self) -> StatusCode {
         match self {
-            Self::Header(_) | Self::BodyUnreadable | Self::Rejected(Rejection::BodyNotUtf8) => {
-                StatusCode::BAD_REQUEST
-            }
+            Self::Header(_)
+            | Self::Body(BodyError::Unreadable)
+            | Self::Rejected(Rejection::BodyNotUtf8) => StatusCode::BAD_REQUEST,
             Self::Rejected(_) => StatusCode::UNAUTHORIZED,
-            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Publish(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Body(BodyError::TimedOut(_)) => StatusCode::REQUEST_TIMEOUT,
+            Self::Body(BodyError::TooLarge(_)) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Busy { .. } | Self::Publish(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status_code()).json(json!({ "error": self.to_string() }))
+        let mut response = HttpResponse::build(self.status_code());
+        match self {
+            Self::Body(_) => {
+                response.force_close();
+            }
+            Self::Busy {
+                retry_after_secs, ..
+            } => {
+                response
+                    .insert_header((RETRY_AFTER, *retry_after_secs))
+                    .force_close();
+            }
+            _ => {}
+        }
+        response.json(json!({ "error": self.to_string() }))
     }
 }
 
@@ -74,12 +92,21 @@ pub async fn receive(
     body: web::Payload,
     verifier: web::Data<Verifier>,
     publisher: web::Data<Publisher>,
-    limit: web::Data<BodyLimit>,
+    admission: web::Data<Admission>,
+    limits: web::Data<BodyLimits>,
     metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, WebhookError> {
-    let outcome = accept(&request, body, &verifier, &publisher, limit.0).await;
+    let outcome = accept(&request, body, &verifier, &publisher, &admission, &limits).await;
     match &outcome {
         Ok(queue) => tracing::info!(queue = %queue, "event queued"),
+        Err(WebhookError::Busy { busy, .. }) => {
+            let reason = busy.reason();
+            metrics
+                .requests_shed
+                .get_or_create(&ReasonLabels { reason })
+                .inc();
+            tracing::warn!(reason, "webhook refused: no slot free");
+        }
         Err(e) => {
             if let Some(reason) = e.verification_reason() {
                 metrics
@@ -100,13 +127,28 @@ async fn accept(
     body: web::Payload,
     verifier: &Verifier,
     publisher: &Publisher,
-    limit: usize,
+    admission: &Admission,
+    limits: &BodyLimits,
 ) -> Result<String, WebhookError> {
+    let deadline = Instant::now() + limits.timeout;
     let received_at_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
     let headers = SvixHeaders::from_request(request.headers())?;
-    let body = read_body(request, body, limit).await?;
+    let declared = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    limits.check_declared(declared)?;
+    // Held until the request is answered, its publish included.
+    let _slot = admission
+        .admit(BodySize::of(declared))
+        .map_err(|busy| WebhookError::Busy {
+            busy,
+            retry_after_secs: limits.retry_after_secs(),
+        })?;
+    let body = limits.read(body, deadline).await?;
     let event = verifier.verify(headers, body)?;
     let summary = EnvelopeSummary::read(event.body());
     let span = tracing::Span::current();
@@ -117,29 +159,4 @@ async fn accept(
         span.record(fields::CLERK_EVENT_TYPE, event_type.as_str());
     }
     Ok(publisher.publish(&event, &summary, received_at_ms).await?)
-}
-
-/// The body as received, refused as soon as it is known to exceed `limit`.
-async fn read_body(
-    request: &HttpRequest,
-    mut payload: web::Payload,
-    limit: usize,
-) -> Result<Bytes, WebhookError> {
-    let declared = request
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|length| length > limit) {
-        return Err(WebhookError::TooLarge(limit));
-    }
-    let mut body = BytesMut::with_capacity(declared.unwrap_or(0));
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|_| WebhookError::BodyUnreadable)?;
-        if body.len() + chunk.len() > limit {
-            return Err(WebhookError::TooLarge(limit));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body.freeze())
 }

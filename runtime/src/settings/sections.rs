@@ -52,6 +52,14 @@ pub struct IngestSettings {
     pub listen: SocketAddr,
     /// Largest body accepted; larger ones get 413.
     pub body_limit_bytes: usize,
+    /// Time from the start of a webhook request's handling to the last
+    /// byte of its body; past it the request gets 408.
+    pub body_timeout_ms: u64,
+    /// Webhook requests handled at once; more get 503 with `Retry-After`.
+    pub max_in_flight: usize,
+    /// Of those, requests whose body may exceed 64 KiB (declared larger,
+    /// or of unknown length); more get 503 with `Retry-After`.
+    pub max_large_in_flight: usize,
     /// How long shutdown waits for requests in flight.
     pub shutdown_timeout_secs: u64,
     /// HTTP worker threads; 0 means one per CPU.
@@ -91,6 +99,9 @@ impl Default for IngestSettings {
         Self {
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
             body_limit_bytes: 1024 * 1024,
+            body_timeout_ms: 10_000,
+            max_in_flight: 128,
+            max_large_in_flight: 32,
             shutdown_timeout_secs: 30,
             http_workers: 0,
         }
@@ -235,6 +246,24 @@ impl IngestSettings {
             return Err(SettingsError::invalid(
                 "ingest.body_limit_bytes",
                 "must be at least 1",
+            ));
+        }
+        if self.body_timeout_ms == 0 {
+            return Err(SettingsError::invalid(
+                "ingest.body_timeout_ms",
+                "must be at least 1",
+            ));
+        }
+        if self.max_in_flight == 0 {
+            return Err(SettingsError::invalid(
+                "ingest.max_in_flight",
+                "must be at least 1",
+            ));
+        }
+        if self.max_large_in_flight == 0 || self.max_large_in_flight > self.max_in_flight {
+            return Err(SettingsError::invalid(
+                "ingest.max_large_in_flight",
+                "must be between 1 and ingest.max_in_flight",
             ));
         }
         Ok(())
