@@ -99,10 +99,33 @@ fn redact(one: &str) -> String {
                 // Only fails for URLs that cannot have a password at all.
                 let _ = url.set_password(Some("***"));
             }
+            if url.query_pairs().any(|(key, _)| is_secret_parameter(&key)) {
+                let pairs: Vec<(String, String)> = url
+                    .query_pairs()
+                    .map(|(key, value)| {
+                        let value = if is_secret_parameter(&key) {
+                            "***".to_owned()
+                        } else {
+                            value.into_owned()
+                        };
+                        (key.into_owned(), value)
+                    })
+                    .collect();
+                url.query_pairs_mut().clear().extend_pairs(pairs);
+            }
             url.to_string()
         }
         Err(_) => "<not a valid URL>".to_owned(),
     }
+}
+
+/// A query parameter that holds a secret: PostgreSQL's `password` and
+/// `sslpassword`, and anything named like a password, secret, token or key.
+fn is_secret_parameter(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["password", "secret", "token", "key"]
+        .iter()
+        .any(|word| key.contains(word))
 }
 
 impl fmt::Display for SecretUrl {
@@ -133,6 +156,22 @@ mod tests {
         assert_eq!(url.to_string(), "amqp://guest:***@rabbit:5672/%2f");
         assert!(!format!("{url:?}").contains("hunter2"));
         assert_eq!(url.expose(), "amqp://guest:hunter2@rabbit:5672/%2f");
+    }
+
+    #[test]
+    fn a_password_given_as_a_query_parameter_never_shows() {
+        let url = SecretUrl::new(
+            "postgres://app@db:5432/app?sslmode=verify-full&password=hunter2&sslpassword=s3cret",
+        );
+        let shown = format!("{url} {url:?} {}", url.address());
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert_eq!(
+            url.to_string(),
+            "postgres://app@db:5432/app?sslmode=verify-full&password=***&sslpassword=***"
+        );
+        let node = SecretUrl::new("amqp://u@n1/%2f?auth_token=t0ken,amqp://u@n2/%2f");
+        assert!(!node.to_string().contains("t0ken"), "{node}");
     }
 
     #[test]

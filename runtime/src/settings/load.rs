@@ -66,12 +66,12 @@ pub fn load_from<S: Sections>(
     for (var, key) in WELL_KNOWN {
         builder = builder
             .set_override_option(key, env.get(var).cloned())
-            .map_err(|e| SettingsError::Unreadable(e.to_string()))?;
+            .map_err(|e| SettingsError::unreadable(&e.to_string()))?;
     }
     let settings: S = builder
         .build()
         .and_then(config::Config::try_deserialize)
-        .map_err(|e| SettingsError::Unreadable(e.to_string()))?;
+        .map_err(|e| SettingsError::unreadable(&e.to_string()))?;
     settings.validate()?;
     Ok(settings)
 }

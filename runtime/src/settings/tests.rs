@@ -183,3 +183,33 @@ fn amqp_url_may_list_several_nodes_each_checked() {
         "{error}"
     );
 }
+
+#[test]
+fn a_syntax_error_in_the_file_names_the_line_but_never_shows_it() {
+    let (path, mut file) = tempfile();
+    file.write_all(b"[amqp]\nurl = \"amqp://u:hunter2@x/%2f\nshards = 3\n")
+        .unwrap();
+    let error = load_from::<Shared>(Some(&path), &HashMap::new())
+        .unwrap_err()
+        .to_string();
+    std::fs::remove_file(&path).ok();
+    assert!(!error.contains("hunter2"), "{error}");
+    assert!(error.contains("line 2, column 30"), "{error}");
+    assert!(!error.contains('\n'), "one line: {error}");
+}
+
+#[test]
+fn a_value_of_the_wrong_type_is_not_echoed() {
+    let (path, mut file) = tempfile();
+    file.write_all(b"[amqp]\nshards = \"hunter2\"\n").unwrap();
+    let error = load_from::<Shared>(Some(&path), &HashMap::new())
+        .unwrap_err()
+        .to_string();
+    std::fs::remove_file(&path).ok();
+    assert!(!error.contains("hunter2"), "{error}");
+    assert!(error.contains("amqp.shards"), "{error}");
+    let error = load(&[("CLERK_SYNC__INGEST__LISTEN", "hunter2")])
+        .unwrap_err()
+        .to_string();
+    assert!(!error.contains("hunter2"), "{error}");
+}
