@@ -6,10 +6,9 @@ failed.
 
     manifests.py [--live]
 
---live also loads the RabbitMQ definitions into a throwaway vhost of the
-local broker (and a throwaway database) and runs the built binaries against
-them; both are deleted afterwards. Needs root (rabbitmqctl), the local
-services and target/{release,debug}/clerk-sync-{ingest,worker}.
+--live also loads the RabbitMQ definitions, users included, into a
+throwaway vhost of the local broker (and a throwaway database) and runs the
+built binaries against them, each component as its own user (live.py).
 
 Runs with Debian's python3, whose yaml and docker modules come with the
 docker-compose package.
@@ -26,6 +25,8 @@ from pathlib import Path
 
 import yaml
 from docker.utils.build import exclude_paths
+
+import least_privilege
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -196,9 +197,15 @@ def check_k8s():
     secret_keys = set(secret.get("stringData", {})) | set(secret.get("data", {}))
     configmap = by_kind["ConfigMap"]["clerk-sync"]["data"]
     images = set()
+    templates, containers = {}, {}
     for file, owner, template in pod_templates(documents):
         where = f"{file}: {owner['kind']} {owner['metadata']['name']}"
         spec = template["spec"]
+        component = template["metadata"]["labels"].get(least_privilege.COMPONENT)
+        require(component in least_privilege.INGRESS and component not in templates,
+                f"{where}: component label {component!r} unknown or taken by another pod template")
+        templates[component] = template["metadata"]["labels"]
+        containers[component] = spec["containers"]
         pod_security = spec.get("securityContext", {})
         require(pod_security.get("runAsNonRoot") is True and pod_security.get("runAsUser", 0) != 0,
                 f"{where}: must run as a non-root user")
@@ -233,6 +240,12 @@ def check_k8s():
                     require(get.get("path") == path and get.get("port") in port_names,
                             f"{cwhere}: {probe} must GET {path} on a named port")
     require(len(images) == 1, f"containers run different images: {sorted(images)}")
+    try:
+        least_privilege.check_secrets(containers)
+        least_privilege.check_worker_env(containers["worker"][0])
+        policies = least_privilege.check_network_policies(list(by_kind["NetworkPolicy"].values()), templates)
+    except least_privilege.Failed as e:
+        raise Failed(str(e)) from None
 
     deployments = by_kind["Deployment"]
     ingest, worker = deployments["clerk-sync-ingest"], deployments["clerk-sync-worker"]
@@ -272,7 +285,8 @@ def check_k8s():
         built = run(["kubectl", "kustomize", str(K8S)])
         require(built.returncode == 0, "kubectl kustomize: " + first_lines(built.stderr))
         detail += "; kustomize builds"
-    return detail + "; non-root, read-only, probes, budgets and settings consistent"
+    return (detail + f"; non-root, read-only, probes, budgets and settings consistent; each component reads only "
+            f"its Secret keys; {policies} NetworkPolicies: default deny, each component only its ports")
 
 
 # --- rabbitmq --------------------------------------------------------------
@@ -289,6 +303,42 @@ def definitions_topology():
     return {"prefix": prefix, "shards": len(shard_queues), "delivery_limit": limits.pop()}
 
 
+def user_prefix(definitions):
+    names = [user["name"] for user in definitions["users"]]
+    ingest = [name for name in names if name.endswith("_ingest")]
+    require(len(ingest) == 1, f"definitions.json users {names}: no single <prefix>_ingest")
+    return ingest[0].removesuffix("_ingest")
+
+
+def check_rabbitmq_rights(definitions, prefix):
+    """Each user may do what its component does and no more (as far as a
+    name can tell): the ingest publishes to the events exchange only."""
+    users = {user["name"].rsplit("_", 1)[1]: user for user in definitions["users"]}
+    require(set(users) == {"ingest", "worker", "operators"}, f"users {sorted(users)}: one per component expected")
+    rights = {p["user"].rsplit("_", 1)[1]: p for p in definitions["permissions"]}
+    require(set(rights) == set(users), "every user needs exactly one permissions entry")
+    require(all(not user["tags"] for user in users.values()), "no clerk-sync user needs a management tag")
+    shard = f"{prefix}.shard.0"
+    exchange, dead_letter = f"{prefix}.events", f"{prefix}.dead-letter"
+    names = [exchange, dead_letter, shard, "amq.default", f"{prefix}.other"]
+
+    def allowed(role, kind):
+        pattern = rights[role][kind]
+        return {name for name in names if pattern and re.search(pattern, name)}
+
+    expected = {
+        ("ingest", "configure"): set(), ("ingest", "write"): {exchange}, ("ingest", "read"): set(),
+        ("worker", "configure"): {exchange, dead_letter, shard},
+        ("worker", "write"): {dead_letter, shard}, ("worker", "read"): {exchange, dead_letter, shard},
+        ("operators", "configure"): set(), ("operators", "write"): {exchange, "amq.default"},
+        ("operators", "read"): {dead_letter},
+    }
+    for (role, kind), names_allowed in expected.items():
+        require(allowed(role, kind) == names_allowed,
+                f"{role} user: {kind} allows {sorted(allowed(role, kind))}, expected {sorted(names_allowed)}")
+    return rights
+
+
 def check_rabbitmq():
     definitions = json.loads(DEFINITIONS.read_text())
     topology = definitions_topology()
@@ -297,12 +347,9 @@ def check_rabbitmq():
     result = run([sys.executable, str(DEPLOY / "rabbitmq/definitions.py"), "--check", str(DEFINITIONS),
                   "--prefix", topology["prefix"], "--shards", str(topology["shards"]),
                   "--delivery-limit", str(topology["delivery_limit"]),
-                  "--vhost", definitions["vhosts"][0]["name"], "--user", definitions["users"][0]["name"]])
+                  "--vhost", definitions["vhosts"][0]["name"], "--user-prefix", user_prefix(definitions)])
     require(result.returncode == 0, first_lines(result.stderr))
-    names = [q["name"] for q in definitions["queues"]] + [e["name"] for e in definitions["exchanges"]]
-    permission = definitions["permissions"][0]
-    for kind in ("configure", "write", "read"):
-        require(all(re.match(permission[kind], name) for name in names), f"{kind} permission misses a name")
+    rights = check_rabbitmq_rights(definitions, topology["prefix"])
     policy = definitions["policies"][0]
     require(all(re.match(policy["pattern"], q["name"]) for q in definitions["queues"]), "policy misses a queue")
     # Each rabbitmq.conf key must be one RabbitMQ knows, where its schema is at hand.
@@ -316,114 +363,21 @@ def check_rabbitmq():
         require(not unknown, f"rabbitmq.conf keys unknown to {schemas[-1].parts[-4]}: {unknown}")
         detail = f"; rabbitmq.conf keys known to {schemas[-1].parts[-4]}"
     return (f"definitions.json = what the binaries declare (runtime/src/amqp.rs): prefix "
-            f"{topology['prefix']}, {topology['shards']} shards, x-delivery-limit {topology['delivery_limit']}"
+            f"{topology['prefix']}, {topology['shards']} shards, x-delivery-limit {topology['delivery_limit']}; "
+            f"users {', '.join(sorted(rights))} with their own rights (ingest: write {rights['ingest']['write']})"
             + detail)
 
 
 # --- live (opt-in) ---------------------------------------------------------
 
 
-def newest_binary(name):
-    target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-    candidates = [target / profile / name for profile in ("release", "debug")]
-    candidates = [c for c in candidates if c.is_file()]
-    require(candidates, f"{name} not built: cargo build --bins first")
-    return max(candidates, key=lambda c: c.stat().st_mtime)
-
-
-def free_port():
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_ready(url, process, seconds=30):
-    import time
-    import urllib.request
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        require(process.poll() is None, f"{url}: the process exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise Failed(f"{url} not ready within {seconds} s")
-
-
 def check_live():
-    import secrets
-    import signal
-    import tempfile
-    import time
-    worker_bin, ingest_bin = newest_binary("clerk-sync-worker"), newest_binary("clerk-sync-ingest")
-    tag = secrets.token_hex(4)
-    vhost = database = f"clerk_sync_deploycheck_{tag}"
-    definitions = json.loads(DEFINITIONS.read_text())
-    # Users are global: leave them out; the vhost's permissions (the
-    # definitions' regular expressions) go to guest, and vanish with the vhost.
-    definitions.pop("users")
-    definitions["vhosts"] = [{"name": vhost}]
-    for key in ("permissions", "policies", "exchanges", "queues", "bindings"):
-        for entry in definitions[key]:
-            entry["vhost"] = vhost
-    for permission in definitions["permissions"]:
-        permission["user"] = "guest"
-    processes = []
+    # Imported here: it needs pika, which only --live installs.
+    import live
     try:
-        with tempfile.NamedTemporaryFile("w", suffix=".json") as file:
-            json.dump(definitions, file)
-            file.flush()
-            os.chmod(file.name, 0o644)
-            result = run(["rabbitmqctl", "-q", "import_definitions", file.name])
-        require(result.returncode == 0, "import_definitions: " + first_lines(result.stdout + result.stderr))
-        listed = run(["rabbitmqctl", "-q", "list_queues", "-p", vhost, "name", "type", "policy"]).stdout
-        require(listed.count("quorum") == len(definitions["queues"]), "imported queues are not all quorum queues")
-        webhook_secret = "whsec_" + __import__("base64").b64encode(os.urandom(24)).decode()
-        ingest_port, worker_port = free_port(), free_port()
-        env = dict(os.environ,
-                   AMQP_URL=f"amqp://guest:guest@127.0.0.1:5672/{vhost}",
-                   DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{database}",
-                   CLERK_WEBHOOK_SECRET=webhook_secret,
-                   INGEST_LISTEN=f"127.0.0.1:{ingest_port}",
-                   CLERK_SYNC__WORKER__LISTEN=f"127.0.0.1:{worker_port}",
-                   RUST_LOG="warn")
-        migrate = run([str(worker_bin), "migrate"], env=env)
-        require(migrate.returncode == 0,
-                "clerk-sync-worker migrate refused the imported topology: " + first_lines(migrate.stderr))
-        for command in ([str(ingest_bin)], [str(worker_bin), "run"]):
-            processes.append(subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
-        wait_ready(f"http://127.0.0.1:{ingest_port}/readyz", processes[0])
-        wait_ready(f"http://127.0.0.1:{worker_port}/readyz", processes[1])
-        user = f"user_deploycheck_{tag}"
-        sent = run([str(worker_bin), "send", "user.created", "--user", user, "--first-name", "Ada"], env=env)
-        require(sent.returncode == 0, "send: " + first_lines(sent.stdout + sent.stderr))
-        deadline = time.monotonic() + 15
-        while True:
-            rows = run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", database, "-tAc",
-                        f"SELECT count(*) FROM \"Student\" WHERE \"clerkId\" = '{user}'"]).stdout.strip()
-            if rows == "1":
-                break
-            require(time.monotonic() < deadline, "the event sent to the ingest never reached the Student table")
-            time.sleep(0.2)
-        for process in processes:
-            process.send_signal(signal.SIGTERM)
-        codes = [process.wait(timeout=40) for process in processes]
-        require(codes == [0, 0], f"exit codes after SIGTERM: ingest {codes[0]}, worker {codes[1]}")
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-        run(["rabbitmqctl", "-q", "delete_vhost", vhost])
-        run(["psql", "-q", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-c",
-             f"DROP DATABASE IF EXISTS {database}"])
-    return (f"definitions imported into a throwaway vhost ({len(definitions['queues'])} quorum queues, "
-            f"the definitions' permissions); migrate accepted them; an event went ingest -> worker -> Student; "
-            f"vhost and database deleted")
+        return live.check_live()
+    except live.Failed as e:
+        raise Failed(str(e)) from None
 
 
 def main():

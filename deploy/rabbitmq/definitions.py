@@ -13,7 +13,28 @@ when the source no longer has the shape it knows, rather than guess.
     python3 deploy/rabbitmq/definitions.py --check deploy/rabbitmq/definitions.json
 
 Options: --shards, --delivery-limit, --prefix (defaults: the settings'
-defaults), --vhost and --user (default clerk_sync). Standard library only.
+defaults), --vhost and --user-prefix (default clerk_sync). Standard library
+only.
+
+One user per component, each allowed only what its code does (names below
+with the default prefix; the regular expressions are built from the names
+of domain/src/topology.rs):
+
+- <user-prefix>_ingest: publish to the events exchange, nothing else (it
+  checks the topology passively: a passive declaration needs no permission).
+- <user-prefix>_worker: `run` and `migrate` declare the topology (configure
+  on every name; a binding needs write on its queue and read on its
+  exchange; a queue with a dead-letter exchange needs read on the queue and
+  write on that exchange), consume the shard queues (read) and publish dead
+  letters (write on the dead-letter exchange).
+- <user-prefix>_operators: `dlq` and `status` read the dead-letter queue
+  (read) and put back what they do not remove through the default exchange
+  (write on amq.default, the name RabbitMQ checks for it); `dlq redrive`
+  publishes to the events exchange. No configure: they only check passively.
+
+The dead-letter exchange and queue share one name, so a right on one is a
+right on the other. Password hashes are placeholders: fill them in with
+deploy/rabbitmq/passwords.py.
 """
 
 import argparse
@@ -27,7 +48,7 @@ AMQP_RS = ROOT / "runtime/src/amqp.rs"
 TOPOLOGY_RS = ROOT / "domain/src/topology.rs"
 SETTINGS_RS = ROOT / "runtime/src/settings/sections.rs"
 
-PASSWORD_PLACEHOLDER = "REPLACE_ME: base64(salt + sha256(salt + password)), see deploy/README.md"
+PASSWORD_PLACEHOLDER = "REPLACE_ME: deploy/rabbitmq/passwords.py fills it in, see deploy/README.md"
 
 
 class SourceChanged(Exception):
@@ -135,7 +156,50 @@ def setting_defaults():
     return {"prefix": match.group(1), "shards": int(match.group(2)), "delivery_limit": int(match.group(3))}
 
 
-def definitions(prefix, shards, delivery_limit, vhost, user):
+def _literal(name):
+    """`name` as a regular expression (PCRE, as RabbitMQ reads it): only the
+    characters special outside a class escaped, so "-" stays as it is."""
+    return re.sub(r"([.^$*+?()\[\]{}|\\])", r"\\\1", name)
+
+
+def _anchored(*patterns):
+    """One regular expression matching exactly the given (escaped) names."""
+    unique = list(dict.fromkeys(patterns))
+    return f"^{unique[0]}$" if len(unique) == 1 else "^(" + "|".join(unique) + ")$"
+
+
+# What RabbitMQ checks for the default exchange ("") (rabbit_access_control).
+DEFAULT_EXCHANGE = "amq.default"
+ROLES = ("ingest", "worker", "operators")
+
+
+def permissions(names, prefix):
+    """{role: {"configure", "write", "read"}}: what each component's code does."""
+    exchange = _literal(names["exchange"].format(prefix=prefix))
+    dead_letter_exchange = _literal(names["dead_letter_exchange"].format(prefix=prefix))
+    dead_letter_queue = _literal(names["dead_letter_queue"].format(prefix=prefix))
+    shard_queues = _literal(names["shard_queue"].format(prefix=prefix, shard="SHARD")).replace("SHARD", "[0-9]+")
+    every_name = (exchange, dead_letter_exchange, dead_letter_queue, shard_queues)
+    return {
+        "ingest": {"configure": "", "write": _anchored(exchange), "read": ""},
+        "worker": {
+            "configure": _anchored(*every_name),
+            "write": _anchored(dead_letter_exchange, dead_letter_queue, shard_queues),
+            "read": _anchored(*every_name),
+        },
+        "operators": {
+            "configure": "",
+            "write": _anchored(exchange, _literal(DEFAULT_EXCHANGE)),
+            "read": _anchored(dead_letter_queue),
+        },
+    }
+
+
+def user_name(user_prefix, role):
+    return f"{user_prefix}_{role}"
+
+
+def definitions(prefix, shards, delivery_limit, vhost, user_prefix):
     names = name_formats()
     templates = queue_argument_templates()
 
@@ -155,6 +219,7 @@ def definitions(prefix, shards, delivery_limit, vhost, user):
     exchange, dlx, dlq = name("exchange"), name("dead_letter_exchange"), name("dead_letter_queue")
     shard_queues = [name("shard_queue", shard=shard) for shard in range(shards)]
     escaped = re.escape(prefix)
+    rights = permissions(names, prefix)
 
     def queue(queue_name, function):
         return {
@@ -189,21 +254,16 @@ def definitions(prefix, shards, delivery_limit, vhost, user):
     return {
         "users": [
             {
-                "name": user,
+                "name": user_name(user_prefix, role),
                 "password_hash": PASSWORD_PLACEHOLDER,
                 "hashing_algorithm": "rabbit_password_hashing_sha256",
                 "tags": [],
             }
+            for role in ROLES
         ],
         "vhosts": [{"name": vhost}],
         "permissions": [
-            {
-                "user": user,
-                "vhost": vhost,
-                "configure": f"^{escaped}\\.",
-                "write": f"^{escaped}\\.",
-                "read": f"^{escaped}\\.",
-            }
+            {"user": user_name(user_prefix, role), "vhost": vhost, **rights[role]} for role in ROLES
         ],
         "policies": [
             {
@@ -233,14 +293,15 @@ def main():
     parser.add_argument("--shards", type=int, default=defaults["shards"])
     parser.add_argument("--delivery-limit", type=int, default=defaults["delivery_limit"])
     parser.add_argument("--vhost", default="clerk_sync")
-    parser.add_argument("--user", default="clerk_sync")
+    parser.add_argument("--user-prefix", default="clerk_sync",
+                        help="users <prefix>_ingest, <prefix>_worker, <prefix>_operators")
     parser.add_argument("--check", metavar="FILE", help="exit 1 unless FILE holds exactly these definitions")
     args = parser.parse_args()
     if not 1 <= args.shards <= 1024:
         parser.error("--shards must be between 1 and 1024 (amqp.shards)")
     if args.delivery_limit < 1:
         parser.error("--delivery-limit must be at least 1 (amqp.delivery_limit)")
-    expected = definitions(args.prefix, args.shards, args.delivery_limit, args.vhost, args.user)
+    expected = definitions(args.prefix, args.shards, args.delivery_limit, args.vhost, args.user_prefix)
     if args.check:
         actual = json.loads(Path(args.check).read_text())
         if actual != expected:
