@@ -1,11 +1,19 @@
 //! PostgreSQL: creating the database, running the embedded migrations, and
-//! the connection pool. Connections go through diesel-async (no libpq).
+//! connecting. Every connection of the worker binary (service and
+//! commands) is made by [`connect`]: tokio-postgres under diesel-async (no
+//! libpq), with TLS as `DATABASE_URL`'s `sslmode` asks (see `sslmode`,
+//! `tls`).
 
+use super::sslmode::TlsRequest;
+use super::tls::{self, HandshakeError, MakeRustls};
 use anyhow::Context;
 use clerk_sync_runtime::secret_url::SecretUrl;
+use clerk_sync_runtime::settings::SettingsError;
 use diesel::sql_types::{BigInt, Text};
-use diesel_async::{AsyncConnection, AsyncMigrationHarness, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncMigrationHarness, AsyncPgConnection, RunQueryDsl};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
+use tokio_postgres::{NoTls, Socket};
 
 /// `migrations/` at the root of the workspace, compiled into the binary.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations");
@@ -13,10 +21,101 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations");
 /// Held while migrating, so several processes can run `migrate` at once.
 const MIGRATION_LOCK: i64 = 0x636c_6572_6b5f_7379; // "clerk_sy"
 
+/// A TLS handshake that failed for a reason waiting will not cure: the
+/// server's certificate, or a server without TLS where TLS is required.
+/// Not a `diesel::ConnectionError`, so `run` stops instead of waiting.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "PostgreSQL at {url}: TLS failed (sslmode={mode} in database.url / DATABASE_URL): {reason}"
+)]
+pub struct TlsRefused {
+    url: String,
+    mode: &'static str,
+    reason: String,
+}
+
+/// Connect as `url` says, TLS included. A bad `sslmode`/`sslrootcert` is a
+/// [`SettingsError`]; a server that does not answer, or answers no (its
+/// `pg_hba.conf`, a wrong password), a `diesel::ConnectionError` ("is
+/// unreachable", "refused the connection"; `run` waits for either); a
+/// failed TLS check a [`TlsRefused`]. Each one line, with the
+/// password masked.
 pub async fn connect(url: &SecretUrl) -> anyhow::Result<AsyncPgConnection> {
-    AsyncPgConnection::establish(url.expose())
+    let request = TlsRequest::of(url)?;
+    let config: tokio_postgres::Config =
+        request
+            .client_url
+            .expose()
+            .parse()
+            .map_err(|e: tokio_postgres::Error| {
+                SettingsError::invalid("database.url", format!("not a PostgreSQL URL: {e}"))
+            })?;
+    let tls = tls::client_config(&request.check)
+        .map_err(|e| SettingsError::invalid("database.url", e.to_string()))?;
+    let connected = match tls {
+        None => establish(&config, NoTls).await,
+        Some(tls) => establish(&config, MakeRustls(tls)).await,
+    };
+    match connected {
+        Ok(connection) => Ok(connection),
+        Err(Failure::Tls(reason)) => Err(TlsRefused {
+            url: url.redacted(),
+            mode: request.mode.name(),
+            reason,
+        }
+        .into()),
+        Err(Failure::Unreachable(e)) => {
+            Err(e).with_context(|| format!("PostgreSQL at {url} is unreachable"))
+        }
+        Err(Failure::Refused(e)) => {
+            Err(e).with_context(|| format!("PostgreSQL at {url} refused the connection"))
+        }
+    }
+}
+
+enum Failure {
+    Tls(String),
+    /// No answer: down, or not listening there.
+    Unreachable(diesel::ConnectionError),
+    /// The server answered no (`pg_hba.conf`, the password, starting up).
+    Refused(diesel::ConnectionError),
+}
+
+async fn establish<T>(config: &tokio_postgres::Config, tls: T) -> Result<AsyncPgConnection, Failure>
+where
+    T: MakeTlsConnect<Socket>,
+    T::Stream: Send + 'static,
+    T::TlsConnect: Send,
+    <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
+{
+    let (client, connection) = config.connect(tls).await.map_err(failure)?;
+    AsyncPgConnection::try_from_client_and_connection(client, connection)
         .await
-        .with_context(|| format!("PostgreSQL at {url} is unreachable"))
+        .map_err(Failure::Unreachable)
+}
+
+/// Which of the two a connection error is, on one line.
+fn failure(error: tokio_postgres::Error) -> Failure {
+    let line = error.to_string().replace('\n', "; ");
+    let mut cause = std::error::Error::source(&error);
+    while let Some(inner) = cause {
+        match inner.downcast_ref::<HandshakeError>() {
+            Some(HandshakeError::Refused(refused)) => return Failure::Tls(refused.to_string()),
+            Some(HandshakeError::Io(_)) => {
+                return Failure::Unreachable(diesel::ConnectionError::BadConnection(line));
+            }
+            None => cause = inner.source(),
+        }
+    }
+    // tokio-postgres's own TLS errors ("server does not support TLS", a
+    // host name TLS cannot check) have no type of their own.
+    match line.strip_prefix("error performing TLS handshake: ") {
+        Some(reason) => Failure::Tls(reason.to_owned()),
+        None if error.as_db_error().is_some() => {
+            Failure::Refused(diesel::ConnectionError::BadConnection(line))
+        }
+        None => Failure::Unreachable(diesel::ConnectionError::BadConnection(line)),
+    }
 }
 
 /// Create the database `url` names if it does not exist, connecting to the
@@ -88,5 +187,56 @@ pub async fn migrate(url: &SecretUrl) -> anyhow::Result<()> {
         .await;
     let applied = applied?;
     tracing::info!(applied = ?applied, "database migrations up to date");
+    Ok(())
+}
+
+/// The embedded migrations not applied to the database yet: why a worker
+/// that does not migrate (`worker.migrate_on_start = false`) waits.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the database is not migrated yet ({pending} of {total} migrations pending): waiting for clerk-sync-worker migrate"
+)]
+pub struct NotMigrated {
+    pub pending: usize,
+    pub total: usize,
+}
+
+/// Check, without changing anything (so a role without DDL rights can),
+/// that every embedded migration was applied; [`NotMigrated`] if not.
+pub async fn ensure_migrated(url: &SecretUrl) -> anyhow::Result<()> {
+    use diesel::migration::MigrationSource;
+    #[derive(diesel::QueryableByName)]
+    struct Applied {
+        #[diesel(sql_type = Text)]
+        version: String,
+    }
+    let embedded: Vec<String> = MigrationSource::<diesel::pg::Pg>::migrations(&MIGRATIONS)
+        .map_err(|e| anyhow::anyhow!("reading the embedded migrations failed: {e}"))?
+        .iter()
+        .map(|migration| migration.name().version().to_string())
+        .collect();
+    let mut connection = connect(url).await?;
+    let applied: Vec<String> =
+        match diesel::sql_query("SELECT version::text AS version FROM __diesel_schema_migrations")
+            .load::<Applied>(&mut connection)
+            .await
+        {
+            Ok(rows) => rows.into_iter().map(|row| row.version).collect(),
+            // undefined_table: no migration ever ran.
+            Err(diesel::result::Error::DatabaseError(_, info))
+                if info.message().contains("does not exist") =>
+            {
+                Vec::new()
+            }
+            Err(e) => return Err(e).context("cannot read which migrations were applied"),
+        };
+    let pending = embedded.iter().filter(|v| !applied.contains(v)).count();
+    if pending > 0 {
+        return Err(NotMigrated {
+            pending,
+            total: embedded.len(),
+        }
+        .into());
+    }
     Ok(())
 }

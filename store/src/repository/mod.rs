@@ -7,5 +7,7 @@ pub mod emails;
 pub mod events;
 pub mod replay;
 pub mod rows;
+pub mod sslmode;
+pub mod tls;
 pub mod users;
 pub mod workers;
