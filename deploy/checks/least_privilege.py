@@ -1,9 +1,12 @@
-"""clerk-sync's least-privilege rules for the Kubernetes manifests, checked
-by manifests.py: which secrets each component's pods get, and what the
-NetworkPolicies let each one receive and send.
+"""clerk-sync's least-privilege rules, checked by manifests.py: what each
+RabbitMQ user may do (definitions.json), which user each compose service
+connects as, which secrets each Kubernetes component's pods get, and what
+the NetworkPolicies let each one receive and send.
 
 Each pod template is named by its `app.kubernetes.io/component` label.
 """
+
+import re
 
 COMPONENT = "app.kubernetes.io/component"
 
@@ -109,3 +112,66 @@ def check_worker_env(worker_container):
     require("CLERK_SECRET_KEY" not in env, "worker: CLERK_SECRET_KEY is for the operators' pods only")
     require(env.get("CLERK_SYNC__WORKER__MIGRATE_ON_START") == "false",
             "worker: must not migrate at start (the migrate Job does, with the migration role)")
+
+
+# --- RabbitMQ users and compose ----------------------------------------------
+
+
+def user_prefix(definitions):
+    names = [user["name"] for user in definitions["users"]]
+    ingest = [name for name in names if name.endswith("_ingest")]
+    require(len(ingest) == 1, f"definitions.json users {names}: no single <prefix>_ingest")
+    return ingest[0].removesuffix("_ingest")
+
+
+def check_rabbitmq_rights(definitions, prefix):
+    """Each user may do what its component does and no more (as far as a
+    name can tell): the ingest publishes to the events exchange only."""
+    users = {user["name"].rsplit("_", 1)[1]: user for user in definitions["users"]}
+    require(set(users) == {"ingest", "worker", "operators"}, f"users {sorted(users)}: one per component expected")
+    rights = {p["user"].rsplit("_", 1)[1]: p for p in definitions["permissions"]}
+    require(set(rights) == set(users), "every user needs exactly one permissions entry")
+    require(all(not user["tags"] for user in users.values()), "no clerk-sync user needs a management tag")
+    shard = f"{prefix}.shard.0"
+    exchange, dead_letter = f"{prefix}.events", f"{prefix}.dead-letter"
+    names = [exchange, dead_letter, shard, "amq.default", f"{prefix}.other"]
+
+    def allowed(role, kind):
+        pattern = rights[role][kind]
+        return {name for name in names if pattern and re.search(pattern, name)}
+
+    expected = {
+        ("ingest", "configure"): set(), ("ingest", "write"): {exchange}, ("ingest", "read"): set(),
+        ("worker", "configure"): {exchange, dead_letter, shard},
+        ("worker", "write"): {dead_letter, shard}, ("worker", "read"): {exchange, dead_letter, shard},
+        ("operators", "configure"): set(), ("operators", "write"): {exchange, "amq.default"},
+        ("operators", "read"): {dead_letter},
+    }
+    for (role, kind), names_allowed in expected.items():
+        require(allowed(role, kind) == names_allowed,
+                f"{role} user: {kind} allows {sorted(allowed(role, kind))}, expected {sorted(names_allowed)}")
+    return rights
+
+
+def check_compose_users(services, definitions):
+    """Each clerk-sync service connects as its component's RabbitMQ user,
+    which the rabbitmq service loads (with its password) from definitions.json."""
+    vhost = definitions["vhosts"][0]["name"]
+    prefix = user_prefix(definitions)
+    rabbitmq = services["rabbitmq"]
+    mounts = " ".join(str(v) for v in rabbitmq.get("volumes", []))
+    for needed in ("rabbitmq/definitions.json", "rabbitmq/passwords.py"):
+        require(needed in mounts, f"rabbitmq: does not mount deploy/{needed}")
+    for user in definitions["users"]:
+        variable = "RABBITMQ_PASSWORD_" + re.sub(r"[^A-Z0-9]", "_", user["name"].upper())
+        require(rabbitmq["environment"].get(variable), f"rabbitmq: no {variable} for user {user['name']}")
+    for name, role in (("ingest", "ingest"), ("migrate", "worker"), ("worker-1", "worker"),
+                       ("worker-2", "worker"), ("operators", "operators")):
+        environment = services[name]["environment"]
+        url = re.fullmatch(r"amqp://([^:@]+):([^@]+)@rabbitmq:5672/(.+)", environment.get("AMQP_URL", ""))
+        require(url and url.group(1) == f"{prefix}_{role}" and url.group(3) == vhost,
+                f"{name}: AMQP_URL must be user {prefix}_{role} on vhost {vhost}")
+        variable = "RABBITMQ_PASSWORD_" + re.sub(r"[^A-Z0-9]", "_", url.group(1).upper())
+        require(url.group(2) == rabbitmq["environment"][variable], f"{name}: not the password rabbitmq loads")
+        require(("CLERK_SECRET_KEY" in environment) == (name == "operators"),
+                f"{name}: CLERK_SECRET_KEY is for the operators only")

@@ -121,13 +121,13 @@ def check_compose():
                 "without CLERK_WEBHOOK_SECRET the file must be refused")
     resolved = yaml.safe_load(compose("config").stdout)
     services = resolved["services"]
-    expected = {"postgres", "rabbitmq", "migrate", "ingest", "worker-1", "worker-2"}
+    expected = {"postgres", "rabbitmq", "migrate", "ingest", "worker-1", "worker-2", "operators"}
     require(set(services) == expected, f"services {sorted(services)} != {sorted(expected)}")
     require(re.fullmatch(r"postgres:15(\D.*)?", services["postgres"]["image"]), "PostgreSQL must be 15")
     require(re.fullmatch(r"rabbitmq:3[.\d]*-management", services["rabbitmq"]["image"]),
             "RabbitMQ must be a 3.x-management image")
     require(any("15672" in str(p) for p in services["rabbitmq"].get("ports", [])), "management UI port not published")
-    ours = ["migrate", "ingest", "worker-1", "worker-2"]
+    ours = ["migrate", "ingest", "worker-1", "worker-2", "operators"]
     images = {services[s]["image"] for s in ours}
     require(len(images) == 1, f"clerk-sync services run different images: {images}")
     for name in ours:
@@ -148,9 +148,17 @@ def check_compose():
         test = " ".join(services[name]["healthcheck"]["test"])
         require(f"127.0.0.1:{port}/readyz" in test, f"{name}: health check must probe /readyz on {port}")
     require(services["ingest"]["command"] == ["clerk-sync-ingest"], "ingest: wrong command")
+    require(services["operators"].get("profiles") and services["operators"]["entrypoint"] == ["clerk-sync-worker"],
+            "operators: a clerk-sync-worker entrypoint, not started by `up` (a profile)")
+    try:
+        least_privilege.check_compose_users(services, json.loads(DEFINITIONS.read_text()))
+    except least_privilege.Failed as e:
+        raise Failed(str(e)) from None
     for worker in ("worker-1", "worker-2"):
         require(services[worker]["command"] == ["clerk-sync-worker", "run"], f"{worker}: wrong command")
-    return "docker-compose config accepts it (and refuses it without CLERK_WEBHOOK_SECRET); start order and health checks as intended"
+    return ("docker-compose config accepts it (and refuses it without CLERK_WEBHOOK_SECRET); start order and health "
+            "checks as intended; each service its own RabbitMQ user, Clerk's secret key for the operators only")
+
 
 
 # --- kubernetes ------------------------------------------------------------
@@ -303,42 +311,6 @@ def definitions_topology():
     return {"prefix": prefix, "shards": len(shard_queues), "delivery_limit": limits.pop()}
 
 
-def user_prefix(definitions):
-    names = [user["name"] for user in definitions["users"]]
-    ingest = [name for name in names if name.endswith("_ingest")]
-    require(len(ingest) == 1, f"definitions.json users {names}: no single <prefix>_ingest")
-    return ingest[0].removesuffix("_ingest")
-
-
-def check_rabbitmq_rights(definitions, prefix):
-    """Each user may do what its component does and no more (as far as a
-    name can tell): the ingest publishes to the events exchange only."""
-    users = {user["name"].rsplit("_", 1)[1]: user for user in definitions["users"]}
-    require(set(users) == {"ingest", "worker", "operators"}, f"users {sorted(users)}: one per component expected")
-    rights = {p["user"].rsplit("_", 1)[1]: p for p in definitions["permissions"]}
-    require(set(rights) == set(users), "every user needs exactly one permissions entry")
-    require(all(not user["tags"] for user in users.values()), "no clerk-sync user needs a management tag")
-    shard = f"{prefix}.shard.0"
-    exchange, dead_letter = f"{prefix}.events", f"{prefix}.dead-letter"
-    names = [exchange, dead_letter, shard, "amq.default", f"{prefix}.other"]
-
-    def allowed(role, kind):
-        pattern = rights[role][kind]
-        return {name for name in names if pattern and re.search(pattern, name)}
-
-    expected = {
-        ("ingest", "configure"): set(), ("ingest", "write"): {exchange}, ("ingest", "read"): set(),
-        ("worker", "configure"): {exchange, dead_letter, shard},
-        ("worker", "write"): {dead_letter, shard}, ("worker", "read"): {exchange, dead_letter, shard},
-        ("operators", "configure"): set(), ("operators", "write"): {exchange, "amq.default"},
-        ("operators", "read"): {dead_letter},
-    }
-    for (role, kind), names_allowed in expected.items():
-        require(allowed(role, kind) == names_allowed,
-                f"{role} user: {kind} allows {sorted(allowed(role, kind))}, expected {sorted(names_allowed)}")
-    return rights
-
-
 def check_rabbitmq():
     definitions = json.loads(DEFINITIONS.read_text())
     topology = definitions_topology()
@@ -347,9 +319,12 @@ def check_rabbitmq():
     result = run([sys.executable, str(DEPLOY / "rabbitmq/definitions.py"), "--check", str(DEFINITIONS),
                   "--prefix", topology["prefix"], "--shards", str(topology["shards"]),
                   "--delivery-limit", str(topology["delivery_limit"]),
-                  "--vhost", definitions["vhosts"][0]["name"], "--user-prefix", user_prefix(definitions)])
+                  "--vhost", definitions["vhosts"][0]["name"], "--user-prefix", least_privilege.user_prefix(definitions)])
     require(result.returncode == 0, first_lines(result.stderr))
-    rights = check_rabbitmq_rights(definitions, topology["prefix"])
+    try:
+        rights = least_privilege.check_rabbitmq_rights(definitions, topology["prefix"])
+    except least_privilege.Failed as e:
+        raise Failed(str(e)) from None
     policy = definitions["policies"][0]
     require(all(re.match(policy["pattern"], q["name"]) for q in definitions["queues"]), "policy misses a queue")
     # Each rabbitmq.conf key must be one RabbitMQ knows, where its schema is at hand.

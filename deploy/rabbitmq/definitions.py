@@ -107,7 +107,11 @@ def queue_argument_templates():
             arguments[key] = known_values[value]
         templates[function] = arguments
 
+    # declare_topology declares, or hands the declaring to a helper of its
+    # own (declare_all) and checks passively what a user may not declare.
     declare = _squash(_function_body(source, "declare_topology", AMQP_RS))
+    if re.search(r"\bfn declare_all\b", source):
+        declare += _squash(_function_body(source, "declare_all", AMQP_RS))
     for shape in (
         "durable:true",
         "declare_exchange(&channel,&exchange,ExchangeKind::Direct,durable_exchange)",
