@@ -53,6 +53,7 @@ impl Sections for Settings {
             "database.url",
             &["postgres", "postgresql"],
         )?;
+        crate::repository::sslmode::TlsRequest::of(&self.database.url)?;
         if self.worker.batch_size == 0 || self.worker.batch_size > 10_000 {
             return Err(SettingsError::invalid(
                 "worker.batch_size",
@@ -71,13 +72,32 @@ impl Sections for Settings {
                 "must name at least one of public_metadata, private_metadata, unsafe_metadata",
             ));
         }
-        match url::Url::parse(&self.clerk.api_url) {
-            Ok(parsed) if ["http", "https"].contains(&parsed.scheme()) => Ok(()),
-            _ => Err(SettingsError::invalid(
-                "clerk.api_url",
-                "must be an http(s) URL",
-            )),
-        }
+        check_clerk_api_url(&self.clerk.api_url)
+    }
+}
+
+/// `clerk.api_url` carries the `sk_` key in every request: https only,
+/// except to this machine (a test double, or a local proxy).
+fn check_clerk_api_url(api_url: &str) -> Result<(), SettingsError> {
+    let parsed = url::Url::parse(api_url)
+        .map_err(|e| SettingsError::invalid("clerk.api_url", format!("not a valid URL ({e})")))?;
+    let loopback = match parsed.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    match parsed.scheme() {
+        "https" if parsed.host().is_some() => Ok(()),
+        "http" if loopback => Ok(()),
+        "http" => Err(SettingsError::invalid(
+            "clerk.api_url",
+            "must be https: http would send the secret key in clear (http is only allowed to localhost)",
+        )),
+        _ => Err(SettingsError::invalid(
+            "clerk.api_url",
+            "must be an https URL with a host",
+        )),
     }
 }
 
@@ -102,6 +122,11 @@ pub struct WorkerSettings {
     /// Batches applied at once, each in its own transaction on its own
     /// database connection, so one is prepared while another commits.
     pub batches_in_flight: usize,
+    /// Whether `run` migrates the database before consuming. False where a
+    /// `clerk-sync-worker migrate` (as the migration role) runs first and
+    /// the worker's role holds no DDL rights: `run` then waits until every
+    /// migration is applied.
+    pub migrate_on_start: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -165,6 +190,7 @@ impl Default for WorkerSettings {
             batch_size: 500,
             linger_ms: 20,
             batches_in_flight: 2,
+            migrate_on_start: true,
         }
     }
 }

@@ -154,6 +154,38 @@ fn operators_settings_have_safe_defaults_and_come_from_the_environment() {
 }
 
 #[test]
+fn the_clerk_api_is_reached_over_https_except_on_this_machine() {
+    for local in [
+        "http://127.0.0.1:1234",
+        "http://localhost:8080/clerk",
+        "http://[::1]:9",
+        "https://api.clerk.com",
+    ] {
+        let loaded = load(&[("CLERK_SYNC__CLERK__API_URL", local)]);
+        assert!(loaded.is_ok(), "{local}: {:?}", loaded.err());
+    }
+    for (refused, problem) in [
+        ("http://api.clerk.com", "would send the secret key in clear"),
+        ("http://10.0.0.7:8080", "would send the secret key in clear"),
+        (
+            "http://localhost.evil.example",
+            "would send the secret key in clear",
+        ),
+        ("ftp://api.clerk.com", "must be an https URL"),
+        ("api.clerk.com", "not a valid URL"),
+    ] {
+        let error = load(&[("CLERK_SYNC__CLERK__API_URL", refused)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("setting clerk.api_url (CLERK_SYNC__CLERK__API_URL): "),
+            "{refused}: {error}"
+        );
+        assert!(error.contains(problem), "{refused}: {error}");
+    }
+}
+
+#[test]
 fn the_management_url_may_list_nodes_and_must_be_http() {
     let nodes = "http://guest:pw1@r1:15672,http://guest:pw2@r2:15672";
     let settings = load(&[("CLERK_SYNC__STATUS__MANAGEMENT_URL", nodes)]).unwrap();

@@ -102,6 +102,20 @@ async fn an_answer_that_is_not_a_user_list_fails_and_writes_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_too_large_is_not_read_and_writes_nothing() {
+    let system = System::start(&[]).await;
+    seed(&system, &[("user_a", "Ada")]).await;
+    let clerk = FakeClerk::start(vec![clerk_user("user_d", T0, "Dee", None)]).await;
+    let before = snapshot(&system).await;
+
+    clerk.push_fault(Fault::HugeBody(33));
+    let output = reconcile(&system, &clerk, &[]).await;
+    failed_with(&output, "is larger than 32 MiB: not read");
+    assert_eq!(clerk.requests().len(), 1, "not retried");
+    assert_eq!(snapshot(&system).await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failure_after_some_pages_keeps_what_was_recorded_and_says_so() {
     let system = System::start(&[]).await;
     system.wait_until_ready().await;

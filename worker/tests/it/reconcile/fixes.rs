@@ -264,13 +264,18 @@ async fn rate_limits_and_server_errors_are_retried() {
     let system = System::start(&[]).await;
     system.wait_until_ready().await;
     let clerk = FakeClerk::start(vec![clerk_user("user_a", T0, "Ada", None)]).await;
+    // More 429s than a request's tries (5): they use none of them.
+    // Retry-After in seconds, and as an HTTP date (in the past: no wait).
     clerk.push_fault(Fault::Status(429, Some("1")));
+    for _ in 0..5 {
+        clerk.push_fault(Fault::Status(429, Some("Sun, 06 Nov 1994 08:49:37 GMT")));
+    }
     clerk.push_fault(Fault::Status(503, None));
 
     let output = reconcile(&system, &clerk, &["--json"]).await;
     succeeded(&output);
     assert_eq!(output.json()["totals"]["created"], 1);
-    assert_eq!(clerk.requests().len(), 3);
+    assert_eq!(clerk.requests().len(), 8);
     assert_eq!(firsts(&system.rows("Student").await), [("user_a", "Ada")]);
 }
 

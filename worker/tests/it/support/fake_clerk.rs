@@ -12,6 +12,8 @@ pub enum Fault {
     Status(u16, Option<&'static str>),
     /// Answer 200 with this body.
     Body(&'static str),
+    /// Answer 200 with a body of this many MiB, streamed (no Content-Length).
+    HugeBody(usize),
 }
 
 #[derive(Default)]
@@ -123,6 +125,15 @@ async fn answer(request: HttpRequest, state: web::Data<Mutex<State>>) -> HttpRes
             return HttpResponse::Ok()
                 .content_type("application/json")
                 .body(body);
+        }
+        Some(Fault::HugeBody(mebibytes)) => {
+            let chunk = actix_web::web::Bytes::from(vec![b' '; 1024 * 1024]);
+            let chunks = futures::stream::iter(
+                (0..mebibytes).map(move |_| Ok::<_, std::io::Error>(chunk.clone())),
+            );
+            return HttpResponse::Ok()
+                .content_type("application/json")
+                .streaming(chunks);
         }
         None => {}
     }
