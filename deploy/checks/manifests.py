@@ -20,6 +20,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 import tomllib
 from pathlib import Path
 
@@ -362,9 +363,10 @@ def main():
         checks.append(("rabbitmq-live", check_live))
     failed = 0
     for name, check in checks:
+        started = time.monotonic()
         try:
             detail = check()
-            print(f"ok    deploy {name}: {detail}")
+            print(f"ok    deploy {name}: {detail} ({time.monotonic() - started:.1f} s)")
         except Failed as e:
             failed += 1
             print(f"FAIL  deploy {name}: {e}")
