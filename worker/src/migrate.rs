@@ -1,7 +1,9 @@
 //! `clerk-sync-worker migrate`: create the database if it does not exist,
 //! run pending migrations, declare the RabbitMQ topology. Idempotent, and
-//! safe to run from several processes at once. `run` migrates first and
-//! waits for a service that does not answer yet ([`run_when_reachable`]).
+//! safe to run from several processes at once. `run` migrates first (or,
+//! with `worker.migrate_on_start = false`, waits for a `migrate` to have
+//! run) and waits for a service that does not answer yet
+//! ([`run_when_reachable`]).
 
 use crate::serving::metrics::Metrics;
 use clerk_sync_domain::backoff::Backoff;
@@ -15,7 +17,18 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
     declare_topology(settings).await
 }
 
-/// Migrate, waiting with back-off while PostgreSQL or every RabbitMQ node
+/// What `run` does before consuming: migrate; or, where the worker's role
+/// may not (`worker.migrate_on_start = false`), check that a `migrate` ran
+/// and declare the topology.
+async fn prepare(settings: &Settings) -> anyhow::Result<()> {
+    if settings.worker.migrate_on_start {
+        return run(settings).await;
+    }
+    database::ensure_migrated(&settings.database.url).await?;
+    declare_topology(settings).await
+}
+
+/// Migrate (see [`prepare`]), waiting with back-off while PostgreSQL or every RabbitMQ node
 /// is unreachable, and saying so in the log and on `/readyz`, so that a
 /// worker started before its services does not exit (an orchestrator would
 /// restart it with ever longer delays). Any other failure ends it. Returns
@@ -23,7 +36,7 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
 pub async fn run_when_reachable(settings: &Settings, metrics: &Metrics) -> anyhow::Result<()> {
     let mut backoff = Backoff::SERVICE;
     loop {
-        match run(settings).await {
+        match prepare(settings).await {
             Ok(()) => {
                 metrics.starting(None);
                 return Ok(());
@@ -39,12 +52,14 @@ pub async fn run_when_reachable(settings: &Settings, metrics: &Metrics) -> anyho
     }
 }
 
-/// A service that did not answer, as opposed to one that refused the work.
+/// A service that did not answer (or a database not migrated yet), as
+/// opposed to one that refused the work.
 fn unreachable(error: &anyhow::Error) -> bool {
     matches!(
         error.downcast_ref::<AmqpError>(),
         Some(AmqpError::Unreachable { .. })
     ) || error.downcast_ref::<diesel::ConnectionError>().is_some()
+        || error.downcast_ref::<database::NotMigrated>().is_some()
 }
 
 pub async fn declare_topology(settings: &Settings) -> anyhow::Result<()> {

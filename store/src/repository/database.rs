@@ -96,7 +96,21 @@ where
 
 /// Which of the two a connection error is, on one line.
 fn failure(error: tokio_postgres::Error) -> Failure {
-    let line = error.to_string().replace('\n', "; ");
+    // tokio-postgres shows only the kind ("db error", "error performing
+    // TLS handshake"): add what the server said, or the causes.
+    let line = match error.as_db_error() {
+        Some(said) => format!("{}: {}", said.severity(), said.message()),
+        None => {
+            let mut line = error.to_string();
+            let mut cause = std::error::Error::source(&error);
+            while let Some(inner) = cause {
+                line = format!("{line}: {inner}");
+                cause = inner.source();
+            }
+            line
+        }
+    }
+    .replace('\n', "; ");
     let mut cause = std::error::Error::source(&error);
     while let Some(inner) = cause {
         match inner.downcast_ref::<HandshakeError>() {

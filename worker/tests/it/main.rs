@@ -16,6 +16,7 @@ mod email_moves;
 mod failover;
 mod failures;
 mod migrate;
+mod postgres_tls;
 mod privacy;
 mod projection;
 mod reconcile;

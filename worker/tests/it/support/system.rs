@@ -34,6 +34,14 @@ impl System {
 
     /// As [`System::start`], with extra command-line arguments for the worker.
     pub async fn start_with(worker_env: &[(&str, &str)], worker_args: &[&str]) -> Self {
+        let mut system = Self::without_worker(worker_env, worker_args).await;
+        system.start_worker();
+        system
+    }
+
+    /// The ingest only: the test starts the workers (`start_worker`), after
+    /// changing their settings (`set_worker_env`) if it needs to.
+    pub async fn without_worker(worker_env: &[(&str, &str)], worker_args: &[&str]) -> Self {
         let database = TestDatabase::named_only();
         let broker = TestTopology::new(4);
         let mut settings = Settings::default();
@@ -79,7 +87,7 @@ impl System {
             ),
             ("CLERK_SYNC__LOG__FORMAT".to_owned(), "json".to_owned()),
         ]);
-        let mut system = Self {
+        Self {
             database,
             broker,
             ingest_url,
@@ -90,9 +98,7 @@ impl System {
             started: 0,
             metrics_url: format!("http://127.0.0.1:{metrics_port}"),
             _ingest: ingest,
-        };
-        system.start_worker();
-        system
+        }
     }
 
     pub fn start_worker(&mut self) {
