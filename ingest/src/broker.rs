@@ -7,18 +7,25 @@
 //! reconnect tries every node `amqp.url` lists, the one just lost last. A
 //! publish left without a confirm past `amqp.confirm_timeout_ms` also ends
 //! the connection: a node cut off by a partition sends nothing at all.
+//!
+//! While RabbitMQ blocks the connection's publishes (`connection.blocked`:
+//! a memory or disk alarm), publishing fails at once too and `/readyz`
+//! names the alarm; the connection is kept (a blocked broker is not a lost
+//! one) and serves again at `connection.unblocked`.
 
 use crate::metrics::Metrics;
 use clerk_sync_domain::backoff::Backoff;
 use clerk_sync_domain::topology::Topology;
 use clerk_sync_runtime::amqp::{self, AmqpError};
+use clerk_sync_runtime::broker_link::blocked_reason;
 use clerk_sync_runtime::settings::AmqpSettings;
+use futures::{Stream, StreamExt};
 use lapin::options::ConfirmSelectOptions;
-use lapin::{Channel, Connection};
+use lapin::{Channel, Connection, Event};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -37,6 +44,8 @@ pub(crate) struct Link {
     /// partition sends nothing, not even a reset, and the connection would
     /// look alive until its heartbeats were missed.
     silent: Arc<AtomicBool>,
+    /// Why RabbitMQ blocks this connection's publishes, while it does.
+    blocked: watch::Receiver<Option<String>>,
 }
 
 impl Link {
@@ -44,6 +53,28 @@ impl Link {
         self.connection.status().connected()
             && self.channel.status().connected()
             && !self.silent.load(Ordering::Relaxed)
+    }
+
+    /// Why RabbitMQ blocks this connection's publishes, while it does
+    /// (lapin holds back everything it would send meanwhile).
+    pub(crate) fn blocked_by(&self) -> Option<String> {
+        let reason = self.blocked.borrow().clone();
+        reason.or_else(|| {
+            self.connection
+                .status()
+                .blocked()
+                .then(|| blocked_reason(""))
+        })
+    }
+
+    /// Resolves when RabbitMQ blocks this connection, with why; never
+    /// while it does not.
+    pub(crate) async fn until_blocked(&self) -> String {
+        let mut blocked = self.blocked.clone();
+        match blocked.wait_for(Option::is_some).await {
+            Ok(reason) => reason.clone().unwrap_or_default(),
+            Err(_) => std::future::pending().await,
+        }
     }
 
     /// No confirm came in time: replace this connection (another node may
@@ -61,6 +92,8 @@ pub(crate) struct Shared {
     settings: AmqpSettings,
     pub(crate) topology: Topology,
     pub(crate) metrics: Arc<Metrics>,
+    /// Permits for publishes awaiting a confirm (`amqp.max_unconfirmed`).
+    pub(crate) unconfirmed: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -77,7 +110,16 @@ impl Shared {
         self.link.borrow().clone()
     }
 
+    /// A connection is there and RabbitMQ accepts its publishes.
     pub(crate) fn ready(&self) -> bool {
+        self.link
+            .borrow()
+            .as_ref()
+            .is_some_and(|link| link.usable() && link.blocked_by().is_none())
+    }
+
+    /// A connection is there, blocked or not (else the supervisor replaces it).
+    fn usable(&self) -> bool {
         self.link.borrow().as_ref().is_some_and(Link::usable)
     }
 
@@ -87,6 +129,10 @@ impl Shared {
 
     pub(crate) fn confirm_timeout(&self) -> Duration {
         Duration::from_millis(self.settings.confirm_timeout_ms)
+    }
+
+    pub(crate) fn max_unconfirmed(&self) -> usize {
+        self.settings.max_unconfirmed
     }
 
     fn connect(&self, link: Link) {
@@ -107,6 +153,8 @@ impl Shared {
             self.metrics.broker.last_node().as_deref(),
         )
         .await?;
+        // Listening before anything is published: a block comes as an event.
+        let events = connection.events_listener();
         amqp::declare_topology(&connection, &self.topology, self.settings.delivery_limit).await?;
         let unreachable = |e: lapin::Error| AmqpError::Unreachable {
             url: self.settings.url.redacted(),
@@ -117,12 +165,47 @@ impl Shared {
             .confirm_select(ConfirmSelectOptions::default())
             .await
             .map_err(unreachable)?;
+        let (blocked_sender, blocked) = watch::channel(None);
+        tokio::spawn(watch_blocks(events, blocked_sender, self.metrics.clone()));
         Ok(Link {
             connection: Arc::new(connection),
             channel,
             node,
             silent: Arc::default(),
+            blocked,
         })
+    }
+}
+
+/// Follow RabbitMQ's `connection.blocked` and `connection.unblocked` for
+/// one connection, until it is gone (its events end, or no [`Link`] to it
+/// is left).
+async fn watch_blocks(
+    events: impl Stream<Item = Event> + Send + 'static,
+    blocked: watch::Sender<Option<String>>,
+    metrics: Arc<Metrics>,
+) {
+    let mut events = std::pin::pin!(events);
+    loop {
+        let event = tokio::select! {
+            event = events.next() => event,
+            () = blocked.closed() => None,
+        };
+        match event {
+            None => return,
+            Some(Event::ConnectionBlocked(broker_reason)) => {
+                let reason = blocked_reason(&broker_reason);
+                tracing::warn!(reason = %reason, "RabbitMQ blocked publishers: answering 503 until it unblocks them");
+                metrics.broker.blocked(reason.clone());
+                blocked.send_replace(Some(reason));
+            }
+            Some(Event::ConnectionUnblocked) => {
+                tracing::info!("RabbitMQ unblocked publishers");
+                metrics.broker.unblocked();
+                blocked.send_replace(None);
+            }
+            Some(_) => {}
+        }
     }
 }
 
@@ -146,6 +229,9 @@ impl Broker {
             settings: settings.clone(),
             topology: settings.topology(),
             metrics,
+            unconfirmed: Arc::new(Semaphore::new(
+                settings.max_unconfirmed.min(Semaphore::MAX_PERMITS),
+            )),
         });
         match shared.open().await {
             Ok(link) => shared.connect(link),
@@ -184,14 +270,14 @@ impl Broker {
 async fn supervise(shared: Arc<Shared>, stop: CancellationToken) {
     let mut backoff = Backoff::SERVICE;
     loop {
-        if shared.ready() {
+        if shared.usable() {
             backoff.reset();
             tokio::select! {
                 () = stop.cancelled() => return,
                 () = shared.broken.notified() => {}
                 () = tokio::time::sleep(HEALTH_POLL) => {}
             }
-            if shared.ready() {
+            if shared.usable() {
                 continue;
             }
             tracing::warn!("RabbitMQ connection lost: answering 503 until it is back");

@@ -2,7 +2,10 @@
 //!
 //! Each request publishes on the shared confirm-mode channel and awaits its
 //! own confirm, so many requests have publishes in flight at once and none
-//! waits for another's confirm.
+//! waits for another's confirm; at most `amqp.max_unconfirmed` at once.
+//! Nothing is published while RabbitMQ blocks the connection (a memory or
+//! disk alarm): those requests, and those whose publish was waiting when
+//! the block came, are answered 503 at once with `Retry-After`.
 
 use crate::broker::{Broker, Shared};
 use crate::metrics::{QueueLabels, ReasonLabels};
@@ -29,6 +32,11 @@ pub enum PublishError {
     Unroutable(String),
     #[error("RabbitMQ connection failed while publishing; retry later")]
     Broken(#[source] lapin::Error),
+    /// Why RabbitMQ blocks publishers (a memory or disk alarm).
+    #[error("{0}; retry later")]
+    Blocked(String),
+    #[error("{0} events already await RabbitMQ's confirm (amqp.max_unconfirmed); retry later")]
+    TooManyUnconfirmed(usize),
 }
 
 impl PublishError {
@@ -39,9 +47,23 @@ impl PublishError {
             Self::Nacked => "nack",
             Self::Unroutable(_) => "unroutable",
             Self::Broken(_) => "connection_failed",
+            Self::Blocked(_) => "blocked",
+            Self::TooManyUnconfirmed(_) => "unconfirmed_limit",
+        }
+    }
+
+    /// The `Retry-After` of the answer, in seconds, where waiting helps.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Self::Blocked(_) => Some(BLOCKED_RETRY_AFTER_SECS),
+            Self::TooManyUnconfirmed(_) => Some(1),
+            _ => None,
         }
     }
 }
+
+/// RabbitMQ lifts an alarm once memory or disk is freed: seconds at best.
+const BLOCKED_RETRY_AFTER_SECS: u64 = 10;
 
 /// A cheap, cloneable handle that publishes over the [`Broker`]'s link.
 #[derive(Debug, Clone)]
@@ -106,6 +128,15 @@ impl Publisher {
         received_at_ms: u64,
     ) -> Result<String, PublishError> {
         let link = self.shared.current().ok_or(PublishError::Unavailable)?;
+        if let Some(reason) = link.blocked_by() {
+            return Err(PublishError::Blocked(reason));
+        }
+        let _unconfirmed = self
+            .shared
+            .unconfirmed
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| PublishError::TooManyUnconfirmed(self.shared.max_unconfirmed()))?;
         let svix = event.headers();
         let routing_key = summary.routing_key(&svix.id);
         let queue = self.shared.topology.queue_for(routing_key);
@@ -148,8 +179,19 @@ impl Publisher {
                 .await
         };
         let timeout = self.shared.confirm_timeout();
-        match tokio::time::timeout(timeout, confirmed).await {
+        // A block that comes while the confirm is awaited ends the wait: the
+        // publish is held until RabbitMQ unblocks (it may then be queued
+        // too, and the worker's de-duplication absorbs Svix's new copy).
+        let outcome = tokio::select! {
+            outcome = tokio::time::timeout(timeout, confirmed) => outcome,
+            reason = link.until_blocked() => return Err(PublishError::Blocked(reason)),
+        };
+        match outcome {
             Err(_) => {
+                // A blocked broker is not a lost one: keep the connection.
+                if let Some(reason) = link.blocked_by() {
+                    return Err(PublishError::Blocked(reason));
+                }
                 link.report_silent();
                 self.shared.report_broken();
                 Err(PublishError::ConfirmTimeout(timeout.as_millis() as u64))

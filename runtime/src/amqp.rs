@@ -3,19 +3,26 @@
 //! Every queue and exchange argument is written out here, once. Declaring is
 //! idempotent; a queue that already exists with other arguments is reported
 //! by name instead of being changed (RabbitMQ cannot change them in place).
+//! A user without configure permission (least privilege: the ingest's may
+//! only write to the events exchange) has the topology checked instead
+//! (passive declares need no permission), which someone else declared.
 
+use crate::amqp_target::{self, CA_FILE_PARAMETER, TargetError};
 use crate::amqp_value::long_string;
 use crate::broker_link;
 use crate::broker_version;
 use crate::secret_url::SecretUrl;
+use crate::topology_check;
 use clerk_sync_domain::topology::Topology;
 use lapin::options::{
     ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
     QueueDeleteOptions,
 };
-use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
+use lapin::protocol::AMQPSoftError;
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{Channel, Connection, ConnectionProperties, ErrorKind, ExchangeKind};
+use lapin::{
+    Channel, Connection, ConnectionProperties, DefaultConnectionBuilder, ErrorKind, ExchangeKind,
+};
 use std::time::Duration;
 
 /// How long connecting may take before the broker counts as unreachable.
@@ -25,6 +32,20 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum AmqpError {
     #[error("RabbitMQ at {url} is unreachable: {reason}")]
     Unreachable { url: String, reason: String },
+    #[error("setting amqp.url (AMQP_URL): {url}: {reason}")]
+    Url { url: String, reason: TargetError },
+    #[error(
+        "RabbitMQ at {url}: its TLS certificate is not trusted ({reason}); if a CA of your own \
+         signed it, name that CA's PEM file in amqp.url (AMQP_URL) as ?{CA_FILE_PARAMETER}=/path/ca.pem"
+    )]
+    TlsUntrusted { url: String, reason: String },
+    #[error(
+        "RabbitMQ refused to let this user declare the topology ({refused}), and {missing} does \
+         not exist: grant the user configure permission, or declare the topology first \
+         (import the RabbitMQ definitions, or run `clerk-sync-worker migrate` as a user that \
+         may configure)"
+    )]
+    NotDeclared { refused: String, missing: String },
     #[error(
         "RabbitMQ {kind} '{name}' already exists with different arguments ({reason}); \
          clerk-sync does not change an existing {kind}: drain and delete it, or set \
@@ -102,19 +123,25 @@ pub async fn connect_node(
     })
 }
 
-/// Connect to the one node `url` names.
+/// Connect to the one node `url` names (over TLS for `amqps://`, trusting
+/// the CA file its `cacertfile` names beside the system's).
 async fn connect_one(url: &SecretUrl, connection_name: &str) -> Result<Connection, AmqpError> {
     let properties = ConnectionProperties::default().with_connection_name(connection_name.into());
     let unreachable = |reason: String| AmqpError::Unreachable {
         url: url.redacted(),
         reason,
     };
-    match tokio::time::timeout(
-        CONNECT_TIMEOUT,
-        Connection::connect(url.expose(), properties),
-    )
-    .await
-    {
+    let target = amqp_target::target(url).map_err(|reason| AmqpError::Url {
+        url: url.redacted(),
+        reason,
+    })?;
+    let tls = target.uri.scheme == lapin::uri::AMQPScheme::AMQPS;
+    let builder = DefaultConnectionBuilder::new()
+        .map_err(|e| unreachable(e.to_string()))?
+        .with_uri(target.uri)
+        .with_properties(properties)
+        .with_tls_config(target.tls);
+    match tokio::time::timeout(CONNECT_TIMEOUT, builder.connect()).await {
         Ok(Ok(connection)) => {
             match broker_version::read(url).await {
                 Ok(version) => {
@@ -125,6 +152,12 @@ async fn connect_one(url: &SecretUrl, connection_name: &str) -> Result<Connectio
                 }
             }
             Ok(connection)
+        }
+        Ok(Err(e)) if tls && amqp_target::is_untrusted_certificate(&e.to_string()) => {
+            Err(AmqpError::TlsUntrusted {
+                url: url.redacted(),
+                reason: e.to_string(),
+            })
         }
         Ok(Err(e)) => Err(unreachable(e.to_string())),
         Err(_) => Err(unreachable(format!("no answer within {CONNECT_TIMEOUT:?}"))),
@@ -177,8 +210,30 @@ pub const DEAD_LETTER_DELIVERY_LIMIT: i32 = i32::MAX;
 
 /// Declare exchanges, queues and bindings. Safe to run from any number of
 /// processes at once. Opens and closes a channel of its own, because a
-/// refused declaration closes the channel it was made on.
+/// refused declaration closes the channel it was made on. A user that may
+/// not declare (ACCESS_REFUSED) gets the topology checked instead:
+/// [`AmqpError::NotDeclared`] names what is missing.
 pub async fn declare_topology(
+    connection: &Connection,
+    topology: &Topology,
+    delivery_limit: u32,
+) -> Result<(), AmqpError> {
+    match declare_all(connection, topology, delivery_limit).await {
+        Err(AmqpError::Declare { source, .. }) if topology_check::is_access_refused(&source) => {
+            let refused = topology_check::refusal(&source);
+            match topology_check::missing(connection, topology).await? {
+                None => {
+                    tracing::info!(refused = %refused, "this RabbitMQ user may not declare the topology; it exists, declared by someone else");
+                    Ok(())
+                }
+                Some(missing) => Err(AmqpError::NotDeclared { refused, missing }),
+            }
+        }
+        other => other,
+    }
+}
+
+async fn declare_all(
     connection: &Connection,
     topology: &Topology,
     delivery_limit: u32,
@@ -237,7 +292,7 @@ pub async fn declare_topology(
     Ok(())
 }
 
-async fn declaring_channel(connection: &Connection) -> Result<Channel, AmqpError> {
+pub(crate) async fn declaring_channel(connection: &Connection) -> Result<Channel, AmqpError> {
     connection
         .create_channel()
         .await
@@ -320,10 +375,7 @@ async fn bind(
 
 fn classify(kind: &'static str, name: &str, source: lapin::Error) -> AmqpError {
     if let ErrorKind::ProtocolError(error) = source.kind()
-        && matches!(
-            error.kind(),
-            AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED)
-        )
+        && topology_check::is_soft(&source, AMQPSoftError::PRECONDITIONFAILED)
     {
         return AmqpError::TopologyMismatch {
             kind,

@@ -2,7 +2,9 @@
 //! `/readyz`: whether it is up, which node it uses (`host:port`, never a
 //! user or password), why it is waiting when it is not, and how often it
 //! was replaced: `broker_connected`, `broker_node`, `broker_reconnects_total`
-//! and `broker_failovers_total` (a reconnect to another node than before).
+//! and `broker_failovers_total` (a reconnect to another node than before);
+//! and whether RabbitMQ blocks its publishes (`broker_blocked`, set by the
+//! ingest, whose readiness it ends: a memory or disk alarm).
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -40,6 +42,23 @@ pub fn try_order(addresses: &[String], failed: Option<&str>) -> Vec<usize> {
     }
 }
 
+/// Pure: what `/readyz` says while RabbitMQ blocks the connection's
+/// publishes, from the reason `connection.blocked` gave (RabbitMQ sends
+/// "low on memory" or "low on disk").
+pub fn blocked_reason(broker_reason: &str) -> String {
+    let lower = broker_reason.to_ascii_lowercase();
+    let alarm = if lower.contains("memory") {
+        "memory alarm".to_owned()
+    } else if lower.contains("disk") || lower.contains("disc") {
+        "disk alarm".to_owned()
+    } else if broker_reason.trim().is_empty() {
+        "a resource alarm".to_owned()
+    } else {
+        broker_reason.trim().to_owned()
+    };
+    format!("RabbitMQ blocked publishers: {alarm}")
+}
+
 /// Pure: what connecting to `node` is after `last`.
 pub fn change(last: Option<&str>, node: &str) -> Change {
     match last {
@@ -57,6 +76,8 @@ struct State {
     last: Option<String>,
     /// Why there is no connection, while there is none.
     waiting: Option<String>,
+    /// Why RabbitMQ blocks the connection's publishes, while it does.
+    blocked: Option<String>,
 }
 
 #[derive(Debug)]
@@ -65,6 +86,7 @@ pub struct BrokerLink {
     node: Family<NodeLabels, Gauge>,
     reconnects: Counter,
     failovers: Counter,
+    blocked: Gauge,
     state: Mutex<State>,
 }
 
@@ -95,11 +117,18 @@ impl BrokerLink {
             "RabbitMQ connections opened to another node than the one before",
             failovers.clone(),
         );
+        let blocked = Gauge::default();
+        registry.register(
+            "broker_blocked",
+            "1 while RabbitMQ blocks the connection's publishes (a memory or disk alarm)",
+            blocked.clone(),
+        );
         let link = Self {
             connected,
             node,
             reconnects,
             failovers,
+            blocked,
             state: Mutex::default(),
         };
         link.lost("connecting to RabbitMQ");
@@ -137,7 +166,27 @@ impl BrokerLink {
         state.node = Some(node.to_owned());
         state.last = Some(node.to_owned());
         state.waiting = None;
+        state.blocked = None;
+        self.blocked.set(0);
         self.connected.set(1);
+    }
+
+    /// RabbitMQ blocks the connection's publishes, for `reason` (from
+    /// [`blocked_reason`]).
+    pub fn blocked(&self, reason: impl Into<String>) {
+        self.state().blocked = Some(reason.into());
+        self.blocked.set(1);
+    }
+
+    /// RabbitMQ accepts the connection's publishes again.
+    pub fn unblocked(&self) {
+        self.state().blocked = None;
+        self.blocked.set(0);
+    }
+
+    /// Why RabbitMQ blocks the connection's publishes, while it does.
+    pub fn blocked_by(&self) -> Option<String> {
+        self.state().blocked.clone()
     }
 
     /// No usable connection, because of `reason` (shown on `/readyz`; it
@@ -148,6 +197,8 @@ impl BrokerLink {
             self.node.get_or_create(&NodeLabels { node }).set(0);
         }
         state.waiting = Some(reason.into());
+        state.blocked = None;
+        self.blocked.set(0);
         self.connected.set(0);
     }
 
@@ -160,11 +211,15 @@ impl BrokerLink {
         self.connected.get() == 1
     }
 
-    /// What `/readyz` says of RabbitMQ: the node in use, or why there is none.
+    /// What `/readyz` says of RabbitMQ: the node in use (and why it may not
+    /// be used, while RabbitMQ blocks publishes), or why there is none.
     pub fn readiness(&self) -> Value {
         let state = self.state();
         match (&state.node, &state.waiting) {
-            (Some(node), _) => json!({ "rabbitmq_node": node }),
+            (Some(node), _) => match &state.blocked {
+                Some(blocked) => json!({ "rabbitmq_node": node, "rabbitmq": blocked }),
+                None => json!({ "rabbitmq_node": node }),
+            },
             (None, reason) => json!({ "rabbitmq_node": null, "rabbitmq": reason }),
         }
     }
@@ -191,6 +246,47 @@ mod tests {
         assert_eq!(change(None, "a:5672"), Change::First);
         assert_eq!(change(Some("a:5672"), "a:5672"), Change::SameNode);
         assert_eq!(change(Some("a:5672"), "b:5672"), Change::OtherNode);
+    }
+
+    #[test]
+    fn a_block_is_named_for_its_alarm() {
+        assert_eq!(
+            blocked_reason("low on memory"),
+            "RabbitMQ blocked publishers: memory alarm"
+        );
+        assert_eq!(
+            blocked_reason("low on disk"),
+            "RabbitMQ blocked publishers: disk alarm"
+        );
+        assert_eq!(
+            blocked_reason(" "),
+            "RabbitMQ blocked publishers: a resource alarm"
+        );
+        assert_eq!(
+            blocked_reason("other"),
+            "RabbitMQ blocked publishers: other"
+        );
+    }
+
+    #[test]
+    fn a_blocked_connection_is_shown_until_unblocked_or_replaced() {
+        let mut registry = Registry::with_prefix("t");
+        let link = BrokerLink::new(&mut registry);
+        link.connected("a:5672");
+        link.blocked(blocked_reason("low on memory"));
+        assert_eq!(
+            link.readiness(),
+            json!({ "rabbitmq_node": "a:5672", "rabbitmq": "RabbitMQ blocked publishers: memory alarm" })
+        );
+        assert!(exposition(&registry).contains("t_broker_blocked 1"));
+        link.unblocked();
+        assert_eq!(link.readiness(), json!({ "rabbitmq_node": "a:5672" }));
+        assert_eq!(link.blocked_by(), None);
+        link.blocked("x");
+        link.lost("gone");
+        link.connected("b:5672");
+        assert_eq!(link.blocked_by(), None, "a new connection is not blocked");
+        assert!(exposition(&registry).contains("t_broker_blocked 0"));
     }
 
     fn exposition(registry: &Registry) -> String {

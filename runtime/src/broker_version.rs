@@ -6,10 +6,11 @@
 //! closing it, so that RabbitMQ does not log an "unexpectedly closed"
 //! warning for it.
 
+use crate::amqp_target::{self, Target};
 use crate::secret_url::SecretUrl;
 use amq_protocol::frame::{AMQPFrame, ProtocolVersion, WriteContext, gen_frame, parse_frame};
 use amq_protocol::protocol::{AMQPClass, connection};
-use amq_protocol::tcp::{TLSConfig, TcpStream};
+use amq_protocol::tcp::TcpStream;
 use amq_protocol::types::{AMQPValue, FieldTable, LongString, ShortString};
 use amq_protocol::uri::{AMQPScheme, AMQPUri};
 use std::io::{self, Read, Write};
@@ -36,13 +37,14 @@ pub async fn read(url: &SecretUrl) -> Result<String, String> {
 
 /// The version of the one node `url` names.
 async fn read_one(url: &SecretUrl) -> Result<String, String> {
-    let uri: AMQPUri = url.expose().parse()?;
-    tokio::task::spawn_blocking(move || probe(&uri).map_err(|e| e.to_string()))
+    let target = amqp_target::target(url).map_err(|e| e.to_string())?;
+    tokio::task::spawn_blocking(move || probe(&target).map_err(|e| e.to_string()))
         .await
         .map_err(|e| e.to_string())?
 }
 
-fn probe(uri: &AMQPUri) -> io::Result<String> {
+fn probe(target: &Target) -> io::Result<String> {
+    let uri = &target.uri;
     let host = uri.authority.host.as_str();
     let address = (host, uri.authority.port)
         .to_socket_addrs()?
@@ -54,7 +56,7 @@ fn probe(uri: &AMQPUri) -> io::Result<String> {
     let mut stream = TcpStream::from_std(socket)?;
     if uri.scheme == AMQPScheme::AMQPS {
         stream = stream
-            .into_tls(host, TLSConfig::default())
+            .into_tls(host, target.tls.as_ref())
             .map_err(|e| io::Error::other(e.to_string()))?;
     }
     let mut connection = Handshake {

@@ -1,12 +1,15 @@
 //! What clerk-sync's tests and benchmarks share: the tests' broker, a
 //! database and a topology of a test's own (removed when it ends), signed
-//! webhooks, a TCP proxy that cuts or slows a service, CPU figures. Never a
+//! webhooks, a TCP proxy that cuts or slows a service, a RabbitMQ node of a
+//! test's own (and TLS files for it), CPU figures. Never a
 //! dependency of the binaries.
 
 pub mod broker;
+pub mod certificates;
 pub mod cleanup;
 pub mod cpu;
 pub mod database;
+pub mod private_node;
 pub mod proxy;
 pub mod topology;
 pub mod webhook;

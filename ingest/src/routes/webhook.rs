@@ -9,6 +9,7 @@
 //! | body over `ingest.body_limit_bytes` (declared or not) | 413    |
 //! | no slot free (`admission`): `Retry-After`, body unread | 503   |
 //! | RabbitMQ down, nack, unroutable, no confirm           | 503    |
+//! | RabbitMQ blocks publishers, or too many unconfirmed: `Retry-After` | 503 |
 //!
 //! Every refusal over the body (408, 413, and 503 for want of a slot)
 //! closes the connection: what the client still sends is never read.
@@ -80,6 +81,11 @@ impl ResponseError for WebhookError {
                 response
                     .insert_header((RETRY_AFTER, *retry_after_secs))
                     .force_close();
+            }
+            Self::Publish(e) => {
+                if let Some(secs) = e.retry_after_secs() {
+                    response.insert_header((RETRY_AFTER, secs));
+                }
             }
             _ => {}
         }

@@ -7,7 +7,9 @@
 mod helpers;
 
 mod binary;
+mod blocked;
 mod concurrency;
+mod other_broker;
 mod outage;
 mod routing;
 mod topology;

@@ -43,6 +43,8 @@ pub struct AmqpSettings {
     pub delivery_limit: u32,
     /// How long the ingest waits for a publisher confirm before answering 503.
     pub confirm_timeout_ms: u64,
+    /// The ingest's publishes awaiting a confirm at once; more get 503 at once.
+    pub max_unconfirmed: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -90,6 +92,7 @@ impl Default for AmqpSettings {
             shards: 8,
             delivery_limit: 10,
             confirm_timeout_ms: 5_000,
+            max_unconfirmed: 64,
         }
     }
 }
@@ -232,6 +235,12 @@ impl AmqpSettings {
         if self.confirm_timeout_ms == 0 {
             return Err(SettingsError::invalid(
                 "amqp.confirm_timeout_ms",
+                "must be at least 1",
+            ));
+        }
+        if self.max_unconfirmed == 0 {
+            return Err(SettingsError::invalid(
+                "amqp.max_unconfirmed",
                 "must be at least 1",
             ));
         }
