@@ -2,7 +2,7 @@
 throwaway vhost of the local broker, and the binaries just built run against
 them, each component as its own user.
 
-- `migrate` and `run` as the worker user, the ingest as the ingest user,
+- `migrate` and `run` (without start-up migrations) as the worker user, the ingest as the ingest user,
   `dlq` as the operators user, with passwords hashed by
   deploy/rabbitmq/passwords.py (so the documented hashing logs in);
 - an event signed and sent to the ingest, dead-lettered with the worker
@@ -257,7 +257,9 @@ def check_live():
         require(worker_user.depth(dead_letter) == 0 and worker_user.depth(queue) == 1,
                 "dlq redrive and discard did not empty the dead-letter queue into the shard queue")
 
-        worker = subprocess.Popen([str(worker_bin), "run"], env=env("worker"), stdout=subprocess.DEVNULL,
+        # As deployed: `migrate` migrated, `run` does not.
+        worker_env = dict(env("worker"), CLERK_SYNC__WORKER__MIGRATE_ON_START="false")
+        worker = subprocess.Popen([str(worker_bin), "run"], env=worker_env, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.PIPE, text=True)
         processes.append(worker)
         wait_ready(f"http://{HOST}:{worker_port}/readyz", worker, "the worker as the worker user")
