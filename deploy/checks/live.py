@@ -266,8 +266,8 @@ def check_live():
         send(second)
 
         def students():
-            return run(["psql", "-h", HOST, "-U", "postgres", "-d", database, "-tAc",
-                        f"SELECT count(*) FROM \"Student\" WHERE \"clerkId\" IN ('{first}', '{second}')"]).stdout.strip()
+            query = f"SELECT count(*) FROM \"Student\" WHERE \"clerkId\" IN ('{first}', '{second}')"
+            return run(["psql", "-h", HOST, "-U", "postgres", "-d", database, "-tAc", query]).stdout.strip()
 
         wait_for(lambda: students() == "2", 15, "the events sent to the ingest never both reached the Student table")
         for process in processes:

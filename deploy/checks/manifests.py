@@ -322,7 +322,8 @@ def check_rabbitmq():
     result = run([sys.executable, str(DEPLOY / "rabbitmq/definitions.py"), "--check", str(DEFINITIONS),
                   "--prefix", topology["prefix"], "--shards", str(topology["shards"]),
                   "--delivery-limit", str(topology["delivery_limit"]),
-                  "--vhost", definitions["vhosts"][0]["name"], "--user-prefix", least_privilege.user_prefix(definitions)])
+                  "--vhost", definitions["vhosts"][0]["name"],
+                  "--user-prefix", least_privilege.user_prefix(definitions)])
     require(result.returncode == 0, first_lines(result.stderr))
     try:
         rights = least_privilege.check_rabbitmq_rights(definitions, topology["prefix"])
