@@ -336,6 +336,20 @@ fn time_problem(value: Option<i64>) -> Option<String> {
     storable::time_problem(to_millis(value)).map(|problem| format!("{value} {problem}"))
 }
 
+/// An event type as a metric label: the user events clerk-sync applies by
+/// name, any other type `other`, none `unknown`. The type comes from the
+/// body, so it is not a label as it is: each distinct string would be a
+/// time series of its own.
+pub fn metric_label(event_type: Option<&str>) -> &'static str {
+    match event_type {
+        Some("user.created") => "user.created",
+        Some("user.updated") => "user.updated",
+        Some("user.deleted") => "user.deleted",
+        Some(_) => "other",
+        None => "unknown",
+    }
+}
+
 fn text(map: &Map<String, Value>, key: &str) -> Option<String> {
     map.get(key).and_then(Value::as_str).map(str::to_owned)
 }

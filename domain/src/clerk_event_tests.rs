@@ -301,3 +301,13 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn metric_labels_are_the_user_events_and_two_others() {
+    for known in ["user.created", "user.updated", "user.deleted"] {
+        assert_eq!(metric_label(Some(known)), known);
+    }
+    assert_eq!(metric_label(Some("session.created")), "other");
+    assert_eq!(metric_label(Some("user.created\u{0}x")), "other");
+    assert_eq!(metric_label(None), "unknown");
+}

@@ -30,7 +30,9 @@ pub struct Plan {
     pub log: Vec<LogRow>,
     /// Users whose state changed, with the new state.
     pub changed: BTreeMap<String, UserState>,
-    /// Role strings that were neither role: `(svix_id, role)`, for a warning.
+    /// Events whose role string was neither role: `(svix_id, user_id)`, for
+    /// a warning. The string itself is metadata a user may write, so it is
+    /// never logged.
     pub unknown_roles: Vec<(String, String)>,
     /// Users this batch has events of who are deleted after it: their
     /// logged events are due for erasure.
@@ -94,8 +96,9 @@ pub fn plan(
             plan.log.push(row);
             continue;
         };
-        if let Resolution::Unknown(role) = resolution {
-            plan.unknown_roles.push((message.svix_id.clone(), role));
+        if let Resolution::Unknown(_) = resolution {
+            plan.unknown_roles
+                .push((message.svix_id.clone(), user_id.to_owned()));
         }
         let (Change::Upsert { version, .. } | Change::Delete { version }) = &change;
         // The body has no time of its own and the svix-timestamp header is

@@ -238,10 +238,10 @@ impl Reconcile {
         )
         .await
         .context("cannot record the events that bring these users in line")?;
-        for (svix_id, role) in &plan.unknown_roles {
+        for (svix_id, user_id) in &plan.unknown_roles {
             tracing::warn!(
                 { fields::SVIX_ID } = svix_id,
-                role,
+                { fields::CLERK_USER_ID } = user_id,
                 "role is neither student nor instructor: no row"
             );
         }

@@ -31,6 +31,8 @@ pub struct Metrics {
     pub freshness_seconds: Histogram,
     pub redeliveries: Counter,
     pub dead_letters: Counter,
+    pub dead_letter_failures: Counter,
+    pub batch_panics: Counter,
     pub database_connected: Gauge,
     pub broker: BrokerLink,
     /// Why start-up is waiting (a service unreachable), while it is.
@@ -79,6 +81,18 @@ impl Metrics {
             "Messages sent to the dead-letter queue",
             dead_letters.clone(),
         );
+        let dead_letter_failures = Counter::default();
+        registry.register(
+            "dead_letter_failures",
+            "Dead-letter copies RabbitMQ did not take (returned: no queue bound; nacked; not confirmed in time): the message is kept and the copy tried again",
+            dead_letter_failures.clone(),
+        );
+        let batch_panics = Counter::default();
+        registry.register(
+            "batch_panics",
+            "Batches whose task panicked (a bug): the runner is replaced and the connection restarted, so the batch comes back",
+            batch_panics.clone(),
+        );
         let database_connected = Gauge::default();
         registry.register(
             "database_connected",
@@ -107,6 +121,8 @@ impl Metrics {
             freshness_seconds,
             redeliveries,
             dead_letters,
+            dead_letter_failures,
+            batch_panics,
             database_connected,
             broker,
             starting: Mutex::new(Some("starting".to_owned())),

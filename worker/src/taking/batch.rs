@@ -9,11 +9,11 @@
 //! Batches are acknowledged in the order they were taken (see [`Previous`]).
 
 use crate::serving::metrics::Metrics;
+use crate::taking::dead_letter;
 use clerk_sync_domain::backoff::Backoff;
-use clerk_sync_domain::message_headers;
+use clerk_sync_domain::clerk_event;
 use clerk_sync_domain::outcome::Outcome;
 use clerk_sync_domain::topology::Topology;
-use clerk_sync_runtime::amqp_value::long_string;
 use clerk_sync_runtime::telemetry::fields;
 use clerk_sync_store::apply::{Rules, apply_batch, database_unavailable};
 use clerk_sync_store::clock;
@@ -22,11 +22,11 @@ use clerk_sync_store::plan::Plan;
 use clerk_sync_store::repository::database;
 use clerk_sync_store::settings::Settings;
 use diesel_async::AsyncPgConnection;
+use lapin::Channel;
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicPublishOptions, BasicRejectOptions};
-use lapin::types::AMQPValue;
-use lapin::{Channel, Confirmation};
+use lapin::options::{BasicAckOptions, BasicRejectOptions};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
@@ -109,6 +109,8 @@ impl Runner {
             .iter()
             .map(|t| Incoming::from_delivery(&t.delivery))
             .collect();
+        #[cfg(debug_assertions)]
+        crate::taking::injected_panic::panic_if_asked(&messages);
         self.metrics.batch_size.observe(messages.len() as f64);
         let redelivered = messages.iter().filter(|m| m.delivery_count > 0).count();
         self.metrics.redeliveries.inc_by(redelivered as u64);
@@ -188,40 +190,9 @@ impl Runner {
     ) {
         let attempts = message.delivery_count + 1;
         if attempts >= self.settings.amqp.delivery_limit {
-            let mut headers = delivery.properties.headers().clone().unwrap_or_default();
-            headers
-                .insert(
-                    message_headers::DEAD_LETTER_ERROR.into(),
-                    long_string(reason),
-                )
-                .insert(
-                    message_headers::DEAD_LETTER_DELIVERIES.into(),
-                    AMQPValue::LongLongInt(i64::from(attempts)),
-                );
-            let properties = delivery.properties.clone().with_headers(headers);
-            let published = async {
-                dead_letters
-                    .basic_publish(
-                        self.topology.dead_letter_exchange().into(),
-                        "".into(),
-                        // Returned when no queue is bound: not dead-lettered.
-                        BasicPublishOptions {
-                            mandatory: true,
-                            ..BasicPublishOptions::default()
-                        },
-                        &delivery.data,
-                        properties,
-                    )
-                    .await?
-                    .await
-            }
-            .await;
-            if matches!(published, Ok(Confirmation::Ack(None))) {
-                self.metrics.dead_letters.inc();
-                tracing::error!({ fields::SVIX_ID } = %message.svix_id, attempts, reason, "dead-lettered");
-                let _ = delivery.ack(BasicAckOptions::default()).await;
-                return;
-            }
+            self.dead_letter(delivery, message, reason, attempts, dead_letters)
+                .await;
+            return;
         }
         tracing::warn!({ fields::SVIX_ID } = %message.svix_id, attempts, reason, "failed; requeued");
         tokio::time::sleep(Backoff::SERVICE.after(attempts)).await;
@@ -229,6 +200,52 @@ impl Runner {
         // (and lost consumers) towards a quorum queue's delivery limit;
         // every version counts a reject.
         let _ = delivery.reject(BasicRejectOptions { requeue: true }).await;
+    }
+
+    /// Copy a message at its last delivery to the dead-letter queue, then
+    /// acknowledge it. Until RabbitMQ takes the copy, the message is held
+    /// (neither acknowledged nor rejected, which would let the queue's own
+    /// delivery limit drop it where the copy could not go) and the copy is
+    /// tried again with back-off, until it is taken or the worker stops
+    /// (the message then goes back to its queue).
+    async fn dead_letter(
+        &self,
+        delivery: &Delivery,
+        message: &Incoming,
+        reason: &str,
+        attempts: u32,
+        dead_letters: &Channel,
+    ) {
+        let timeout = Duration::from_millis(self.settings.amqp.confirm_timeout_ms);
+        let mut backoff = Backoff::SERVICE;
+        loop {
+            match dead_letter::publish(
+                dead_letters,
+                &self.topology,
+                delivery,
+                reason,
+                attempts,
+                timeout,
+            )
+            .await
+            {
+                Ok(()) => {
+                    self.metrics.dead_letters.inc();
+                    tracing::error!({ fields::SVIX_ID } = %message.svix_id, attempts, reason, "dead-lettered");
+                    let _ = delivery.ack(BasicAckOptions::default()).await;
+                    return;
+                }
+                Err(problem) => {
+                    self.metrics.dead_letter_failures.inc();
+                    let delay = backoff.next_delay();
+                    tracing::error!({ fields::SVIX_ID } = %message.svix_id, attempts, reason, problem = %problem, retry_in = ?delay, "the dead-letter copy was not taken; holding the message");
+                    tokio::select! {
+                        () = self.stop.cancelled() => return,
+                        () = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
     }
 
     /// Connect to PostgreSQL, retrying with back-off. False if stopped first.
@@ -289,11 +306,11 @@ impl Runner {
     fn record(&self, plan: &Plan) {
         let now_ms = clock::now_ms();
         for row in &plan.log {
-            let event_type = row
-                .event_type
-                .clone()
-                .unwrap_or_else(|| "unknown".to_owned());
-            self.metrics.event(&event_type, row.outcome);
+            let event_type = row.event_type.as_deref().unwrap_or("unknown");
+            self.metrics.event(
+                clerk_event::metric_label(row.event_type.as_deref()),
+                row.outcome,
+            );
             if row.outcome == Outcome::Applied
                 && let Some(occurred) = row.occurred_at_ms
             {
@@ -311,8 +328,8 @@ impl Runner {
                 }
             }
         }
-        for (svix_id, role) in &plan.unknown_roles {
-            tracing::warn!({ fields::SVIX_ID } = %svix_id, role = %role, "role is neither student nor instructor: no row for it");
+        for (svix_id, user_id) in &plan.unknown_roles {
+            tracing::warn!({ fields::SVIX_ID } = %svix_id, { fields::CLERK_USER_ID } = %user_id, "role is neither student nor instructor: no row for it");
         }
     }
 }

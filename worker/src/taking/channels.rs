@@ -6,8 +6,11 @@
 //! batch before it (see [`crate::taking::batch`] for this and the failure rules).
 //! When every runner is busy, nothing more is taken. RabbitMQ lost:
 //! reconnect with back-off; unacknowledged messages come back and are
-//! skipped if already applied. What each batch holds is registered for the
-//! shard-head reports (see [`crate::serving::shard_heads`]).
+//! skipped if already applied. A batch task that panics (a bug) is counted
+//! and logged, its runner replaced, and the connection opened again, so its
+//! messages, and those of the batches after it, come back. What each batch
+//! holds is registered for the shard-head reports (see
+//! [`crate::serving::shard_heads`]).
 
 use crate::serving::instance::Instance;
 use crate::serving::metrics::Metrics;
@@ -19,9 +22,10 @@ use clerk_sync_domain::topology::Topology;
 use clerk_sync_runtime::amqp;
 use clerk_sync_store::clock;
 use clerk_sync_store::settings::Settings;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use lapin::options::{BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions};
 use lapin::types::FieldTable;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -50,6 +54,9 @@ impl std::fmt::Debug for Consumer {
 
 enum Lost {
     Broker,
+    /// A batch task panicked: the connection is closed and opened again,
+    /// so the batches that cannot be acknowledged in order come back.
+    Panic,
     Stopped,
 }
 
@@ -110,6 +117,11 @@ impl Consumer {
         loop {
             let delay = match self.session().await {
                 Ok(Lost::Stopped) => return Ok(()),
+                Ok(Lost::Panic) => {
+                    backoff.reset();
+                    tracing::warn!("reconnecting after a batch task panicked");
+                    backoff.next_delay()
+                }
                 Ok(Lost::Broker) => {
                     self.metrics
                         .broker
@@ -203,9 +215,12 @@ impl Consumer {
         let linger = Duration::from_millis(self.settings.worker.linger_ms);
         let mut batches = JoinSet::new();
         let mut previous = Previous::none();
+        // Cancelled by a batch task that panicked.
+        let panicked = CancellationToken::new();
         let lost = loop {
             let first = tokio::select! {
                 () = self.stop.cancelled() => break Lost::Stopped,
+                () = panicked.cancelled() => break Lost::Panic,
                 next = deliveries.next() => next,
             };
             let Some(Ok(first)) = first else {
@@ -235,9 +250,31 @@ impl Consumer {
             let (settled, next) = Previous::chain();
             let before = std::mem::replace(&mut previous, next);
             let (done, dead_letters) = (self.done.clone(), dead_letters.clone());
+            let (settings, metrics) = (self.settings.clone(), self.metrics.clone());
+            let (stop, panicked) = (self.stop.clone(), panicked.clone());
             batches.spawn(async move {
-                let settled_now = runner.handle(&batch, &dead_letters, before).await;
-                let _ = settled.send(settled_now);
+                let handled = AssertUnwindSafe(runner.handle(&batch, &dead_letters, before))
+                    .catch_unwind()
+                    .await;
+                let runner = match handled {
+                    Ok(settled_now) => {
+                        let _ = settled.send(settled_now);
+                        runner
+                    }
+                    Err(panic) => {
+                        // Not settled (dropping `settled` says so): the
+                        // batches after it cannot be acknowledged either.
+                        drop(settled);
+                        metrics.batch_panics.inc();
+                        tracing::error!(
+                            panic = panic_message(panic.as_ref()),
+                            size = batch.len(),
+                            "a batch task panicked (a bug: please report it); replacing its runner and reconnecting, so its messages come back"
+                        );
+                        panicked.cancel();
+                        Runner::new(settings, metrics, stop)
+                    }
+                };
                 drop(held);
                 let _ = done.send(runner).await;
             });
@@ -246,11 +283,28 @@ impl Consumer {
         };
         // Let the batches in flight finish (and acknowledge) before closing.
         while batches.join_next().await.is_some() {}
-        if matches!(lost, Lost::Stopped) {
-            let _ = connection
-                .close(200, "clerk-sync-worker stopping".into())
-                .await;
+        match lost {
+            Lost::Stopped => {
+                let _ = connection
+                    .close(200, "clerk-sync-worker stopping".into())
+                    .await;
+            }
+            Lost::Panic => {
+                let _ = connection
+                    .close(200, "clerk-sync-worker restarting after a panic".into())
+                    .await;
+            }
+            Lost::Broker => {}
         }
         Ok(lost)
     }
+}
+
+/// What a panic said, when it said it with a string.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
 }

@@ -1,6 +1,10 @@
 //! Taking messages from the shard queues: the channels and the batches in
 //! flight (`channels`), and one batch applied with the failure rules:
-//! retries, dead letters, acknowledgements in order (`batch`).
+//! retries, dead letters, acknowledgements in order (`batch`); the
+//! confirmed copy to the dead-letter exchange (`dead_letter`).
 
 pub mod batch;
 pub mod channels;
+pub mod dead_letter;
+#[cfg(debug_assertions)]
+mod injected_panic;

@@ -24,4 +24,5 @@ mod replay;
 mod send;
 mod status;
 mod unstorable;
+mod visible_failures;
 mod workers_per_host;
