@@ -78,14 +78,16 @@ mod tests {
             (
                 defaults.body_timeout_ms,
                 defaults.max_in_flight,
-                defaults.max_large_in_flight
+                defaults.max_large_in_flight,
+                defaults.max_connections
             ),
-            (10_000, 128, 32)
+            (10_000, 128, 32, 128)
         );
         let cases = [
             ("body_timeout_ms = 0", "ingest.body_timeout_ms"),
             ("max_in_flight = 0", "ingest.max_in_flight"),
             ("max_large_in_flight = 0", "ingest.max_large_in_flight"),
+            ("max_connections = 0", "ingest.max_connections"),
             (
                 "max_in_flight = 4\nmax_large_in_flight = 5",
                 "must be between 1 and ingest.max_in_flight",

@@ -111,7 +111,7 @@ impl Application {
                 .route(paths::READY, web::get().to(routes::health::readyz))
                 .route(paths::METRICS, web::get().to(routes::metrics::metrics))
         })
-        .max_connections(connection_limits::MAX_CONNECTIONS_PER_WORKER)
+        .max_connections(settings.ingest.max_connections)
         .client_request_timeout(connection_limits::CLIENT_REQUEST_TIMEOUT)
         .client_disconnect_timeout(connection_limits::CLIENT_DISCONNECT_TIMEOUT)
         .keep_alive(connection_limits::KEEP_ALIVE)
@@ -129,6 +129,7 @@ impl Application {
             secrets = settings.webhook.secrets.len(),
             max_in_flight = settings.ingest.max_in_flight,
             max_large_in_flight = settings.ingest.max_large_in_flight,
+            max_connections = settings.ingest.max_connections,
             "clerk-sync-ingest ready"
         );
         Ok(Self {

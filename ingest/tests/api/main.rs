@@ -9,6 +9,7 @@ mod helpers;
 mod binary;
 mod blocked;
 mod concurrency;
+mod hostile;
 mod other_broker;
 mod outage;
 mod routing;

@@ -62,6 +62,9 @@ pub struct IngestSettings {
     /// Of those, requests whose body may exceed 64 KiB (declared larger,
     /// or of unknown length); more get 503 with `Retry-After`.
     pub max_large_in_flight: usize,
+    /// Connections each HTTP worker thread holds at once; past it new ones
+    /// wait in the kernel's backlog.
+    pub max_connections: usize,
     /// How long shutdown waits for requests in flight.
     pub shutdown_timeout_secs: u64,
     /// HTTP worker threads; 0 means one per CPU.
@@ -105,6 +108,7 @@ impl Default for IngestSettings {
             body_timeout_ms: 10_000,
             max_in_flight: 128,
             max_large_in_flight: 32,
+            max_connections: 128,
             shutdown_timeout_secs: 30,
             http_workers: 0,
         }
@@ -273,6 +277,12 @@ impl IngestSettings {
             return Err(SettingsError::invalid(
                 "ingest.max_large_in_flight",
                 "must be between 1 and ingest.max_in_flight",
+            ));
+        }
+        if self.max_connections == 0 {
+            return Err(SettingsError::invalid(
+                "ingest.max_connections",
+                "must be at least 1",
             ));
         }
         Ok(())
