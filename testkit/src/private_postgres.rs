@@ -34,7 +34,7 @@ impl PrivatePostgres {
     /// over TCP from 127.0.0.1 is trusted (no password), as `tls` allows.
     pub fn start(tls: Tls) -> Self {
         let dir = std::env::temp_dir().join(unique("pg"));
-        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
         let server = Self {
             port: free_port(),
             dir,
@@ -44,7 +44,7 @@ impl PrivatePostgres {
             "initdb",
             &[
                 "-D",
-                server.data().to_str().unwrap(),
+                &server.data().display().to_string(),
                 "-U",
                 "postgres",
                 "-A",
@@ -72,15 +72,15 @@ impl PrivatePostgres {
             server.data().join("pg_hba.conf"),
             format!("local all all trust\n{rule} all all 127.0.0.1/32 trust\n"),
         )
-        .unwrap();
+        .unwrap_or_else(|e| panic!("pg_hba.conf: {e}"));
         let log = server.dir.join("server.log");
         server.as_postgres(
             "pg_ctl",
             &[
                 "-D",
-                server.data().to_str().unwrap(),
+                &server.data().display().to_string(),
                 "-l",
-                log.to_str().unwrap(),
+                &log.display().to_string(),
                 "-w",
                 "-t",
                 "60",
@@ -129,7 +129,7 @@ impl PrivatePostgres {
                 sql,
             ])
             .output()
-            .unwrap();
+            .unwrap_or_else(|e| panic!("psql: {e}"));
         assert!(
             output.status.success(),
             "psql {sql}: {}",
@@ -197,7 +197,7 @@ impl PrivatePostgres {
             "subjectAltName = DNS:localhost, IP:127.0.0.1\nbasicConstraints = CA:FALSE\n\
              keyUsage = critical, digitalSignature, keyEncipherment\nextendedKeyUsage = serverAuth\n",
         )
-        .unwrap();
+        .unwrap_or_else(|e| panic!("server.ext: {e}"));
         self.openssl(&[
             "x509",
             "-req",
@@ -259,8 +259,11 @@ fn run(command: &mut Command) -> Output {
 
 fn append(path: &Path, text: &str) {
     use std::io::Write;
-    let mut file = std::fs::OpenOptions::new().append(true).open(path).unwrap();
-    file.write_all(text.as_bytes()).unwrap();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .and_then(|mut file| file.write_all(text.as_bytes()))
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
 }
 
 /// A port nothing listens on now (the server binds it right after).
@@ -268,5 +271,5 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .map(|address| address.port())
-        .unwrap()
+        .unwrap_or_else(|e| panic!("no free port: {e}"))
 }

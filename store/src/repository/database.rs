@@ -208,7 +208,7 @@ pub async fn migrate(url: &SecretUrl) -> anyhow::Result<()> {
 /// that does not migrate (`worker.migrate_on_start = false`) waits.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "the database is not migrated yet ({pending} of {total} migrations pending): waiting for clerk-sync-worker migrate"
+    "the database is not migrated yet ({pending} of {total} migrations pending; clerk-sync-worker migrate applies them)"
 )]
 pub struct NotMigrated {
     pub pending: usize,

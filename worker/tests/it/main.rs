@@ -10,6 +10,7 @@ mod support;
 mod app_schema;
 mod apply;
 mod convergence;
+mod database_roles;
 mod dead_letter_reads;
 mod dlq;
 mod email_moves;
