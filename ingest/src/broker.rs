@@ -71,8 +71,13 @@ impl Link {
     /// while it does not.
     pub(crate) async fn until_blocked(&self) -> String {
         let mut blocked = self.blocked.clone();
-        match blocked.wait_for(Option::is_some).await {
-            Ok(reason) => reason.clone().unwrap_or_default(),
+        // The guard `wait_for` returns must not live across an await.
+        let reason = blocked
+            .wait_for(Option::is_some)
+            .await
+            .map(|reason| reason.clone().unwrap_or_default());
+        match reason {
+            Ok(reason) => reason,
             Err(_) => std::future::pending().await,
         }
     }

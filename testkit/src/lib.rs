@@ -1,7 +1,8 @@
 //! What clerk-sync's tests and benchmarks share: the tests' broker, a
 //! database and a topology of a test's own (removed when it ends), signed
 //! webhooks, a TCP proxy that cuts or slows a service, a RabbitMQ node of a
-//! test's own (and TLS files for it), CPU figures. Never a
+//! test's own (and TLS files for it), a vhost and users of a test's own,
+//! CPU figures. Never a
 //! dependency of the binaries.
 
 pub mod broker;
@@ -12,4 +13,5 @@ pub mod database;
 pub mod private_node;
 pub mod proxy;
 pub mod topology;
+pub mod vhost;
 pub mod webhook;

@@ -6,10 +6,12 @@
 
 mod helpers;
 
+mod amqps;
 mod binary;
 mod blocked;
 mod concurrency;
 mod hostile;
+mod least_privilege;
 mod other_broker;
 mod outage;
 mod routing;

@@ -211,6 +211,9 @@ impl AmqpSettings {
         }
         for node in &nodes {
             check_url(node, "amqp.url", &["amqp", "amqps"])?;
+            // Its CA file (`cacertfile`) read now: a missing one is a setting's fault.
+            crate::amqp_target::target(node)
+                .map_err(|e| SettingsError::invalid("amqp.url", e.to_string()))?;
         }
         if self.shards == 0 || self.shards > 1024 {
             return Err(SettingsError::invalid(
