@@ -14,7 +14,7 @@
 -- that is a member of the migration role and may create roles):
 --
 --   psql -v ON_ERROR_STOP=1 -d clerk_sync \
---        -v migrator=clerk_sync_migrator -v runtime=clerk_sync_runtime \
+--        -v migrator=clerk_sync_migrate -v runtime=clerk_sync_runtime \
 --        -f deploy/postgres/roles.sql
 --
 -- once before the first `clerk-sync-worker migrate`, and again after each
@@ -31,7 +31,7 @@
 \set ON_ERROR_STOP on
 \if :{?migrator}
 \else
-\set migrator clerk_sync_migrator
+\set migrator clerk_sync_migrate
 \endif
 \if :{?runtime}
 \else
