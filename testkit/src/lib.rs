@@ -11,6 +11,7 @@ pub mod cleanup;
 pub mod cpu;
 pub mod database;
 pub mod private_node;
+pub mod private_postgres;
 pub mod proxy;
 pub mod topology;
 pub mod vhost;
