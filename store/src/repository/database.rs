@@ -94,7 +94,7 @@ where
         .map_err(Failure::Unreachable)
 }
 
-/// Which of the two a connection error is, on one line.
+/// Which of the three a connection error is, with its text on one line.
 fn failure(error: tokio_postgres::Error) -> Failure {
     // tokio-postgres shows only the kind ("db error", "error performing
     // TLS handshake"): add what the server said, or the causes.
