@@ -44,7 +44,9 @@ pub struct Answer {
     pub text: String,
     /// The ingest closed the connection (end of stream or reset).
     pub closed: bool,
-    /// Time from the first byte written to the close (or to `within`).
+    /// Time from the first byte written to the answer's first byte.
+    pub answered_after: Option<Duration>,
+    /// ... to the close (or to `within`).
     pub after: Duration,
 }
 
@@ -54,10 +56,14 @@ impl Stalled {
         let until = self.started + within;
         let mut read = Vec::new();
         let mut buffer = [0_u8; 4096];
+        let mut answered_after = None;
         let closed = loop {
             match tokio::time::timeout_at(until, self.stream.read(&mut buffer)).await {
                 Ok(Ok(0) | Err(_)) => break true,
-                Ok(Ok(n)) => read.extend_from_slice(&buffer[..n]),
+                Ok(Ok(n)) => {
+                    answered_after.get_or_insert_with(|| self.started.elapsed());
+                    read.extend_from_slice(&buffer[..n]);
+                }
                 Err(_) => break false,
             }
         };
@@ -70,12 +76,22 @@ impl Stalled {
             status,
             text,
             closed,
+            answered_after,
             after: self.started.elapsed(),
         }
     }
 }
 
 impl Answer {
+    /// Answered within a second, and the connection closed (actix gives
+    /// the client `client_disconnect_timeout`, 1 s, to close first).
+    pub fn answered_at_once(&self) -> bool {
+        self.answered_after
+            .is_some_and(|after| after < Duration::from_secs(1))
+            && self.closed
+            && self.after < Duration::from_millis(2_500)
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.text
             .split("\r\n\r\n")
