@@ -1,7 +1,8 @@
 //! A PostgreSQL server of the test's own, for tests that need server
 //! settings the machine's server does not have (TLS, `pg_hba.conf` rules):
 //! its own directory, port and socket, started with `initdb` and `pg_ctl`
-//! as the `postgres` user, and stopped and removed when dropped (also on
+//! (as the `postgres` user when the tests run as root, which PostgreSQL
+//! refuses to run as; else as the tests' user), and stopped and removed when dropped (also on
 //! panic). With TLS it has a CA and a server certificate made with
 //! `openssl` for `localhost` and `127.0.0.1`.
 
@@ -39,7 +40,7 @@ impl PrivatePostgres {
             port: free_port(),
             dir,
         };
-        run(Command::new("chown").arg("postgres:").arg(&server.dir));
+        server.give_to_postgres(&[&server.dir]);
         server.as_postgres(
             "initdb",
             &[
@@ -143,11 +144,14 @@ impl PrivatePostgres {
     }
 
     fn as_postgres(&self, program: &str, args: &[&str]) -> Output {
-        run(Command::new("runuser")
-            .args(["-u", "postgres", "--"])
-            .arg(Path::new(BIN).join(program))
-            .args(args)
-            .current_dir(&self.dir))
+        run(server_command(program).args(args).current_dir(&self.dir))
+    }
+
+    /// As root, make `paths` the `postgres` user's (the server runs as it).
+    fn give_to_postgres(&self, paths: &[&Path]) {
+        if is_root() {
+            run(Command::new("chown").arg("postgres:").args(paths));
+        }
     }
 
     fn make_ca(&self, name: &str, subject: &str) {
@@ -215,10 +219,7 @@ impl PrivatePostgres {
             "-extfile",
             "server.ext",
         ]);
-        run(Command::new("chown")
-            .arg("postgres:")
-            .arg(self.dir.join("server.key"))
-            .arg(self.dir.join("server.crt")));
+        self.give_to_postgres(&[&self.dir.join("server.key"), &self.dir.join("server.crt")]);
         run(Command::new("chmod")
             .arg("600")
             .arg(self.dir.join("server.key")));
@@ -233,15 +234,32 @@ impl Drop for PrivatePostgres {
     /// Stop the server (immediately: a test's data is not kept) and remove
     /// its directory.
     fn drop(&mut self) {
-        let _ = Command::new("runuser")
-            .args(["-u", "postgres", "--"])
-            .arg(Path::new(BIN).join("pg_ctl"))
+        let _ = server_command("pg_ctl")
             .arg("-D")
             .arg(self.data())
             .args(["-m", "immediate", "-w", "stop"])
             .output();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// One of PostgreSQL's programs, to be run as the server's user.
+fn server_command(program: &str) -> Command {
+    let path = Path::new(BIN).join(program);
+    if is_root() {
+        let mut command = Command::new("runuser");
+        command.args(["-u", "postgres", "--"]).arg(path);
+        command
+    } else {
+        Command::new(path)
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|output| output.stdout.trim_ascii() == b"0")
 }
 
 fn run(command: &mut Command) -> Output {

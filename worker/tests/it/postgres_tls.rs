@@ -232,6 +232,12 @@ async fn verify_ca_checks_the_chain_not_the_name_and_require_only_encrypts() {
             "verify-ca",
             "UnknownIssuer",
         ),
+        // No sslrootcert: the system's CAs, which never signed the test's.
+        (
+            at("localhost", "sslmode=verify-full"),
+            "verify-full",
+            "UnknownIssuer",
+        ),
         // libpq: require with a root certificate file checks the chain.
         (
             at("localhost", &format!("sslmode=require&{other_ca}")),
