@@ -30,6 +30,16 @@ pub async fn stall(address: &str, declared: usize, sent: usize) -> Stalled {
     Stalled { stream, started }
 }
 
+/// `text` as sent, then silence.
+pub async fn send(address: &str, text: &str) -> Stalled {
+    let mut stream = TcpStream::connect(address.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let started = Instant::now();
+    stream.write_all(text.as_bytes()).await.unwrap();
+    Stalled { stream, started }
+}
+
 pub struct Stalled {
     stream: TcpStream,
     started: Instant,

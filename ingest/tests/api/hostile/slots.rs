@@ -184,3 +184,44 @@ async fn when_stalled_clients_go_away_their_slots_are_freed_and_events_flow_agai
         "only this /metrics request: {text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_head_that_stalls_and_an_idle_connection_are_closed_by_the_server() {
+    let app = spawn_app().await;
+    let host = app.address.trim_start_matches("http://").to_owned();
+    let head = format!("POST /api/webhooks/clerk HTTP/1.1\r\nHost: {host}\r\n");
+    let idle = format!("GET /healthz HTTP/1.1\r\nHost: {host}\r\n\r\n");
+    let (head, idle) = tokio::join!(
+        async {
+            client::send(&app.address, &head)
+                .await
+                .answer(Duration::from_secs(10))
+                .await
+        },
+        async {
+            client::send(&app.address, &idle)
+                .await
+                .answer(Duration::from_secs(25))
+                .await
+        },
+    );
+    // connection_limits::CLIENT_REQUEST_TIMEOUT, 5 s from the accept, for
+    // the head.
+    assert_eq!(head.status, Some(408), "{head:?}");
+    let answered = head.answered_after.unwrap_or_default();
+    assert!(
+        head.closed
+            && answered >= Duration::from_millis(4_500)
+            && answered < Duration::from_secs(7),
+        "{head:?}"
+    );
+    // connection_limits::KEEP_ALIVE, 15 s, for an idle connection.
+    assert_eq!(idle.status, Some(200), "{idle:?}");
+    assert!(
+        idle.closed
+            && idle.after >= Duration::from_millis(14_500)
+            && idle.after < Duration::from_secs(18),
+        "{idle:?}"
+    );
+    assert!(app.topology.drain().await.is_empty());
+}
