@@ -231,4 +231,24 @@ async fn the_runtime_role_applies_events_without_ddl_rights_after_the_migration_
         assert!(refused.contains(refusal), "{sql}: {refused}");
     }
     assert_eq!(system.stop_workers(), [Some(0)]);
+
+    // Without the right to read the bookkeeping, run cannot tell whether
+    // the database is migrated: it stops, saying so, rather than guess.
+    let revoke = format!(
+        "REVOKE SELECT ON __diesel_schema_migrations FROM \"{}\"",
+        roles.runtime
+    );
+    // (System's own execute: diesel's RunQueryDsl, in scope, has one too.)
+    System::execute(&system, &revoke).await;
+    let refused = system
+        .cli(&["run"], &[("CLERK_SYNC__WORKER__LISTEN", "127.0.0.1:0")])
+        .await;
+    assert_eq!(refused.code, Some(1), "{refused:?}");
+    assert_eq!(
+        refused.stderr.lines().last(),
+        Some(
+            "clerk-sync-worker: cannot read which migrations were applied: permission denied for table __diesel_schema_migrations"
+        ),
+        "{refused:?}"
+    );
 }
