@@ -179,9 +179,10 @@ impl Publisher {
                 .await
         };
         let timeout = self.shared.confirm_timeout();
-        // A block that comes while the confirm is awaited ends the wait: the
-        // publish is held until RabbitMQ unblocks (it may then be queued
-        // too, and the worker's de-duplication absorbs Svix's new copy).
+        // RabbitMQ blocks a connection when it publishes during an alarm,
+        // and confirms that publish only once it unblocks (as tested): the
+        // wait ends at once. The publish may then be queued too, and the
+        // worker's de-duplication absorbs Svix's new copy.
         let outcome = tokio::select! {
             outcome = tokio::time::timeout(timeout, confirmed) => outcome,
             reason = link.until_blocked() => return Err(PublishError::Blocked(reason)),

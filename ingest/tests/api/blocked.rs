@@ -70,6 +70,7 @@ async fn a_memory_alarm_answers_503_at_once_and_keeps_the_connection() {
     // block; from then on nothing is published.
     let alarm = Instant::now();
     let mut refused = Vec::new();
+    let mut slowest = Duration::ZERO;
     loop {
         let id = format!("msg_during_{}_{}", refused.len(), new_svix_id());
         let (status, retry_after, error, elapsed) = attempt(&app, &id).await;
@@ -85,6 +86,7 @@ async fn a_memory_alarm_answers_503_at_once_and_keeps_the_connection() {
             continue;
         }
         assert_eq!(status, 503, "{error}");
+        slowest = slowest.max(elapsed);
         assert_eq!(
             error, "RabbitMQ blocked publishers: memory alarm; retry later",
             "{error}"
@@ -95,6 +97,10 @@ async fn a_memory_alarm_answers_503_at_once_and_keeps_the_connection() {
             break;
         }
     }
+    eprintln!(
+        "blocked: {} answers 202 after the watermark was lowered, then 503s in {slowest:?} at most",
+        accepted.len() - 3
+    );
     let (status, ready) = readyz(&app).await;
     assert_eq!(status, 503, "{ready}");
     assert_eq!(
@@ -159,6 +165,7 @@ async fn a_memory_alarm_answers_503_at_once_and_keeps_the_connection() {
     if let Some(first) = refused.first()
         && queued.get(first) == Some(&2)
     {
+        eprintln!("blocked: the publish awaiting its confirm when the block came was queued too");
         expected.insert(first.clone(), 2);
     }
     assert_eq!(queued, expected, "every 202'd event once, nothing else");
