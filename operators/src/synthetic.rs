@@ -7,7 +7,7 @@ use clerk_sync_store::clock::now_ms;
 use clerk_sync_store::incoming::Incoming;
 
 /// A synthetic event from `origin` (`forget`, `reconcile`) with `body`.
-pub fn event(origin: &str, body: &serde_json::Value) -> Incoming {
+pub fn event(origin: &'static str, body: &serde_json::Value) -> Incoming {
     let now_ms = now_ms();
     let body = body.to_string().into_bytes();
     Incoming {
@@ -18,11 +18,12 @@ pub fn event(origin: &str, body: &serde_json::Value) -> Incoming {
         event: ParsedEvent::parse(&body),
         body,
         delivery_count: 0,
+        recorded_by: Some(origin),
     }
 }
 
 /// A `user.deleted` for `user`, versioned now.
-pub fn deleted(origin: &str, user: &str) -> Incoming {
+pub fn deleted(origin: &'static str, user: &str) -> Incoming {
     event(
         origin,
         &serde_json::json!({

@@ -2,8 +2,10 @@
 //! signature stored with every logged event against the configured secrets
 //! (all of them, so events signed before a rotation still verify while the
 //! old secret is configured). Erased events and events clerk-sync recorded
-//! itself (reconcile, forget) carry no verifiable signature and are counted
-//! as such, not as failures. Exits 3 when any event does not verify.
+//! itself (reconcile, forget: marked so in their payload, which no
+//! published message can do) carry no verifiable signature and are counted
+//! as such; any other event without a signature is a failure. Exits 3 when
+//! any event does not verify.
 
 use crate::{exit, progress, since};
 use chrono::{DateTime, Utc};
@@ -34,7 +36,8 @@ pub enum Check {
     Erased,
     /// Recorded by clerk-sync itself (no Svix signature).
     Unsigned,
-    /// No configured secret gives its signature.
+    /// No configured secret gives its signature, or it has none and
+    /// clerk-sync did not record it.
     Failed,
 }
 
@@ -46,16 +49,22 @@ pub struct Logged<'a> {
     pub signature: Option<&'a str>,
     pub body: &'a [u8],
     pub erased: bool,
+    /// Recorded by clerk-sync itself (see `Incoming::recorded_by`).
+    pub recorded_by_clerk_sync: bool,
 }
 
 /// Check `event` against `secrets` (pure).
 pub fn check(event: &Logged<'_>, signatures: &Signatures) -> Check {
-    let Some(signature) = event.signature.filter(|s| !s.is_empty()) else {
+    let signature = event.signature.filter(|s| !s.is_empty());
+    if signature.is_none() && event.recorded_by_clerk_sync {
         return Check::Unsigned;
-    };
+    }
     if event.erased {
         return Check::Erased;
     }
+    let Some(signature) = signature else {
+        return Check::Failed;
+    };
     let Some(timestamp) = event.timestamp else {
         return Check::Failed;
     };
@@ -107,6 +116,7 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
                 signature: row.svix_signature.as_deref(),
                 body: &body,
                 erased: row.erased,
+                recorded_by_clerk_sync: row.recorded_by.is_some(),
             };
             report.checked += 1;
             match check(&event, &signatures) {
@@ -176,6 +186,7 @@ mod tests {
             signature: Some(&signature),
             body: b"{}",
             erased: false,
+            recorded_by_clerk_sync: false,
         };
         assert_eq!(
             check(&event, &secrets(&format!("{OTHER} {SECRET}"))),
@@ -190,7 +201,7 @@ mod tests {
     }
 
     #[test]
-    fn erased_and_unsigned_events_are_not_failures() {
+    fn erased_events_and_those_clerk_sync_recorded_are_not_failures() {
         let signature = signed("{}");
         let erased = Logged {
             svix_id: "msg_1",
@@ -198,21 +209,42 @@ mod tests {
             signature: Some(&signature),
             body: b"{\"type\":\"user.deleted\"}",
             erased: true,
+            recorded_by_clerk_sync: false,
         };
         assert_eq!(check(&erased, &secrets(SECRET)), Check::Erased);
-        let unsigned = Logged {
+        let recorded = Logged {
             signature: None,
             erased: false,
+            recorded_by_clerk_sync: true,
             ..erased
         };
-        assert_eq!(check(&unsigned, &secrets(SECRET)), Check::Unsigned);
+        assert_eq!(check(&recorded, &secrets(SECRET)), Check::Unsigned);
         let no_timestamp = Logged {
             svix_id: "msg_1",
             timestamp: None,
             signature: Some(&signature),
             body: b"{}",
             erased: false,
+            recorded_by_clerk_sync: false,
         };
         assert_eq!(check(&no_timestamp, &secrets(SECRET)), Check::Failed);
+    }
+
+    #[test]
+    fn an_event_without_a_signature_that_clerk_sync_did_not_record_fails() {
+        let published = Logged {
+            svix_id: "reconcile_0123456789abcdef0123456789abcdef",
+            timestamp: Some("1700000000"),
+            signature: None,
+            body: b"{}",
+            erased: false,
+            recorded_by_clerk_sync: false,
+        };
+        assert_eq!(check(&published, &secrets(SECRET)), Check::Failed);
+        let empty = Logged {
+            signature: Some(""),
+            ..published
+        };
+        assert_eq!(check(&empty, &secrets(SECRET)), Check::Failed);
     }
 }

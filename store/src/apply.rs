@@ -12,9 +12,12 @@ use crate::settings::Settings;
 use clerk_sync_domain::email_claims::{self, Holders};
 use clerk_sync_domain::projection::UserState;
 use clerk_sync_domain::roles::RolePolicy;
+use clerk_sync_runtime::settings::SettingsError;
+use clerk_sync_runtime::signatures::Signatures;
 use diesel::result::Error;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// The settings that decide what applying an event does.
 #[derive(Debug, Clone, Default)]
@@ -22,14 +25,36 @@ pub struct Rules {
     pub roles: RolePolicy,
     /// `privacy.erase_on_delete`.
     pub erase_on_delete: bool,
+    /// The secrets each message's stored Svix signature must verify with
+    /// (`worker.verify_signatures`, for `run`); None for what the operators'
+    /// commands record themselves, which Svix never signed.
+    pub signatures: Option<Arc<Signatures>>,
 }
 
 impl Rules {
+    /// The rules of the operators' commands: no signature is checked.
     pub fn of(settings: &Settings) -> Self {
         Self {
             roles: settings.roles.policy(),
             erase_on_delete: settings.privacy.erase_on_delete,
+            signatures: None,
         }
+    }
+
+    /// The rules of `run`: with `worker.verify_signatures`, every message
+    /// must carry a signature of a configured webhook secret, which must
+    /// then be set.
+    pub fn of_service(settings: &Settings) -> Result<Self, SettingsError> {
+        let signatures = if settings.worker.verify_signatures {
+            let secrets = settings.webhook.secrets_for("worker.verify_signatures")?;
+            Some(Arc::new(Signatures::new(secrets)?))
+        } else {
+            None
+        };
+        Ok(Self {
+            signatures,
+            ..Self::of(settings)
+        })
     }
 }
 
@@ -45,7 +70,14 @@ pub async fn apply_batch(
             let states = repository::users::lock_users(connection, &users).await?;
             let ids: Vec<String> = messages.iter().map(|m| m.svix_id.clone()).collect();
             let logged = repository::events::logged(connection, &ids).await?;
-            let plan = plan::plan(messages, &states, &logged, &rules.roles, now_ms);
+            let plan = plan::plan(
+                messages,
+                &states,
+                &logged,
+                &rules.roles,
+                rules.signatures.as_deref(),
+                now_ms,
+            );
             let holders = decide_emails(connection, &states, &plan.changed).await?;
             let payloads = payload::of_rows(&plan.log, messages);
             repository::events::insert_log(connection, &plan.log, &payloads).await?;

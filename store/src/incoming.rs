@@ -6,6 +6,7 @@ use clerk_sync_domain::message_headers as header;
 use clerk_sync_domain::shard::fnv1a_64;
 use clerk_sync_domain::storable::{self, MAX_ID_BYTES};
 use clerk_sync_runtime::amqp_value::{header_text as text, integer};
+use clerk_sync_runtime::signatures::{Signatures, Signed, Tolerance};
 use lapin::message::Delivery;
 use lapin::types::FieldTable;
 
@@ -20,6 +21,10 @@ pub struct Incoming {
     pub event: Result<ParsedEvent, ParseError>,
     /// How often RabbitMQ delivered it before (quorum queues count).
     pub delivery_count: u32,
+    /// The command that recorded it (`forget`, `reconcile`) when clerk-sync
+    /// made the event itself, unsigned; never set for a message taken from
+    /// a queue, so nothing published can claim it.
+    pub recorded_by: Option<&'static str>,
 }
 
 impl Incoming {
@@ -55,7 +60,30 @@ impl Incoming {
             body: delivery.data.clone(),
             event: ParsedEvent::parse(&delivery.data),
             delivery_count,
+            recorded_by: None,
         }
+    }
+
+    /// Why the message's Svix signature does not verify with `signatures`
+    /// (its timestamp is not checked: messages wait in queues), or None
+    /// when it does.
+    pub fn signature_problem(&self, signatures: &Signatures) -> Option<String> {
+        let (Some(timestamp), Some(signature)) = (&self.svix_timestamp, &self.svix_signature)
+        else {
+            return Some(
+                "the message carries no svix-timestamp and svix-signature headers".to_owned(),
+            );
+        };
+        let signed = Signed {
+            id: &self.svix_id,
+            timestamp,
+            signature,
+            body: &self.body,
+        };
+        signatures
+            .check(signed, Tolerance::Any)
+            .err()
+            .map(|rejection| rejection.to_string())
     }
 
     /// The svix-timestamp header as seconds, if it is one.

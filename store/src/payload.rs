@@ -28,8 +28,15 @@ pub fn of(message: &Incoming) -> Value {
         _ => ("body_base64", STANDARD.encode(&message.body)),
     };
     payload[key] = Value::String(body);
+    if let Some(command) = message.recorded_by {
+        payload[RECORDED_BY] = Value::from(command);
+    }
     payload
 }
+
+/// The payload key naming the command that recorded an event clerk-sync
+/// made itself (see [`Incoming::recorded_by`]).
+pub const RECORDED_BY: &str = "recorded_by";
 
 /// The payloads of `rows`, in order: each that of the message with its
 /// svix-id (the first, when a batch holds one twice).
@@ -70,6 +77,7 @@ mod tests {
             body: body.to_vec(),
             event: ParsedEvent::parse(body),
             delivery_count: 0,
+            recorded_by: None,
         }
     }
 
@@ -110,6 +118,7 @@ mod tests {
             &std::collections::BTreeMap::new(),
             &std::collections::HashSet::new(),
             &clerk_sync_domain::roles::RolePolicy::default(),
+            None,
             0,
         );
         let payloads = of_rows(&plan.log, &[other, message(b"{\"n\":1}")]);

@@ -6,11 +6,23 @@ use clerk_sync_domain::outcome::Outcome;
 use clerk_sync_domain::projection::{Change, UserState, decide};
 use clerk_sync_domain::roles::{Resolution, RolePolicy};
 use clerk_sync_domain::storable;
+use clerk_sync_runtime::signatures::Signatures;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 /// The `error` of an event an operator discarded from the dead letters:
 /// logged `failed`, and never applied, not even by replay.
 pub const DISCARDED: &str = "discarded by operator";
+
+/// The start of the `error` of a message whose Svix signature the worker
+/// did not accept (`worker.verify_signatures`): logged `failed`, and never
+/// applied, not even by replay.
+pub const SIGNATURE_REFUSED: &str = "signature refused";
+
+/// Whether a logged event's `error` keeps it from ever being applied: an
+/// operator discarded it, or its signature was refused.
+pub fn never_applied(error: Option<&str>) -> bool {
+    error.is_some_and(|error| error == DISCARDED || error.starts_with(SIGNATURE_REFUSED))
+}
 
 /// One row of `clerk_sync.events`, but its `payload` (the message as
 /// received, which deciding does not need: see `payload::of_rows`).
@@ -44,11 +56,15 @@ pub fn user_of(message: &Incoming) -> Option<String> {
     message.event.as_ref().ok()?.user_id().map(str::to_owned)
 }
 
+/// Decide `messages`. With `signatures`, a message must carry a Svix
+/// signature of one of them (the timestamp is not checked: messages wait in
+/// queues) or it is logged `failed` ([`SIGNATURE_REFUSED`]).
 pub fn plan(
     messages: &[Incoming],
     states: &BTreeMap<String, UserState>,
     already_logged: &HashSet<String>,
     policy: &RolePolicy,
+    signatures: Option<&Signatures>,
     now_ms: i64,
 ) -> Plan {
     let mut plan = Plan::default();
@@ -72,6 +88,17 @@ pub fn plan(
             outcome: Outcome::Failed,
             error: None,
         };
+        if let Some(problem) =
+            signatures.and_then(|signatures| message.signature_problem(signatures))
+        {
+            if let Ok(event) = &message.event {
+                row.event_type = Some(event.event_type.clone());
+                row.clerk_user_id = event.subject_user_id().map(str::to_owned);
+            }
+            row.error = Some(format!("{SIGNATURE_REFUSED}: {problem}"));
+            plan.log.push(row);
+            continue;
+        }
         let event = match &message.event {
             Ok(event) => event,
             Err(e) => {
@@ -137,6 +164,7 @@ pub fn discarded(message: &Incoming, now_ms: i64) -> LogRow {
         &BTreeMap::new(),
         &HashSet::new(),
         &RolePolicy::default(),
+        None,
         now_ms,
     );
     let mut row = planned.log.pop().unwrap_or_else(|| LogRow {
@@ -167,6 +195,7 @@ mod tests {
             body: body.as_bytes().to_vec(),
             event: ParsedEvent::parse(body.as_bytes()),
             delivery_count: 0,
+            recorded_by: None,
         }
     }
 
@@ -183,6 +212,7 @@ mod tests {
             &BTreeMap::new(),
             &logged,
             &RolePolicy::default(),
+            None,
             0,
         )
     }

@@ -3,7 +3,7 @@
 //! are the same), and compare what the tables hold with what they should.
 
 use crate::incoming::Incoming;
-use crate::plan::{self, DISCARDED, LogRow};
+use crate::plan::{self, LogRow};
 use clerk_sync_domain::clerk_event::ParsedEvent;
 use clerk_sync_domain::outcome::Outcome;
 use clerk_sync_domain::projection::{Profile, ProfileField, UserState};
@@ -36,7 +36,7 @@ pub struct Rebuilt {
 pub fn rebuild(users: &[String], events: Vec<LoggedEvent>, policy: &RolePolicy) -> Rebuilt {
     let mut events: Vec<LoggedEvent> = events
         .into_iter()
-        .filter(|e| e.error.as_deref() != Some(DISCARDED))
+        .filter(|e| !plan::never_applied(e.error.as_deref()))
         .collect();
     // Each body moves into its message (read once, not copied).
     let messages: Vec<Incoming> = events
@@ -51,10 +51,18 @@ pub fn rebuild(users: &[String], events: Vec<LoggedEvent>, policy: &RolePolicy) 
                 event: ParsedEvent::parse(&body),
                 body,
                 delivery_count: 0,
+                recorded_by: None,
             }
         })
         .collect();
-    let planned = plan::plan(&messages, &BTreeMap::new(), &HashSet::new(), policy, 0);
+    let planned = plan::plan(
+        &messages,
+        &BTreeMap::new(),
+        &HashSet::new(),
+        policy,
+        None,
+        0,
+    );
     let logged: HashMap<&str, &LoggedEvent> =
         events.iter().map(|e| (e.svix_id.as_str(), e)).collect();
     let rejudged = planned
@@ -153,6 +161,7 @@ fn changed_columns(have: &Profile, want: &Profile) -> Vec<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::{DISCARDED, SIGNATURE_REFUSED};
 
     fn logged(id: &str, outcome: &str, body: &str) -> LoggedEvent {
         LoggedEvent {
@@ -224,6 +233,21 @@ mod tests {
             .map(|r| (r.svix_id.as_str(), r.outcome.as_str()))
             .collect();
         assert_eq!(rejudged, [("m2", "applied"), ("m3", "failed")]);
+    }
+
+    #[test]
+    fn events_whose_signature_the_worker_refused_are_never_applied() {
+        let mut forged = logged(
+            "m1",
+            "failed",
+            &upsert("created", "u1", 1_000, "instructor"),
+        );
+        forged.error = Some(format!(
+            "{SIGNATURE_REFUSED}: signature does not match any configured secret"
+        ));
+        let rebuilt = rebuild(&users(&["u1"]), vec![forged], &RolePolicy::default());
+        assert_eq!(rebuilt.states["u1"], UserState::default());
+        assert!(rebuilt.rejudged.is_empty(), "not rejudged either");
     }
 
     fn profile(first: &str) -> Profile {

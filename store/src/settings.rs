@@ -127,6 +127,11 @@ pub struct WorkerSettings {
     /// the worker's role holds no DDL rights: `run` then waits until every
     /// migration is applied.
     pub migrate_on_start: bool,
+    /// Whether `run` checks each message's stored Svix signature against
+    /// `webhook.secrets` before applying it (not its timestamp: messages
+    /// wait in queues), logging a message that fails `failed`. Guards
+    /// against events forged by anyone who can publish to the queues.
+    pub verify_signatures: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -191,6 +196,7 @@ impl Default for WorkerSettings {
             linger_ms: 20,
             batches_in_flight: 2,
             migrate_on_start: true,
+            verify_signatures: true,
         }
     }
 }

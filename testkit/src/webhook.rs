@@ -3,6 +3,10 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 use svix::webhooks::{Webhook, WebhookError};
 
+/// The webhook secret the tests and benchmarks sign with (the ingest's
+/// `webhook.secrets`, and the worker's for `worker.verify_signatures`).
+pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
 /// Now, in Unix seconds (as `svix-timestamp` carries it).
 pub fn unix_now() -> i64 {
     SystemTime::now()

@@ -50,7 +50,7 @@ use std::process::{ExitCode, ExitStatus};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio_util::sync::CancellationToken;
 
-const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+use clerk_sync_testkit::webhook::SECRET;
 const SHARDS: u16 = 4;
 const WORKERS: usize = 3;
 
@@ -150,6 +150,7 @@ async fn chaos(plan: &Plan, name: &str, topology: &Topology, logs: &Path) -> Res
         .build()?;
     let env = [
         ("DATABASE_URL", db.expose()),
+        ("CLERK_WEBHOOK_SECRET", SECRET),
         ("CLERK_SYNC__AMQP__PREFIX", name),
         ("CLERK_SYNC__AMQP__SHARDS", &SHARDS.to_string()),
         ("CLERK_SYNC__LOG__FORMAT", "json"),

@@ -57,7 +57,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use timeline::{Fault, Flow};
 use tokio_util::sync::CancellationToken;
 
-const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+use clerk_sync_testkit::webhook::SECRET;
 const SHARDS: u16 = 4;
 const WORKERS: usize = 3;
 /// How long a node cut off and plugged back may take to run again.
@@ -180,6 +180,7 @@ async fn run(
         .build()?;
     let env: Vec<(String, String)> = [
         ("DATABASE_URL", db.expose()),
+        ("CLERK_WEBHOOK_SECRET", SECRET),
         ("AMQP_URL", &cluster.url(&NODES)),
         ("CLERK_SYNC__AMQP__PREFIX", name),
         ("CLERK_SYNC__AMQP__SHARDS", &SHARDS.to_string()),

@@ -133,6 +133,7 @@ struct Run {
 async fn run_workers(workers: usize, db: &SecretUrl, prefix: &str, total: i64) -> Result<Run> {
     let env: Vec<(String, String)> = [
         ("DATABASE_URL", db.expose()),
+        ("CLERK_WEBHOOK_SECRET", clerk_sync_testkit::webhook::SECRET),
         ("CLERK_SYNC__AMQP__PREFIX", prefix),
         ("CLERK_SYNC__AMQP__SHARDS", &SHARDS.to_string()),
         ("CLERK_SYNC__WORKER__BATCH_SIZE", &BATCH_SIZE.to_string()),

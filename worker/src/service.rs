@@ -8,6 +8,7 @@ use crate::serving::http;
 use crate::serving::instance::Instance;
 use crate::serving::metrics::Metrics;
 use crate::taking::channels::Consumer;
+use clerk_sync_store::apply::Rules;
 use clerk_sync_store::settings::Settings;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -15,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     // Listen for SIGTERM from the start: as a container's PID 1 the process
     // would otherwise ignore it while migrating.
+    let rules = Arc::new(Rules::of_service(&settings)?);
     let stop = CancellationToken::new();
     let signals = tokio::spawn(stop_on_signal(stop.clone()));
     let metrics = Arc::new(Metrics::new());
@@ -41,7 +43,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     };
     let result = match result {
         Ok(()) if !stop.is_cancelled() => {
-            Consumer::new(settings, instance, metrics, stop.clone())
+            Consumer::new(settings, rules, instance, metrics, stop.clone())
                 .run()
                 .await
         }

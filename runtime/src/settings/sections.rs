@@ -188,6 +188,22 @@ impl WebhookSettings {
         Ok(&self.secrets)
     }
 
+    /// The secrets, which `setting` (on) needs: missing, the error says so
+    /// and how to do without.
+    pub fn secrets_for(&self, setting: &str) -> Result<&WebhookSecrets, SettingsError> {
+        if self.secrets.is_empty() {
+            return Err(SettingsError::invalid(
+                "webhook.secrets",
+                format!(
+                    "missing: {setting} (on by default) checks each message's Svix signature \
+                     against it; set it to the whsec_... secret of your Clerk webhook endpoint, \
+                     or turn {setting} off"
+                ),
+            ));
+        }
+        Ok(&self.secrets)
+    }
+
     /// Report a problem with one secret, by position, never by value.
     pub fn invalid_secret(position: usize, count: usize, problem: &str) -> SettingsError {
         SettingsError::invalid(

@@ -181,6 +181,9 @@ pub struct SignedEvent {
     pub body_base64: Option<String>,
     #[diesel(sql_type = Bool)]
     pub erased: bool,
+    /// The command that recorded it, for an event clerk-sync made itself.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub recorded_by: Option<String>,
     /// RFC 3339, UTC.
     #[diesel(sql_type = Text)]
     pub received_at: String,
@@ -196,11 +199,12 @@ pub async fn signed_page(
     diesel::sql_query(format!(
         "SELECT svix_id, payload->'headers'->>'svix-timestamp' AS svix_timestamp, \
                 payload->'headers'->>'svix-signature' AS svix_signature, \
-                {}, payload ? 'erased_at' AS erased, \
+                {}, payload ? 'erased_at' AS erased, payload->>'{}' AS recorded_by, \
                 to_char(received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS received_at \
          FROM clerk_sync.events WHERE svix_id > $1 AND ($2::timestamptz IS NULL OR received_at >= $2) \
          ORDER BY svix_id LIMIT 1000",
-        payload::BODY_COLUMNS
+        payload::BODY_COLUMNS,
+        payload::RECORDED_BY
     ))
     .bind::<Text, _>(after)
     .bind::<Nullable<Timestamptz>, _>(since)

@@ -6,6 +6,7 @@ use anyhow::{Result, bail};
 use clerk_sync_domain::topology::Topology;
 use clerk_sync_runtime::amqp;
 use clerk_sync_runtime::secret_url::SecretUrl;
+use clerk_sync_testkit::webhook;
 use lapin::BasicProperties;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
@@ -102,11 +103,17 @@ pub async fn publish(url: &SecretUrl, topology: &Topology, events: &[Event]) -> 
         .await?;
     for chunk in events.chunks(1_000) {
         let confirms = chunk.iter().map(|e| {
+            // Signed as Svix signs, since the workers check the signature.
             let mut headers = FieldTable::default();
-            headers.insert(
-                "svix-timestamp".into(),
-                AMQPValue::LongString(LongString::from((e.at_ms / 1000).to_string().as_str())),
-            );
+            let signed =
+                webhook::signed_headers(webhook::SECRET, &e.svix_id, e.at_ms / 1000, &e.body)
+                    .unwrap_or_default();
+            for (name, value) in signed {
+                headers.insert(
+                    name.into(),
+                    AMQPValue::LongString(LongString::from(value.as_str())),
+                );
+            }
             let properties = BasicProperties::default()
                 .with_delivery_mode(2)
                 .with_message_id(ShortString::from(e.svix_id.as_str()))

@@ -67,6 +67,7 @@ impl Previous {
 
 pub struct Runner {
     settings: Arc<Settings>,
+    rules: Arc<Rules>,
     topology: Topology,
     metrics: Arc<Metrics>,
     stop: CancellationToken,
@@ -82,10 +83,16 @@ impl std::fmt::Debug for Runner {
 }
 
 impl Runner {
-    pub fn new(settings: Arc<Settings>, metrics: Arc<Metrics>, stop: CancellationToken) -> Self {
+    pub fn new(
+        settings: Arc<Settings>,
+        rules: Arc<Rules>,
+        metrics: Arc<Metrics>,
+        stop: CancellationToken,
+    ) -> Self {
         let topology = settings.amqp.topology();
         Self {
             settings,
+            rules,
             topology,
             metrics,
             stop,
@@ -284,7 +291,7 @@ impl Runner {
         };
         let started = std::time::Instant::now();
         let now_ms = clock::now_ms();
-        match apply_batch(connection, messages, &Rules::of(&self.settings), now_ms).await {
+        match apply_batch(connection, messages, &self.rules, now_ms).await {
             Ok(plan) => {
                 self.metrics
                     .apply_seconds

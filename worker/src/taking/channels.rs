@@ -20,6 +20,7 @@ use anyhow::Context;
 use clerk_sync_domain::backoff::Backoff;
 use clerk_sync_domain::topology::Topology;
 use clerk_sync_runtime::amqp;
+use clerk_sync_store::apply::Rules;
 use clerk_sync_store::clock;
 use clerk_sync_store::settings::Settings;
 use futures::{FutureExt, StreamExt};
@@ -34,6 +35,7 @@ use tokio_util::sync::CancellationToken;
 
 pub struct Consumer {
     settings: Arc<Settings>,
+    rules: Arc<Rules>,
     topology: Topology,
     instance: Instance,
     metrics: Arc<Metrics>,
@@ -63,6 +65,7 @@ enum Lost {
 impl Consumer {
     pub fn new(
         settings: Settings,
+        rules: Arc<Rules>,
         instance: Instance,
         metrics: Arc<Metrics>,
         stop: CancellationToken,
@@ -73,11 +76,17 @@ impl Consumer {
         let (done, idle) = mpsc::channel(runners);
         for _ in 0..runners {
             // The channel holds exactly `runners`: this never fails.
-            let _ = done.try_send(Runner::new(settings.clone(), metrics.clone(), stop.clone()));
+            let _ = done.try_send(Runner::new(
+                settings.clone(),
+                rules.clone(),
+                metrics.clone(),
+                stop.clone(),
+            ));
         }
         let holdings = Holdings::new(usize::from(topology.shards()));
         Self {
             settings,
+            rules,
             topology,
             instance,
             metrics,
@@ -250,7 +259,8 @@ impl Consumer {
             let (settled, next) = Previous::chain();
             let before = std::mem::replace(&mut previous, next);
             let (done, dead_letters) = (self.done.clone(), dead_letters.clone());
-            let (settings, metrics) = (self.settings.clone(), self.metrics.clone());
+            let (settings, rules) = (self.settings.clone(), self.rules.clone());
+            let metrics = self.metrics.clone();
             let (stop, panicked) = (self.stop.clone(), panicked.clone());
             batches.spawn(async move {
                 let handled = AssertUnwindSafe(runner.handle(&batch, &dead_letters, before))
@@ -272,7 +282,7 @@ impl Consumer {
                             "a batch task panicked (a bug: please report it); replacing its runner and reconnecting, so its messages come back"
                         );
                         panicked.cancel();
-                        Runner::new(settings, metrics, stop)
+                        Runner::new(settings, rules, metrics, stop)
                     }
                 };
                 drop(held);

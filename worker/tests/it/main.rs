@@ -23,6 +23,7 @@ mod projection;
 mod reconcile;
 mod replay;
 mod send;
+mod signatures;
 mod status;
 mod unstorable;
 mod visible_failures;

@@ -306,6 +306,7 @@ fn run_stops_on_sigterm_while_it_is_still_migrating() {
         )
         .env("CLERK_SYNC__AMQP__PREFIX", &broker.prefix)
         .env("CLERK_SYNC__WORKER__LISTEN", "127.0.0.1:0")
+        .env("CLERK_WEBHOOK_SECRET", clerk_sync_testkit::webhook::SECRET)
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();

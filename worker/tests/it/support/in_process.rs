@@ -73,6 +73,7 @@ pub fn message(svix_id: &str, body: Vec<u8>) -> Incoming {
         event: ParsedEvent::parse(&body),
         body,
         delivery_count: 0,
+        recorded_by: None,
     }
 }
 

@@ -22,7 +22,8 @@ pub fn worker_command(database: &TestDatabase, broker: &TestTopology) -> std::pr
         .env("DATABASE_URL", database.url.expose())
         .env("AMQP_URL", amqp_url())
         .env("CLERK_SYNC__AMQP__PREFIX", &broker.prefix)
-        .env("CLERK_SYNC__AMQP__SHARDS", broker.shards.to_string());
+        .env("CLERK_SYNC__AMQP__SHARDS", broker.shards.to_string())
+        .env("CLERK_WEBHOOK_SECRET", clerk_sync_testkit::webhook::SECRET);
     command
 }
 
@@ -103,7 +104,11 @@ impl DeadLetters for TestTopology {
             )
             .insert(
                 "svix-signature".into(),
-                text(&format!("v1,sig-of-{}", letter.svix_id)),
+                text(&signature_of(
+                    letter.svix_id,
+                    letter.received_at_ms,
+                    letter.body,
+                )),
             )
             .insert(
                 "clerk-sync-received-at-ms".into(),
@@ -134,4 +139,18 @@ impl DeadLetters for TestTopology {
         assert!(confirmation.is_ack(), "dead letter not confirmed");
         let _ = connection.close(200, "done".into()).await;
     }
+}
+
+/// The Svix signature of `body` as the ingest received it at
+/// `received_at_ms`, signed with the tests' secret.
+pub fn signature_of(svix_id: &str, received_at_ms: u64, body: &[u8]) -> String {
+    let timestamp = i64::try_from(received_at_ms / 1000).unwrap();
+    let headers = clerk_sync_testkit::webhook::signed_headers(
+        clerk_sync_testkit::webhook::SECRET,
+        svix_id,
+        timestamp,
+        body,
+    )
+    .unwrap();
+    headers[2].1.clone()
 }

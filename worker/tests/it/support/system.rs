@@ -11,7 +11,7 @@ use diesel_async::RunQueryDsl;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+pub use clerk_sync_testkit::webhook::SECRET;
 
 pub struct System {
     pub database: TestDatabase,
@@ -86,6 +86,7 @@ impl System {
                 format!("127.0.0.1:{metrics_port}"),
             ),
             ("CLERK_SYNC__LOG__FORMAT".to_owned(), "json".to_owned()),
+            ("CLERK_WEBHOOK_SECRET".to_owned(), SECRET.to_owned()),
         ]);
         Self {
             database,
