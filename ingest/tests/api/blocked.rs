@@ -47,7 +47,9 @@ async fn a_memory_alarm_answers_503_at_once_and_keeps_the_connection() {
         .await
         .unwrap();
     let mut settings = test_settings();
-    settings.amqp.url = SecretUrl::new(node.amqp_url());
+    // Heartbeats every 2 s: the block outlasts several (lapin sends nothing
+    // while blocked, RabbitMQ does not expect it to).
+    settings.amqp.url = SecretUrl::new(format!("{}?heartbeat=2", node.amqp_url()));
     settings.amqp.confirm_timeout_ms = CONFIRM_TIMEOUT_MS;
     let topology = settings.amqp.topology();
     let app = spawn_app_with(settings).await;
