@@ -4,7 +4,7 @@
 //! data, logs, configuration and Erlang cookie in a temporary folder, as
 //! `deploy/local/rabbitmq-cluster.sh` runs its nodes. The machine's own
 //! node is never touched. Stopped, and its folder removed, when dropped
-//! (even when the test panics). Starting one takes about 10 s.
+//! (even when the test panics).
 
 use crate::cleanup::unique;
 use std::net::TcpListener;
