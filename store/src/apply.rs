@@ -95,10 +95,10 @@ pub async fn apply_batch(
             repository::rows::write_rows(connection, &shown).await?;
             let ungranted = email_claims::ungranted(&holders, &shown);
             touched.extend(emails::grant(connection, &ungranted).await?);
-            if rules.erase_on_delete {
-                let users: Vec<String> = plan.tombstoned.iter().cloned().collect();
-                repository::events::erase_events(connection, &users).await?;
-            }
+            let erasable = plan.erasure_candidates();
+            let erase =
+                repository::users::to_erase(connection, &erasable, rules.erase_on_delete).await?;
+            repository::events::erase_events(connection, &erase).await?;
             repository::users::notify(connection, &touched.into_iter().collect::<Vec<_>>()).await?;
             Ok(plan)
         })

@@ -51,6 +51,24 @@ pub struct Plan {
     pub tombstoned: BTreeSet<String>,
 }
 
+impl Plan {
+    /// The users whose events this batch logs who may be deleted: those it
+    /// deletes, and those of every event it did not apply (an event after a
+    /// deletion is never applied). Which of them to erase is the database's
+    /// to say (`repository::users::to_erase`); a batch of applied creates and
+    /// updates has none, so costs no query.
+    pub fn erasure_candidates(&self) -> Vec<String> {
+        let mut users: BTreeSet<&str> = self.tombstoned.iter().map(String::as_str).collect();
+        users.extend(
+            self.log
+                .iter()
+                .filter(|row| row.outcome != Outcome::Applied)
+                .filter_map(|row| row.clerk_user_id.as_deref()),
+        );
+        users.into_iter().map(str::to_owned).collect()
+    }
+}
+
 /// The user a message is about, when its body can be read that far.
 pub fn user_of(message: &Incoming) -> Option<String> {
     message.event.as_ref().ok()?.user_id().map(str::to_owned)

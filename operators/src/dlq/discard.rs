@@ -75,11 +75,11 @@ pub(super) async fn run(
 }
 
 #[derive(Debug)]
-struct Outcome {
-    svix_id: String,
+pub(crate) struct Outcome {
+    pub svix_id: String,
     /// The outcome the log had for this svix-id before, if it had one.
-    logged_before: Option<String>,
-    error: Option<String>,
+    pub logged_before: Option<String>,
+    pub error: Option<String>,
 }
 
 async fn discard(
@@ -89,6 +89,18 @@ async fn discard(
     erase_on_delete: bool,
 ) -> anyhow::Result<Vec<Outcome>> {
     let held = take_named(queue, ids, "discarded").await?;
+    Ok(discard_held(queue, connection, &held, erase_on_delete).await)
+}
+
+/// Discard every message of `held` (each svix-id once, with all its
+/// copies), in svix-id order.
+pub(crate) async fn discard_held(
+    queue: &DeadLetterQueue,
+    connection: &mut AsyncPgConnection,
+    held: &[Held],
+    erase_on_delete: bool,
+) -> Vec<Outcome> {
+    let ids: BTreeSet<&String> = held.iter().map(|h| &h.letter.svix_id).collect();
     let bar = progress::bar(Some(ids.len() as u64), "discarding");
     let mut outcome = Vec::with_capacity(ids.len());
     for id in ids {
@@ -124,12 +136,13 @@ async fn discard(
         bar.inc(1);
     }
     bar.finish_and_clear();
-    Ok(outcome)
+    outcome
 }
 
 /// Insert `row` unless its svix-id is logged; the outcome logged before, if
-/// any. With `privacy.erase_on_delete`, an event of a user already deleted
-/// is erased at once, as the worker would have.
+/// any. An event of a user already deleted is erased at once when the
+/// worker would have: with `privacy.erase_on_delete`, or when the user was
+/// erased before.
 async fn log_once(
     connection: &mut AsyncPgConnection,
     row: &LogRow,
@@ -145,11 +158,10 @@ async fn log_once(
         std::slice::from_ref(payload),
     )
     .await?;
-    if erase_on_delete
-        && let Some(user) = &row.clerk_user_id
-        && users::is_deleted(connection, user).await?
-    {
-        events::erase_events(connection, std::slice::from_ref(user)).await?;
+    if let Some(user) = &row.clerk_user_id {
+        let erase =
+            users::to_erase(connection, std::slice::from_ref(user), erase_on_delete).await?;
+        events::erase_events(connection, &erase).await?;
     }
     Ok(None)
 }

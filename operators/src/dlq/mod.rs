@@ -9,7 +9,7 @@
 //! if one is not, they change nothing and exit 1.
 
 mod browse;
-mod discard;
+pub(crate) mod discard;
 pub mod letter;
 pub mod queue;
 mod redrive;

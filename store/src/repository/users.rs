@@ -5,7 +5,6 @@
 use clerk_sync_domain::projection::{Profile, UserState};
 use clerk_sync_domain::roles::Role;
 use clerk_sync_domain::version::{Rank, Version};
-use diesel::OptionalExtension;
 use diesel::result::Error;
 use diesel::sql_types::{Array, BigInt, Bool, Nullable, SmallInt, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -164,20 +163,35 @@ pub async fn notify(connection: &mut AsyncPgConnection, users: &[String]) -> Res
         .map(drop)
 }
 
-/// Whether `user` is deleted (a tombstone).
-pub async fn is_deleted(connection: &mut AsyncPgConnection, user: &str) -> Result<bool, Error> {
-    #[derive(diesel::QueryableByName)]
-    struct Tombstone {
-        #[diesel(sql_type = Bool)]
-        deleted: bool,
+/// Of `users`, those whose logged events must be erased now: deleted, and
+/// either `erase_on_delete` is on or they were erased before (an event of
+/// theirs is erased: `forget`, or a deletion while erasure was on), so an
+/// erased user stays erased whatever the setting says today.
+pub async fn to_erase(
+    connection: &mut AsyncPgConnection,
+    users: &[String],
+    erase_on_delete: bool,
+) -> Result<Vec<String>, Error> {
+    if users.is_empty() {
+        return Ok(Vec::new());
     }
-    let found: Option<Tombstone> =
-        diesel::sql_query("SELECT deleted FROM clerk_sync.users WHERE clerk_user_id = $1")
-            .bind::<Text, _>(user)
-            .get_result(connection)
-            .await
-            .optional()?;
-    Ok(found.is_some_and(|t| t.deleted))
+    #[derive(diesel::QueryableByName)]
+    struct Erasable {
+        #[diesel(sql_type = Text)]
+        clerk_user_id: String,
+    }
+    let found: Vec<Erasable> = diesel::sql_query(
+        "SELECT u.clerk_user_id FROM clerk_sync.users u \
+         WHERE u.clerk_user_id = ANY($1) AND u.deleted AND ($2 OR EXISTS ( \
+             SELECT 1 FROM clerk_sync.events e \
+             WHERE e.clerk_user_id = u.clerk_user_id AND e.payload ? 'erased_at')) \
+         ORDER BY u.clerk_user_id",
+    )
+    .bind::<Array<Text>, _>(users)
+    .bind::<Bool, _>(erase_on_delete)
+    .load(connection)
+    .await?;
+    Ok(found.into_iter().map(|e| e.clerk_user_id).collect())
 }
 
 /// Every user clerk-sync holds and has not deleted: a sync state with a

@@ -3,6 +3,7 @@
 //! in the database, and replay still converges. Also `verify-log`.
 
 use crate::support::system::{SECRET, System, deleted_event, user_event};
+use crate::support::{DeadLetterSpec, DeadLetters};
 use std::time::Duration;
 
 const T0: i64 = 1_700_000_000_000;
@@ -183,6 +184,23 @@ async fn erasure_on_delete_can_be_turned_off() {
 async fn forget_erases_a_user_on_request_and_keeps_them_gone() {
     let system = System::start(&[("CLERK_SYNC__PRIVACY__ERASE_ON_DELETE", "false")]).await;
     send_ada(&system).await;
+    // One of Ada's events and one of Bob's wait in the dead-letter queue.
+    for (svix_id, user, name, email) in [
+        ("dl_ada", "user_ada", "Ada", "ada@example.com"),
+        ("dl_bob", "user_bob", "Bob", "bob@example.com"),
+    ] {
+        let body = user_event("user.updated", user, T0 + 5, Some(email), Some(name), None);
+        system
+            .broker
+            .publish_dead_letter(&DeadLetterSpec {
+                svix_id,
+                body: &body,
+                reason: "failed",
+                deliveries: 10,
+                received_at_ms: u64::try_from(T0).unwrap(),
+            })
+            .await;
+    }
     let forget = system
         .cli(&["forget", "--user", "user_ada", "--json"], &[])
         .await;
@@ -194,6 +212,15 @@ async fn forget_erases_a_user_on_request_and_keeps_them_gone() {
         report[0]["events_erased"], 4,
         "three events and the recorded request"
     );
+    assert_eq!(report[0]["dead_letters_erased"], 1, "{report}");
+    let left: Vec<Option<String>> = system
+        .broker
+        .take_dead_letters()
+        .await
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(left, [Some("dl_bob".to_owned())], "Bob's dead letter stays");
     assert_nothing_personal(&system).await;
     let forgotten = system.outcomes().await;
     assert!(
@@ -203,7 +230,9 @@ async fn forget_erases_a_user_on_request_and_keeps_them_gone() {
         "the request is in the log: {forgotten:?}"
     );
 
-    // An update Clerk sends later does not bring them back.
+    // An update Clerk sends later (and a session event) does not bring
+    // them back, and is erased as it is logged, though erasure on delete is
+    // off: an erased user stays erased.
     let later = user_event(
         "user.updated",
         "user_ada",
@@ -213,7 +242,8 @@ async fn forget_erases_a_user_on_request_and_keeps_them_gone() {
         None,
     );
     assert_eq!(system.send("m9", &later).await, 202);
-    system.wait_for_log(6, WAIT).await;
+    assert_eq!(system.send("m10", &session_event("user_ada")).await, 202);
+    system.wait_for_log(8, WAIT).await;
     assert!(
         system
             .rows("Student")
@@ -221,6 +251,7 @@ async fn forget_erases_a_user_on_request_and_keeps_them_gone() {
             .iter()
             .all(|r| r.0 != "user_ada")
     );
+    assert_nothing_personal(&system).await;
     let human = system.cli(&["forget", "--user", "user_ada"], &[]).await;
     assert_eq!(human.code, Some(0), "{human:?}");
     assert!(
@@ -248,6 +279,26 @@ async fn forget_refuses_bad_arguments_and_says_when_the_database_is_down() {
         .await;
     assert_eq!(down.code, Some(1), "{down:?}");
     assert!(down.stderr.contains("is unreachable"), "{down:?}");
+
+    // RabbitMQ down: the database part is done, the dead letters are not,
+    // and it says so (forget can run again).
+    send_ada(&system).await;
+    let no_broker = system
+        .cli(
+            &["forget", "--user", "user_ada"],
+            &[("AMQP_URL", "amqp://guest:guest@127.0.0.1:1/%2f")],
+        )
+        .await;
+    assert_eq!(no_broker.code, Some(1), "{no_broker:?}");
+    assert!(
+        no_broker.stderr.contains(
+            "the users are forgotten in the database, but their dead letters could not be erased; run forget again"
+        ),
+        "{no_broker:?}"
+    );
+    assert_nothing_personal(&system).await;
+    let again = system.cli(&["forget", "--user", "user_ada"], &[]).await;
+    assert_eq!(again.code, Some(0), "{again:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
