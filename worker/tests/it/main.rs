@@ -22,6 +22,7 @@ mod privacy;
 mod projection;
 mod reconcile;
 mod replay;
+mod secrets;
 mod send;
 mod signatures;
 mod status;
