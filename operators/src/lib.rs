@@ -6,6 +6,7 @@
 
 pub mod age;
 pub mod clerk_api;
+pub mod clerk_retry;
 pub mod exit;
 pub mod progress;
 pub mod since;
