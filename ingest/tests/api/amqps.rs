@@ -41,15 +41,16 @@ async fn the_ingest_and_a_worker_connect_over_tls() {
         assert_eq!(response.status().as_u16(), 202);
         posted.insert(id, 1);
     }
-    // The node's own view: the ingest's one connection is a TLS one.
+    // The node's own view: the ingest's connection (and any other, such as
+    // a short one that reads the node's version) is a TLS one.
     let connections = node.ctl_ok(&["list_connections", "--no-table-headers", "ssl", "port"]);
     let connections: Vec<&str> = connections
         .lines()
-        .filter(|line| line.ends_with(&tls_port.to_string()))
+        .filter(|line| line.ends_with(&format!("\t{tls_port}")))
         .collect();
-    assert_eq!(
-        connections,
-        [format!("true\t{tls_port}")],
+    assert!(!connections.is_empty(), "no connection listed");
+    assert!(
+        connections.iter().all(|line| line.starts_with("true\t")),
         "{connections:?}"
     );
 
