@@ -28,11 +28,12 @@ async fn prepare(settings: &Settings) -> anyhow::Result<()> {
     declare_topology(settings).await
 }
 
-/// Migrate (see [`prepare`]), waiting with back-off while PostgreSQL or every RabbitMQ node
-/// is unreachable, and saying so in the log and on `/readyz`, so that a
-/// worker started before its services does not exit (an orchestrator would
-/// restart it with ever longer delays). Any other failure ends it. Returns
-/// when migrated; runs until cancelled while nothing answers.
+/// Migrate (or check the migration: see `prepare`), waiting with back-off
+/// while PostgreSQL or every RabbitMQ node is unreachable, and saying so in
+/// the log and on `/readyz`, so that a worker started before its services
+/// does not exit (an orchestrator would restart it with ever longer delays).
+/// Any other failure ends it. Returns when migrated; runs until cancelled
+/// while nothing answers.
 pub async fn run_when_reachable(settings: &Settings, metrics: &Metrics) -> anyhow::Result<()> {
     let mut backoff = Backoff::SERVICE;
     loop {
