@@ -19,7 +19,7 @@ use clerk_sync_domain::topology::Topology;
 use clerk_sync_runtime::amqp::{self, AmqpError};
 use clerk_sync_runtime::broker_link::blocked_reason;
 use clerk_sync_runtime::settings::AmqpSettings;
-use futures::{Stream, StreamExt};
+use futures::Stream;
 use lapin::options::ConfirmSelectOptions;
 use lapin::{Channel, Connection, Event};
 use std::sync::Arc;
@@ -190,27 +190,12 @@ async fn watch_blocks(
     blocked: watch::Sender<Option<String>>,
     metrics: Arc<Metrics>,
 ) {
-    let mut events = std::pin::pin!(events);
-    loop {
-        let event = tokio::select! {
-            event = events.next() => event,
-            () = blocked.closed() => None,
-        };
-        match event {
-            None => return,
-            Some(Event::ConnectionBlocked(broker_reason)) => {
-                let reason = blocked_reason(&broker_reason);
-                tracing::warn!(reason = %reason, "RabbitMQ blocked publishers: answering 503 until it unblocks them");
-                metrics.broker.blocked(reason.clone());
-                blocked.send_replace(Some(reason));
-            }
-            Some(Event::ConnectionUnblocked) => {
-                tracing::info!("RabbitMQ unblocked publishers");
-                metrics.broker.unblocked();
-                blocked.send_replace(None);
-            }
-            Some(_) => {}
-        }
+    let follow = metrics.broker.follow_blocks(events, |reason| {
+        blocked.send_replace(reason);
+    });
+    tokio::select! {
+        () = follow => {}
+        () = blocked.closed() => {}
     }
 }
 

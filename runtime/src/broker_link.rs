@@ -3,9 +3,13 @@
 //! user or password), why it is waiting when it is not, and how often it
 //! was replaced: `broker_connected`, `broker_node`, `broker_reconnects_total`
 //! and `broker_failovers_total` (a reconnect to another node than before);
-//! and whether RabbitMQ blocks its publishes (`broker_blocked`, set by the
-//! ingest, whose readiness it ends: a memory or disk alarm).
+//! and whether RabbitMQ blocks its publishes (`broker_blocked`: a memory
+//! or disk alarm; [`BrokerLink::follow_blocks`] follows it for the ingest,
+//! whose readiness it ends, and for the worker, whose dead-letter copies
+//! wait meanwhile).
 
+use futures::{Stream, StreamExt};
+use lapin::Event;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -182,6 +186,34 @@ impl BrokerLink {
     pub fn unblocked(&self) {
         self.state().blocked = None;
         self.blocked.set(0);
+    }
+
+    /// Follow one connection's `connection.blocked` and
+    /// `connection.unblocked` until its events end: the gauge, `/readyz`
+    /// and the log say so, and `on_change` hears each change (why, while
+    /// blocked). RabbitMQ tells a connection only once it publishes.
+    pub async fn follow_blocks(
+        &self,
+        events: impl Stream<Item = Event>,
+        mut on_change: impl FnMut(Option<String>),
+    ) {
+        let mut events = std::pin::pin!(events);
+        while let Some(event) = events.next().await {
+            match event {
+                Event::ConnectionBlocked(broker_reason) => {
+                    let reason = blocked_reason(&broker_reason);
+                    tracing::warn!(reason = %reason, "RabbitMQ blocked this connection's publishes until it unblocks them");
+                    self.blocked(reason.clone());
+                    on_change(Some(reason));
+                }
+                Event::ConnectionUnblocked => {
+                    tracing::info!("RabbitMQ unblocked this connection's publishes");
+                    self.unblocked();
+                    on_change(None);
+                }
+                _ => {}
+            }
+        }
     }
 
     /// Why RabbitMQ blocks the connection's publishes, while it does.

@@ -172,6 +172,19 @@ impl Consumer {
             self.metrics.broker.last_node().as_deref(),
         )
         .await?;
+        // RabbitMQ blocking the dead-letter copies (a memory or disk alarm)
+        // shows on `broker_blocked` and in the log, until this connection
+        // ends (a new one starts unblocked).
+        let events = connection.events_listener();
+        let metrics = self.metrics.clone();
+        let following = CancellationToken::new();
+        let _stop_following = following.clone().drop_guard();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = metrics.broker.follow_blocks(events, |_| {}) => {}
+                () = following.cancelled() => {}
+            }
+        });
         amqp::declare_topology(
             &connection,
             &self.topology,
