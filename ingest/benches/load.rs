@@ -38,7 +38,7 @@ use clerk_sync_ingest::verify::{SvixHeaders, VerifiedWebhook, Verifier};
 use clerk_sync_ingest::{broker::Broker, metrics::Metrics, publisher::Publisher};
 use clerk_sync_runtime::settings::{AmqpSettings, WebhookSecrets};
 use clerk_sync_runtime::{amqp, secret_url::SecretUrl};
-use clerk_sync_testkit::cpu::beam_pid;
+use clerk_sync_testkit::cpu::rabbitmq_pid;
 use lapin::Connection;
 use serde_json::json;
 use std::sync::Arc;
@@ -108,7 +108,7 @@ async fn run(
     });
     // Whose CPU time to report: ours, and RabbitMQ's if it runs here.
     let me = Some(("load generator", std::process::id()));
-    let rabbitmq = beam_pid().map(|pid| ("rabbitmq", pid));
+    let rabbitmq = rabbitmq_pid(settings.url.expose()).map(|pid| ("rabbitmq", pid));
 
     // Phase A: the raw limit of confirmed publishes.
     let events = Pool::new(secs * RAW_PER_SECOND, || load.event())?;
@@ -139,12 +139,12 @@ async fn run(
         .local_addr()?
         .port();
     let base = format!("http://127.0.0.1:{port}");
-    let mut ingest = Ingest::spawn(settings, port)?;
+    let mut ingest = spawn_ingest(settings, port)?;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(CONCURRENCY)
         .build()?;
     ingest.wait_ready(&client, &base).await?;
-    let probes = [me, Some(("ingest", ingest.0.id())), rabbitmq];
+    let probes = [me, Some(("ingest", ingest.pid())), rabbitmq];
     let url = format!("{base}{}", paths::WEBHOOK);
     let post = |requests: Arc<Pool<Signed>>| {
         let (load, client, url) = (load.clone(), client.clone(), url.clone());

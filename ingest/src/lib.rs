@@ -4,6 +4,7 @@
 pub mod admission;
 pub mod body;
 pub mod broker;
+pub mod cli;
 pub mod connection_limits;
 pub mod metrics;
 pub mod publisher;

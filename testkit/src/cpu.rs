@@ -37,8 +37,8 @@ pub fn pids_named(name: &str) -> Vec<u32> {
         .collect()
 }
 
-/// The local RabbitMQ's Erlang VM, if it runs on this machine.
-pub fn beam_pid() -> Option<u32> {
+/// An Erlang VM running on this machine, if any.
+fn beam_pid() -> Option<u32> {
     pids_named("beam.smp").into_iter().next()
 }
 
@@ -48,4 +48,52 @@ pub fn cpu_time_of_named(name: &str) -> Duration {
         .into_iter()
         .filter_map(|pid| cpu_time(Some(pid)))
         .sum()
+}
+
+/// The process that listens on TCP `port` of this machine (from
+/// `/proc/net/tcp*` and the processes' open sockets; root sees them all).
+pub fn listening_pid(port: u16) -> Option<u32> {
+    let inodes: Vec<String> = ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|path| std::fs::read_to_string(path).ok())
+        .flat_map(|table| {
+            table
+                .lines()
+                .skip(1)
+                .filter_map(|line| {
+                    // sl local_address rem_address st ... uid timeout inode
+                    let fields: Vec<&str> = line.split_whitespace().collect();
+                    let local_port = fields.get(1)?.rsplit_once(':')?.1;
+                    let listening = fields.get(3)? == &"0A";
+                    let inode = fields.get(9)?;
+                    (listening && u16::from_str_radix(local_port, 16).ok()? == port)
+                        .then(|| format!("socket:[{inode}]"))
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let processes = std::fs::read_dir("/proc").ok()?;
+    processes.flatten().find_map(|entry| {
+        let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+        let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+        fds.flatten()
+            .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+            .any(|target| {
+                inodes
+                    .iter()
+                    .any(|inode| target.as_os_str() == inode.as_str())
+            })
+            .then_some(pid)
+    })
+}
+
+/// The RabbitMQ node serving `amqp_url` if it runs on this machine: the
+/// process listening on its port (5672 unless the URL says), else the
+/// first Erlang VM found.
+pub fn rabbitmq_pid(amqp_url: &str) -> Option<u32> {
+    let port = url::Url::parse(amqp_url)
+        .ok()
+        .and_then(|url| url.port())
+        .unwrap_or(5672);
+    listening_pid(port).or_else(beam_pid)
 }

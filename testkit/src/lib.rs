@@ -2,7 +2,7 @@
 //! database and a topology of a test's own (removed when it ends), signed
 //! webhooks, a TCP proxy that cuts or slows a service, a RabbitMQ node of a
 //! test's own (and TLS files for it), a vhost and users of a test's own,
-//! CPU figures. Never a
+//! CPU figures, a service run by a benchmark as a child process. Never a
 //! dependency of the binaries.
 
 pub mod broker;
@@ -13,6 +13,7 @@ pub mod database;
 pub mod private_node;
 pub mod private_postgres;
 pub mod proxy;
+pub mod service;
 pub mod topology;
 pub mod vhost;
 pub mod webhook;

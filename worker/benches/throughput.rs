@@ -20,93 +20,28 @@
 //! It uses its own database and topology and removes both.
 
 mod common;
-#[path = "throughput/load.rs"]
-mod load;
 
-use anyhow::{Context, Result, bail};
-use clerk_sync_domain::outcome::Outcome;
-use clerk_sync_domain::projection::{Profile, UserState};
-use clerk_sync_domain::roles::Role;
+use anyhow::{Result, bail};
 use clerk_sync_domain::topology::Topology;
 use clerk_sync_runtime::amqp;
 use clerk_sync_runtime::secret_url::SecretUrl;
-use clerk_sync_store::plan::LogRow;
-use clerk_sync_store::repository::{self, database};
+use clerk_sync_store::repository::database;
 use common::check::{self, LogSpec};
+use common::limit::raw_limit;
+use common::load::{generate, modelled, publish};
 use common::measure::{cpu_report, cpu_snapshot, peak_rss_mib};
 use common::model;
 use common::verdict;
 use common::workers::{self, Worker};
 use diesel::sql_types::BigInt;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use load::{Event, T0, generate, modelled, publish};
-use std::collections::{BTreeMap, BTreeSet};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use std::collections::BTreeSet;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 const BATCH_SIZE: usize = 500;
 const SHARDS: u16 = 8;
 const WORKERS: [usize; 3] = [1, 2, 4];
-
-/// The same rows the worker writes, without the queue and the decision.
-async fn raw_limit(connection: &mut AsyncPgConnection, events: &[Event]) -> Result<(f64, String)> {
-    let started = Instant::now();
-    let before = cpu_snapshot(&[std::process::id()]);
-    for batch in events.chunks(BATCH_SIZE) {
-        let log: Vec<LogRow> = batch
-            .iter()
-            .map(|e| LogRow {
-                svix_id: e.svix_id.clone(),
-                event_type: Some("user.updated".to_owned()),
-                clerk_user_id: Some(e.user.clone()),
-                occurred_at_ms: Some(e.at_ms),
-                received_at_ms: e.at_ms,
-                outcome: Outcome::Applied,
-                error: None,
-            })
-            .collect();
-        let payloads: Vec<serde_json::Value> = batch
-            .iter()
-            .map(|e| serde_json::json!({"headers": {"svix-id": e.svix_id}, "body": String::from_utf8_lossy(&e.body)}))
-            .collect();
-        let users: BTreeMap<String, UserState> = batch
-            .iter()
-            .map(|e| {
-                let profile = Profile {
-                    email: Some(format!("{}@example.com", e.user)),
-                    first_name: "First".to_owned(),
-                    last_name: "Bench".to_owned(),
-                    image_url: None,
-                    created_at_ms: T0,
-                    updated_at_ms: e.at_ms,
-                };
-                let state = UserState {
-                    newest: None,
-                    deleted: false,
-                    roles: [Role::Student].into(),
-                    profile: Some(profile),
-                };
-                (e.user.clone(), state)
-            })
-            .collect();
-        connection
-            .transaction(async |c| {
-                repository::events::insert_log(c, &log, &payloads).await?;
-                repository::rows::write_rows(c, &users).await
-            })
-            .await
-            .context("raw batch failed")?;
-    }
-    let seconds = started.elapsed().as_secs_f64();
-    let cpu = cpu_report(
-        "benchmark",
-        before,
-        cpu_snapshot(&[std::process::id()]),
-        events.len() as f64,
-        seconds,
-    );
-    Ok((events.len() as f64 / seconds, cpu))
-}
 
 async fn count(connection: &mut AsyncPgConnection) -> Result<i64> {
     #[derive(diesel::QueryableByName)]
@@ -210,13 +145,6 @@ async fn shares(children: &[Worker], total: u64) -> Result<Vec<u64>> {
     }
 }
 
-async fn reset(connection: &mut AsyncPgConnection) -> Result<()> {
-    diesel::sql_query(r#"TRUNCATE clerk_sync.events, clerk_sync.users, "Enrollment", "Course", "Student", "Instructor""#)
-        .execute(connection)
-        .await?;
-    Ok(())
-}
-
 #[tokio::main]
 async fn main() -> Result<ExitCode> {
     let full = std::env::args().any(|a| a == "--bench");
@@ -260,7 +188,7 @@ async fn bench(
     let _ = connection.close(200, "declared".into()).await;
 
     let mut pg = database::connect(db).await?;
-    let (raw, raw_cpu) = raw_limit(&mut pg, &events).await?;
+    let (raw, raw_cpu) = raw_limit(&mut pg, &events, BATCH_SIZE).await?;
     println!("  limit: same rows, same batches, diesel-async only: {raw:>8.0} events/s");
     println!("      {raw_cpu}");
 
@@ -273,7 +201,7 @@ async fn bench(
     let mut runs = Vec::new();
     let mut misses = Vec::new();
     for workers in WORKERS {
-        reset(&mut pg).await?;
+        common::reset(&mut pg).await?;
         publish(amqp_url, topology, &events).await?;
         let run = run_workers(workers, db, prefix, total as i64).await?;
         let rss: Vec<String> = run.peak_rss_mib.iter().map(|m| format!("{m:.1}")).collect();

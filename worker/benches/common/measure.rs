@@ -1,14 +1,14 @@
 //! What a benchmark measures beside its rate: CPU time per event of each
 //! party, and peak resident memory.
 
-use clerk_sync_testkit::cpu::{beam_pid, cpu_time, cpu_time_of_named};
+use clerk_sync_testkit::cpu::{cpu_time, cpu_time_of_named, rabbitmq_pid};
 use std::time::Duration;
 
 /// CPU time so far of: the given processes together, PostgreSQL, RabbitMQ,
 /// and the whole machine.
 pub fn cpu_snapshot(pids: &[u32]) -> [Duration; 4] {
     let ours = pids.iter().filter_map(|pid| cpu_time(Some(*pid))).sum();
-    let rabbitmq = beam_pid()
+    let rabbitmq = rabbitmq_pid(super::AMQP_URL)
         .and_then(|pid| cpu_time(Some(pid)))
         .unwrap_or_default();
     let machine = cpu_time(None).unwrap_or_default();

@@ -6,6 +6,8 @@
 #![allow(dead_code)]
 
 pub mod check;
+pub mod limit;
+pub mod load;
 pub mod measure;
 pub mod model;
 pub mod services;
@@ -78,6 +80,14 @@ pub async fn depths(broker: &SecretUrl, topology: &Topology) -> Result<Depths> {
     depths.dead_letters = u64::from(declared.message_count());
     let _ = connection.close(200, "inspected".into()).await;
     Ok(depths)
+}
+
+/// Empty the log, the sync states and the app's tables.
+pub async fn reset(connection: &mut AsyncPgConnection) -> Result<()> {
+    diesel::sql_query(r#"TRUNCATE clerk_sync.events, clerk_sync.users, "Enrollment", "Course", "Student", "Instructor""#)
+        .execute(connection)
+        .await?;
+    Ok(())
 }
 
 /// Remove the run's topology and database; quietly, as this runs after

@@ -1,0 +1,94 @@
+//! Whose CPU time the benchmark reports per event: the load generator
+//! (this process), the ingest, the worker, RabbitMQ, PostgreSQL, and the
+//! rest of the machine (the kernel's network and disk work, anything else).
+
+use clerk_sync_testkit::cpu::{cpu_time, cpu_time_of_named};
+use std::time::Duration;
+
+pub struct Parts {
+    pub ingest: u32,
+    pub worker: u32,
+    pub rabbitmq: Option<u32>,
+}
+
+/// CPU time so far of: the load generator, the ingest, the worker,
+/// RabbitMQ, PostgreSQL (every `postgres` process), the whole machine.
+#[derive(Debug, Clone, Copy)]
+pub struct Cpu([Duration; 6]);
+
+impl Parts {
+    pub fn snapshot(&self) -> Cpu {
+        let of = |pid: Option<u32>| pid.and_then(|pid| cpu_time(Some(pid))).unwrap_or_default();
+        Cpu([
+            of(Some(std::process::id())),
+            of(Some(self.ingest)),
+            of(Some(self.worker)),
+            of(self.rabbitmq),
+            cpu_time_of_named("postgres"),
+            cpu_time(None).unwrap_or_default(),
+        ])
+    }
+}
+
+/// What `Cpu::per_event` found, in µs per event.
+#[derive(Debug)]
+pub struct PerEvent {
+    pub generator: f64,
+    pub ingest: f64,
+    pub worker: f64,
+    pub rabbitmq: f64,
+    pub postgres: f64,
+    pub other: f64,
+    /// Share of the machine's cores busy meanwhile, %.
+    pub busy: f64,
+}
+
+impl PerEvent {
+    /// The ingest, the worker, RabbitMQ and PostgreSQL together.
+    pub fn system(&self) -> f64 {
+        self.ingest + self.worker + self.rabbitmq + self.postgres
+    }
+
+    pub fn report(&self, rabbitmq_found: bool) -> String {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let rabbitmq = if rabbitmq_found {
+            format!("{:.0}", self.rabbitmq)
+        } else {
+            "not found (in other)".to_owned()
+        };
+        format!(
+            "CPU µs per event: ingest {:.0} + worker {:.0} + rabbitmq {rabbitmq} + postgres {:.0} = {:.0}; load generator {:.0}, other {:.0} ({:.0}% of {cores} cores busy)",
+            self.ingest,
+            self.worker,
+            self.postgres,
+            self.system(),
+            self.generator,
+            self.other,
+            self.busy
+        )
+    }
+}
+
+impl Cpu {
+    /// Per event of `events` over `seconds`, since `before`.
+    pub fn per_event(&self, before: &Cpu, events: u64, seconds: f64) -> PerEvent {
+        let used: Vec<f64> = self
+            .0
+            .iter()
+            .zip(before.0)
+            .map(|(after, before)| after.saturating_sub(before).as_secs_f64() * 1e6)
+            .collect();
+        let per = |micros: f64| micros / events.max(1) as f64;
+        let parts: f64 = used[..5].iter().sum();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        PerEvent {
+            generator: per(used[0]),
+            ingest: per(used[1]),
+            worker: per(used[2]),
+            rabbitmq: per(used[3]),
+            postgres: per(used[4]),
+            other: per((used[5] - parts).max(0.0)),
+            busy: used[5] / 1e6 / (seconds.max(1e-9) * cores) * 100.0,
+        }
+    }
+}
