@@ -67,3 +67,16 @@ impl Drop for Service {
         }
     }
 }
+
+/// A command for `program`, run by `wrapper` when it is not empty (a
+/// profiler: `valgrind --tool=callgrind`).
+pub fn command_under(wrapper: &[String], program: impl AsRef<std::ffi::OsStr>) -> Command {
+    match wrapper.split_first() {
+        Some((wrapping, args)) => {
+            let mut command = Command::new(wrapping);
+            command.args(args).arg(program);
+            command
+        }
+        None => Command::new(program),
+    }
+}

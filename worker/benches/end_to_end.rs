@@ -4,12 +4,15 @@
 //!
 //! The load: Clerk-shaped events of about 2 KB (`common/load.rs`) for
 //! `users` users, each signed as Svix signs it (distinct svix-ids), in
-//! order: every user's `user.created`, then two rounds of `user.updated`,
+//! rounds: every user's `user.created`, then two rounds of `user.updated`,
 //! then a last round of `user.updated`, or `user.deleted` for one user in
-//! ten. The first three rounds go closed loop (64 connections, back to
-//! back); the last one paced at a fixed rate, each user once, where the
-//! freshness is measured: from the ingest's 2xx to the commit, as an app
-//! listening to the worker's `NOTIFY clerk_sync_user` hears it.
+//! ten. The first round (every event a new user, as in a sign-up burst)
+//! goes paced at a fixed rate, where the freshness is measured: from the
+//! ingest's 2xx to the commit, as an app listening to the worker's `NOTIFY
+//! clerk_sync_user` hears it. The other rounds go closed loop (64
+//! connections, back to back). Before each phase the benchmark waits for
+//! the machine to be quiet, so what the previous load left PostgreSQL and
+//! RabbitMQ to do is not counted in the next.
 //!
 //! Printed, per phase: accepted/s (2xx), applied/s (from the phase's first
 //! request to the worker's commit of its last event), latencies, the CPU
@@ -30,7 +33,9 @@
 //! `cargo bench -p clerk-sync-worker --bench end_to_end` (10,000 users,
 //! 40,000 events, the last 10,000 at 1,000/s); without `--bench` (as
 //! `cargo test --all-targets` runs it) a smoke run of 200 users at 200/s.
-//! It uses its own database and topology and removes both.
+//! `BENCH_USERS` and `BENCH_RATE` change both; `BENCH_WRAP` runs the ingest
+//! and the worker under a command, e.g. `valgrind --tool=callgrind`. It
+//! uses its own database and topology and removes both.
 
 mod common;
 #[path = "end_to_end/drive.rs"]
@@ -49,7 +54,7 @@ use clerk_sync_runtime::secret_url::SecretUrl;
 use clerk_sync_store::repository::database;
 use clerk_sync_store::settings::Settings;
 use clerk_sync_testkit::cpu::rabbitmq_pid;
-use clerk_sync_testkit::service::Service;
+use clerk_sync_testkit::service::{Service, command_under};
 use clerk_sync_testkit::webhook::{self, SECRET};
 use common::check::{self, LogSpec};
 use common::load::{generate, modelled};
@@ -60,14 +65,14 @@ use freshness::Listener;
 use parts::{Parts, PerEvent};
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Command, ExitCode, Stdio};
+use std::process::{ExitCode, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The argument that makes this executable the ingest.
 const SERVE_INGEST: &str = "--serve-ingest";
 const CONNECTIONS: usize = 64;
-/// Rounds of events per user: the last one is paced.
+/// Rounds of events per user: the first is paced, the others closed loop.
 const ROUNDS: usize = 4;
 
 fn main() -> Result<ExitCode> {
@@ -81,6 +86,13 @@ fn main() -> Result<ExitCode> {
     } else {
         (200, 200.0)
     };
+    let users = setting("BENCH_USERS", users)?;
+    let rate = setting("BENCH_RATE", rate)?;
+    let wrapper: Vec<String> = std::env::var("BENCH_WRAP")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
     let name = common::unique("bench");
     let db = common::database_url(&name);
     let amqp = SecretUrl::new(common::AMQP_URL);
@@ -88,7 +100,7 @@ fn main() -> Result<ExitCode> {
     let logs = std::env::temp_dir().join(&name);
     let result = runtime.block_on(async {
         std::fs::create_dir_all(&logs)?;
-        let result = bench(users, rate, &db, &name, &logs).await;
+        let result = bench(users, rate, &wrapper, &db, &name, &logs).await;
         common::cleanup(&amqp, &name, &topology).await;
         result
     });
@@ -105,13 +117,20 @@ fn main() -> Result<ExitCode> {
     }
 }
 
-async fn bench(users: usize, rate: f64, db: &SecretUrl, prefix: &str, logs: &Path) -> Result<bool> {
+async fn bench(
+    users: usize,
+    rate: f64,
+    wrapper: &[String],
+    db: &SecretUrl,
+    prefix: &str,
+    logs: &Path,
+) -> Result<bool> {
     let events = generate(users, users * ROUNDS);
     let closed = users * (ROUNDS - 1);
     let mean = events.iter().map(|e| e.body.len()).sum::<usize>() / events.len();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
-        "clerk-sync end to end: {} events for {users} users (mean body {mean} bytes): {closed} closed loop over {CONNECTIONS} connections, then {users} at {rate:.0}/s; 1 ingest, 1 worker, RabbitMQ, PostgreSQL and the load generator on {cores} cores",
+        "clerk-sync end to end: {} events for {users} users (mean body {mean} bytes): {users} at {rate:.0}/s, then {closed} closed loop over {CONNECTIONS} connections; 1 ingest, 1 worker, RabbitMQ, PostgreSQL and the load generator on {cores} cores",
         events.len()
     );
     database::create_if_missing(db).await?;
@@ -133,7 +152,7 @@ async fn bench(users: usize, rate: f64, db: &SecretUrl, prefix: &str, logs: &Pat
         .build()?;
     let port = free_port()?;
     let base = format!("http://127.0.0.1:{port}");
-    let mut ingest = spawn_ingest(prefix, port, logs)?;
+    let mut ingest = spawn_ingest(wrapper, prefix, port, logs)?;
     ingest.wait_ready(&client, &base).await?;
     let worker_env: Vec<(String, String)> = [
         ("DATABASE_URL", db.expose()),
@@ -143,7 +162,7 @@ async fn bench(users: usize, rate: f64, db: &SecretUrl, prefix: &str, logs: &Pat
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect();
-    let mut worker = Worker::spawn(&worker_env, Some(&logs.join("worker.log")))?;
+    let mut worker = Worker::spawn_under(wrapper, &worker_env, Some(&logs.join("worker.log")))?;
     worker.wait_ready(&client, Duration::from_secs(30)).await?;
     let parts = Parts {
         ingest: ingest.pid(),
@@ -159,23 +178,18 @@ async fn bench(users: usize, rate: f64, db: &SecretUrl, prefix: &str, logs: &Pat
         }
     };
 
-    let before = parts.snapshot();
-    let started = Instant::now();
-    let sent = drive(closed, CONNECTIONS, None, post(0)).await?;
-    sent.check("closed loop")?;
-    let applied = wait_applied(&worker, &client, closed as u64, started).await?;
-    let cpu = parts
-        .snapshot()
-        .per_event(&before, closed as u64, applied.as_secs_f64());
-    let closed_applied = closed as f64 / applied.as_secs_f64();
-    report("closed loop", &sent, closed_applied, &cpu, &parts);
-
+    // Paced first, on a quiet machine: what the previous load leaves
+    // PostgreSQL and RabbitMQ to do (vacuum, log writes) is not counted.
+    println!(
+        "machine quiet after {:.1} s",
+        parts::settle().await.as_secs_f64()
+    );
     let listener = Listener::start(db).await?;
     let before = parts.snapshot();
     let started = Instant::now();
-    let paced_sent = drive(users, CONNECTIONS, Some(rate), post(closed)).await?;
+    let paced_sent = drive(users, CONNECTIONS, Some(rate), post(0)).await?;
     paced_sent.check("paced")?;
-    let applied = wait_applied(&worker, &client, events.len() as u64, started).await?;
+    let applied = wait_applied(&worker, &client, users as u64, started).await?;
     let paced_cpu = parts
         .snapshot()
         .per_event(&before, users as u64, applied.as_secs_f64());
@@ -185,7 +199,7 @@ async fn bench(users: usize, rate: f64, db: &SecretUrl, prefix: &str, logs: &Pat
     let accepted: Vec<(String, Instant)> = paced_sent
         .answered
         .iter()
-        .map(|(item, at)| (events[closed + item].user.clone(), *at))
+        .map(|(item, at)| (events[*item].user.clone(), *at))
         .collect();
     let fresh = freshness::measure(&accepted, &heard)?;
     let paced_applied = users as f64 / applied.as_secs_f64();
@@ -197,6 +211,21 @@ async fn bench(users: usize, rate: f64, db: &SecretUrl, prefix: &str, logs: &Pat
         &parts,
     );
     println!("    {}", fresh.report());
+
+    println!(
+        "machine quiet after {:.1} s",
+        parts::settle().await.as_secs_f64()
+    );
+    let before = parts.snapshot();
+    let started = Instant::now();
+    let sent = drive(closed, CONNECTIONS, None, post(users)).await?;
+    sent.check("closed loop")?;
+    let applied = wait_applied(&worker, &client, events.len() as u64, started).await?;
+    let cpu = parts
+        .snapshot()
+        .per_event(&before, closed as u64, applied.as_secs_f64());
+    let closed_applied = closed as f64 / applied.as_secs_f64();
+    report("closed loop", &sent, closed_applied, &cpu, &parts);
 
     let (ingest_rss, worker_rss) = (peak_rss_mib(parts.ingest), peak_rss_mib(parts.worker));
     println!("peak resident memory: ingest {ingest_rss:.1} MiB, worker {worker_rss:.1} MiB");
@@ -264,12 +293,25 @@ fn report(phase: &str, sent: &Sent, applied: f64, cpu: &PerEvent, parts: &Parts)
     println!("    {}", cpu.report(parts.rabbitmq.is_some()));
 }
 
-/// This executable as the ingest, on `port`, logging to `logs`.
-fn spawn_ingest(prefix: &str, port: u16, logs: &Path) -> Result<Service> {
+/// A number from the environment variable `name`, else `default`.
+fn setting<T: std::str::FromStr>(name: &str, default: T) -> Result<T> {
+    match std::env::var(name) {
+        Ok(value) => value
+            .parse()
+            .map_err(|_| anyhow::anyhow!("{name}: not a number: {value}")),
+        Err(_) => Ok(default),
+    }
+}
+
+/// This executable as the ingest (run by `wrapper` when not empty), on
+/// `port`, logging to `logs`.
+fn spawn_ingest(wrapper: &[String], prefix: &str, port: u16, logs: &Path) -> Result<Service> {
     let log = std::fs::File::create(logs.join("ingest.log")).context("the ingest's log")?;
+    let ingest = std::env::current_exe()?;
+    let mut command = command_under(wrapper, ingest);
     Service::spawn(
         "the ingest",
-        Command::new(std::env::current_exe()?)
+        command
             .arg(SERVE_INGEST)
             .env_clear()
             .current_dir(logs)

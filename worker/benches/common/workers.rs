@@ -2,6 +2,7 @@
 //! `/readyz` on a port of its own.
 
 use anyhow::{Context, Result, bail};
+use clerk_sync_testkit::service::command_under;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -22,6 +23,16 @@ impl Worker {
     /// Start a worker with exactly `env` (plus its own listen port); its
     /// stderr goes to `log` when given.
     pub fn spawn(env: &[(String, String)], log: Option<&Path>) -> Result<Self> {
+        Self::spawn_under(&[], env, log)
+    }
+
+    /// As [`Worker::spawn`], run by the command `wrapper` when not empty
+    /// (a profiler: `valgrind --tool=callgrind`).
+    pub fn spawn_under(
+        wrapper: &[String],
+        env: &[(String, String)],
+        log: Option<&Path>,
+    ) -> Result<Self> {
         let port = free_port()?;
         let stderr = match log {
             Some(path) => Stdio::from(
@@ -30,7 +41,9 @@ impl Worker {
             ),
             None => Stdio::null(),
         };
-        let child = Command::new(env!("CARGO_BIN_EXE_clerk-sync-worker"))
+        let worker = env!("CARGO_BIN_EXE_clerk-sync-worker");
+        let mut command = command_under(wrapper, worker);
+        let child = command
             .arg("run")
             .env_clear()
             .current_dir(std::env::temp_dir())
