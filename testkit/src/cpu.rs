@@ -97,3 +97,12 @@ pub fn rabbitmq_pid(amqp_url: &str) -> Option<u32> {
         .unwrap_or(5672);
     listening_pid(port).or_else(beam_pid)
 }
+
+/// System (kernel) CPU time so far of process `pid`: the part of
+/// [`cpu_time`] spent in system calls and on its behalf.
+pub fn system_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(") ")?;
+    let ticks: u64 = rest.split_whitespace().nth(12)?.parse().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}

@@ -2,7 +2,7 @@
 //! (this process), the ingest, the worker, RabbitMQ, PostgreSQL, and the
 //! rest of the machine (the kernel's network and disk work, anything else).
 
-use clerk_sync_testkit::cpu::{cpu_time, cpu_time_of_named};
+use clerk_sync_testkit::cpu::{cpu_time, cpu_time_of_named, system_time};
 use std::time::Duration;
 
 pub struct Parts {
@@ -12,21 +12,29 @@ pub struct Parts {
 }
 
 /// CPU time so far of: the load generator, the ingest, the worker,
-/// RabbitMQ, PostgreSQL (every `postgres` process), the whole machine.
+/// RabbitMQ, PostgreSQL (every `postgres` process), the whole machine;
+/// and the kernel's part of the ingest's, the worker's and RabbitMQ's.
 #[derive(Debug, Clone, Copy)]
-pub struct Cpu([Duration; 6]);
+pub struct Cpu([Duration; 6], Duration);
 
 impl Parts {
     pub fn snapshot(&self) -> Cpu {
         let of = |pid: Option<u32>| pid.and_then(|pid| cpu_time(Some(pid))).unwrap_or_default();
-        Cpu([
-            of(Some(std::process::id())),
-            of(Some(self.ingest)),
-            of(Some(self.worker)),
-            of(self.rabbitmq),
-            cpu_time_of_named("postgres"),
-            cpu_time(None).unwrap_or_default(),
-        ])
+        Cpu(
+            [
+                of(Some(std::process::id())),
+                of(Some(self.ingest)),
+                of(Some(self.worker)),
+                of(self.rabbitmq),
+                cpu_time_of_named("postgres"),
+                cpu_time(None).unwrap_or_default(),
+            ],
+            [Some(self.ingest), Some(self.worker), self.rabbitmq]
+                .into_iter()
+                .flatten()
+                .filter_map(system_time)
+                .sum(),
+        )
     }
 }
 
@@ -41,6 +49,9 @@ pub struct PerEvent {
     pub other: f64,
     /// Share of the machine's cores busy meanwhile, %.
     pub busy: f64,
+    /// Share of the ingest's, the worker's and RabbitMQ's CPU spent in the
+    /// kernel (system calls: sockets, wake-ups, fsync), %.
+    pub kernel: f64,
 }
 
 impl PerEvent {
@@ -57,14 +68,15 @@ impl PerEvent {
             "not found (in other)".to_owned()
         };
         format!(
-            "CPU µs per event: ingest {:.0} + worker {:.0} + rabbitmq {rabbitmq} + postgres {:.0} = {:.0}; load generator {:.0}, other {:.0} ({:.0}% of {cores} cores busy)",
+            "CPU µs per event: ingest {:.0} + worker {:.0} + rabbitmq {rabbitmq} + postgres {:.0} = {:.0}; load generator {:.0}, other {:.0} ({:.0}% of {cores} cores busy; {:.0}% of the ingest's, worker's and RabbitMQ's in the kernel)",
             self.ingest,
             self.worker,
             self.postgres,
             self.system(),
             self.generator,
             self.other,
-            self.busy
+            self.busy,
+            self.kernel
         )
     }
 }
@@ -89,6 +101,8 @@ impl Cpu {
             postgres: per(used[4]),
             other: per((used[5] - parts).max(0.0)),
             busy: used[5] / 1e6 / (seconds.max(1e-9) * cores) * 100.0,
+            kernel: 100.0 * self.1.saturating_sub(before.1).as_secs_f64() * 1e6
+                / (used[1] + used[2] + used[3]).max(1.0),
         }
     }
 }
