@@ -91,11 +91,7 @@ impl Application {
                         span.record("http.route", route.as_str());
                         span.record("http.status", status);
                         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-                        if route == paths::WEBHOOK {
-                            tracing::info!(latency_ms, "request answered");
-                        } else {
-                            tracing::debug!(latency_ms, "request answered");
-                        }
+                        tracing::debug!(latency_ms, "request answered");
                         if let Some(metrics) = metrics {
                             metrics
                                 .requests

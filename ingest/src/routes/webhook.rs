@@ -104,7 +104,8 @@ pub async fn receive(
 ) -> Result<HttpResponse, WebhookError> {
     let outcome = accept(&request, body, &verifier, &publisher, &admission, &limits).await;
     match &outcome {
-        Ok(queue) => tracing::info!(queue = %queue, "event queued"),
+        // Per event: DEBUG (the metrics count them); failures are WARN.
+        Ok(queue) => tracing::debug!(queue = %queue, "event queued"),
         Err(WebhookError::Busy { busy, .. }) => {
             let reason = busy.reason();
             metrics

@@ -331,7 +331,8 @@ impl Runner {
                     tracing::warn!({ fields::SVIX_ID } = %row.svix_id, { fields::CLERK_USER_ID } = user, { fields::CLERK_EVENT_TYPE } = %event_type, outcome = %row.outcome, error = %error, "event")
                 }
                 None => {
-                    tracing::info!({ fields::SVIX_ID } = %row.svix_id, { fields::CLERK_USER_ID } = user, { fields::CLERK_EVENT_TYPE } = %event_type, outcome = %row.outcome, "event")
+                    // Per event: DEBUG (the metrics count them).
+                    tracing::debug!({ fields::SVIX_ID } = %row.svix_id, { fields::CLERK_USER_ID } = user, { fields::CLERK_EVENT_TYPE } = %event_type, outcome = %row.outcome, "event")
                 }
             }
         }
