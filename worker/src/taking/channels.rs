@@ -1,8 +1,11 @@
 //! Consuming every shard queue: batches of up to `worker.batch_size`
-//! messages (or whatever arrived within `worker.linger_ms`) are handed to
-//! one of `worker.batches_in_flight` runners, each applying its batch in one
-//! transaction on its own connection, so one batch is prepared while another
-//! commits. A batch is acknowledged only after its commit, and after the
+//! messages are handed to one of `worker.batches_in_flight` runners, each
+//! applying its batch in one transaction on its own connection, so one
+//! batch is prepared while another commits. A batch takes what has
+//! arrived; it waits for more (at most `worker.linger_ms` from its first
+//! message) only while another batch is being applied, so a lone event
+//! goes at once and, under load, batches grow while the database works
+//! (see [`fill`]). A batch is acknowledged only after its commit, and after the
 //! batch before it (see [`crate::taking::batch`] for this and the failure rules).
 //! When every runner is busy, nothing more is taken. RabbitMQ lost:
 //! reconnect with back-off; unacknowledged messages come back and are
@@ -23,13 +26,13 @@ use clerk_sync_runtime::amqp;
 use clerk_sync_store::apply::Rules;
 use clerk_sync_store::clock;
 use clerk_sync_store::settings::Settings;
-use futures::{FutureExt, StreamExt};
+use futures::{FutureExt, Stream, StreamExt};
 use lapin::options::{BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions};
 use lapin::types::FieldTable;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -43,6 +46,8 @@ pub struct Consumer {
     /// Runners not applying a batch now; a busy one comes back when done.
     idle: mpsc::Receiver<Runner>,
     done: mpsc::Sender<Runner>,
+    /// Told each time a batch task is done with its runner.
+    finished: Arc<Notify>,
     holdings: Arc<Holdings>,
 }
 
@@ -93,6 +98,7 @@ impl Consumer {
             stop,
             idle,
             done,
+            finished: Arc::new(Notify::new()),
             holdings,
         }
     }
@@ -248,17 +254,18 @@ impl Consumer {
             let Some(Ok(first)) = first else {
                 break Lost::Broker;
             };
-            let mut batch = vec![first];
-            let deadline = tokio::time::Instant::now() + linger;
-            while batch.len() < batch_size {
-                tokio::select! {
-                    () = tokio::time::sleep_until(deadline) => break,
-                    next = deliveries.next() => match next {
-                        Some(Ok(delivery)) => batch.push(delivery),
-                        _ => break,
-                    },
-                }
-            }
+            let runners = self.settings.worker.batches_in_flight;
+            let idle = &self.idle;
+            let busy = || idle.len() < runners;
+            let batch = fill(
+                first,
+                &mut deliveries,
+                batch_size,
+                linger,
+                busy,
+                &self.finished,
+            )
+            .await;
             let now_ms = clock::now_ms();
             let held = self.holdings.hold(batch.iter().map(|taken| {
                 let received_ms = shard_heads::received_at_ms(&taken.delivery);
@@ -272,6 +279,7 @@ impl Consumer {
             let (settled, next) = Previous::chain();
             let before = std::mem::replace(&mut previous, next);
             let (done, dead_letters) = (self.done.clone(), dead_letters.clone());
+            let finished = self.finished.clone();
             let (settings, rules) = (self.settings.clone(), self.rules.clone());
             let metrics = self.metrics.clone();
             let (stop, panicked) = (self.stop.clone(), panicked.clone());
@@ -300,6 +308,7 @@ impl Consumer {
                 };
                 drop(held);
                 let _ = done.send(runner).await;
+                finished.notify_one();
             });
             // Forget the batches that are finished.
             while batches.try_join_next().is_some() {}
@@ -321,6 +330,44 @@ impl Consumer {
         }
         Ok(lost)
     }
+}
+
+/// A batch: `first`, what has arrived since, and, while `busy` says a batch
+/// is being applied, what arrives until `linger` from now, one finishes,
+/// or the batch is full. Nothing is gained by waiting when no batch is in
+/// flight (the database is idle), and a batch that waits while one commits
+/// is applied no later than it could be anyway.
+async fn fill<S>(
+    first: Taken,
+    deliveries: &mut S,
+    batch_size: usize,
+    linger: Duration,
+    busy: impl Fn() -> bool,
+    finished: &Notify,
+) -> Vec<Taken>
+where
+    S: Stream<Item = Result<Taken, lapin::Error>> + Unpin,
+{
+    let mut batch = vec![first];
+    let deadline = tokio::time::Instant::now() + linger;
+    while batch.len() < batch_size {
+        let next = match deliveries.next().now_or_never() {
+            Some(next) => next,
+            None if !busy() => break,
+            None => tokio::select! {
+                () = tokio::time::sleep_until(deadline) => break,
+                // Checked again at the top: another may still be busy.
+                () = finished.notified() => continue,
+                next = deliveries.next() => next,
+            },
+        };
+        match next {
+            Some(Ok(delivery)) => batch.push(delivery),
+            // The consumer ended: the caller finds out on its next read.
+            _ => break,
+        }
+    }
+    batch
 }
 
 /// What a panic said, when it said it with a string.

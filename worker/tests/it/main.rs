@@ -9,6 +9,7 @@ mod support;
 
 mod app_schema;
 mod apply;
+mod batching;
 mod convergence;
 mod database_roles;
 mod dead_letter_reads;
