@@ -5,7 +5,7 @@
 //! arrived; it waits for more (at most `worker.linger_ms` from its first
 //! message) only while another batch is being applied, so a lone event
 //! goes at once and, under load, batches grow while the database works
-//! (see [`fill`]). A batch is acknowledged only after its commit, and after the
+//! (see `fill`). A batch is acknowledged only after its commit, and after the
 //! batch before it (see [`crate::taking::batch`] for this and the failure rules).
 //! When every runner is busy, nothing more is taken. RabbitMQ lost:
 //! reconnect with back-off; unacknowledged messages come back and are
