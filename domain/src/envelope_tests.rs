@@ -148,8 +148,8 @@ mod reference {
     }
 }
 
-/// A JSON value as a body may hold it, never an array at `data`'s place.
-fn value() -> impl Strategy<Value = String> {
+/// A JSON value as a body may hold it, but no array (see `reference`).
+fn scalar_or_object() -> impl Strategy<Value = String> {
     prop_oneof![
         Just("null".to_owned()),
         Just("true".to_owned()),
@@ -157,8 +157,13 @@ fn value() -> impl Strategy<Value = String> {
         "user_[a-z0-9]{0,6}".prop_map(|s| format!("{s:?}")),
         "[a-z._ ]{0,8}".prop_map(|s| format!("{s:?}")),
         Just(r#"{"id": "user_nested"}"#.to_owned()),
-        Just(r#"["user_in_array"]"#.to_owned()),
     ]
+}
+
+/// A JSON value, an array included: inside `data`, where the old reader
+/// took arrays as any other value.
+fn value() -> impl Strategy<Value = String> {
+    prop_oneof![scalar_or_object(), Just(r#"["user_in_array"]"#.to_owned())]
 }
 
 /// An object of some of `keys`, each maybe twice, with `values`.
@@ -178,7 +183,7 @@ proptest! {
         body in object(
             &["type", "data", "object", "timestamp"],
             prop_oneof![
-                value(),
+                scalar_or_object(),
                 Just(r#""user.created""#.to_owned()),
                 Just(r#""session.created""#.to_owned()),
                 object(&["id", "user_id", "email", "i\\u0064"], value().boxed()),
