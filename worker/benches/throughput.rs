@@ -13,7 +13,10 @@
 //! Beside them, the machine's limit in the same run: the same rows (one log
 //! row per event, one Student row per user of the batch) written in batches
 //! of the same size straight through diesel-async, with no RabbitMQ and no
-//! decision. Each worker's peak resident memory is read from /proc.
+//! decision. Each worker's peak resident memory is read from /proc. Then
+//! the second load, a sign-up burst (or a bulk import): as many events,
+//! each a new user's `user.created`, applied by one worker, beside its own
+//! limit, and checked against the model the same way.
 //!
 //! `cargo bench -p clerk-sync-worker --bench throughput`; without `--bench`
 //! (as `cargo test --all-targets` runs it) a smoke run of 2,000 events.
@@ -232,14 +235,19 @@ async fn bench(
         }
         runs.push(run);
     }
+    let (burst_share, burst_equal) = sign_up_burst(total, db, amqp_url, prefix, topology).await?;
+    if !burst_equal {
+        misses.push(0);
+    }
     let one = &runs[0];
     let max_rss = runs
         .iter()
         .flat_map(|r| r.peak_rss_mib.iter().copied())
         .fold(0.0, f64::max);
     println!(
-        "  targets: 1 worker >= 60% of the limit: {}; >= 5,000 events/s: {}; RSS < 64 MiB: {}",
-        verdict(one.rate >= 0.6 * raw),
+        "  targets: 1 worker >= 70% of the limit on both loads: {} ({:.0}% and {burst_share:.0}%); >= 5,000 events/s: {}; RSS < 64 MiB: {}",
+        verdict(one.rate >= 0.7 * raw && burst_share >= 70.0),
+        100.0 * one.rate / raw,
         verdict(one.rate >= 5_000.0),
         verdict(max_rss < 64.0)
     );
@@ -255,9 +263,57 @@ async fn bench(
         speedup.join(", ")
     );
     if !misses.is_empty() {
-        println!("  the tables differ from the model after the run with {misses:?} workers");
+        println!(
+            "  the tables differ from the model after the run with {misses:?} workers (0: the sign-up burst)"
+        );
     }
     Ok(misses.is_empty())
+}
+
+/// The second load, a sign-up burst or a bulk import: `total` events, each
+/// a new user's `user.created`, applied by one worker, beside the limit for
+/// the same rows. The worker's share of the limit (%), and whether the
+/// tables then equal the model.
+async fn sign_up_burst(
+    total: usize,
+    db: &SecretUrl,
+    amqp_url: &SecretUrl,
+    prefix: &str,
+    topology: &Topology,
+) -> Result<(f64, bool)> {
+    let events = generate(total, total);
+    let mut pg = database::connect(db).await?;
+    common::reset(&mut pg).await?;
+    let (raw, raw_cpu) = raw_limit(&mut pg, &events, BATCH_SIZE).await?;
+    common::reset(&mut pg).await?;
+    publish(amqp_url, topology, &events).await?;
+    let run = run_workers(1, db, prefix, total as i64).await?;
+    let share = 100.0 * run.rate / raw;
+    println!("  sign-up burst: {total} events, each a new user's user.created");
+    println!("    limit: same rows, same batches, diesel-async only: {raw:>8.0} events/s");
+    println!("      {raw_cpu}");
+    println!(
+        "    1 worker : {:>8.0} events/s ({share:.0}% of the limit) in {:.1} s, peak RSS {:.1} MiB",
+        run.rate,
+        run.seconds,
+        run.peak_rss_mib.iter().copied().fold(0.0, f64::max)
+    );
+    println!("      {}", run.cpu);
+    let all: BTreeSet<String> = events.iter().map(|e| e.svix_id.clone()).collect();
+    let log = LogSpec {
+        required: &all,
+        allowed: &BTreeSet::new(),
+    };
+    let expected = model::expected(&modelled(&events));
+    let differences = check::differences(&expected, &log, &check::observe(db).await?);
+    println!(
+        "      tables and log equal the model: {}",
+        verdict(differences.is_empty())
+    );
+    for difference in &differences {
+        println!("        {difference}");
+    }
+    Ok((share, differences.is_empty()))
 }
 
 /// "share per process: 51% / 49% (1020 / 980 events)" from the counters.
