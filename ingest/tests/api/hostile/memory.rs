@@ -127,13 +127,17 @@ async fn stalled_large_bodies_hold_bounded_memory_while_events_keep_flowing() {
         1.0,
         "{text}"
     );
-    assert_eq!(
-        metric(
-            &text,
-            "clerk_sync_ingest_http_requests_shed_total{reason=\"max_large_in_flight\"}"
-        ) as usize,
-        ATTACKERS - timed_out,
-        "every attacker without a slot was shed: {text}"
+    // Every 503 an attacker saw was counted as shed; an attacker reset
+    // while still writing may have been shed (its 503 lost in the reset)
+    // or cut before its request reached the ingest (seen once under load,
+    // 5 of 300, on RabbitMQ 4.0's run in CI), so it may or may not count.
+    let shed_total = metric(
+        &text,
+        "clerk_sync_ingest_http_requests_shed_total{reason=\"max_large_in_flight\"}",
+    ) as usize;
+    assert!(
+        (shed..=ATTACKERS - timed_out).contains(&shed_total),
+        "{shed_total} shed, {shed} answered 503, {timed_out} 408: {text}"
     );
 
     accepted.extend(during.into_iter().map(|(id, _)| id));
