@@ -39,6 +39,7 @@ use clerk_sync_ingest::{broker::Broker, metrics::Metrics, publisher::Publisher};
 use clerk_sync_runtime::settings::{AmqpSettings, WebhookSecrets};
 use clerk_sync_runtime::{amqp, secret_url::SecretUrl};
 use clerk_sync_testkit::cpu::rabbitmq_pid;
+use clerk_sync_testkit::webhook;
 use lapin::Connection;
 use serde_json::json;
 use std::sync::Arc;
@@ -282,25 +283,6 @@ impl Load {
 /// POST one signed event to the ingest; Ok only for a 2xx answer.
 async fn send(client: &reqwest::Client, url: &str, request: Signed) -> Result<(), String> {
     let (headers, body) = &*request;
-    let response = client
-        .post(url)
-        .header("content-type", "application/json")
-        .header("svix-id", headers.id.as_str())
-        .header("svix-timestamp", headers.timestamp.as_str())
-        .header("svix-signature", headers.signature.as_str())
-        .body(body.clone())
-        .send()
-        .await
-        .map_err(|e| format!("request failed: {e}"))?;
-    let status = response.status();
-    // Read the answer to the end so the connection goes back to the pool.
-    let answer = response
-        .bytes()
-        .await
-        .map_err(|e| format!("reading the answer: {e}"))?;
-    let answer = String::from_utf8_lossy(&answer);
-    status
-        .is_success()
-        .then_some(())
-        .ok_or_else(|| format!("HTTP {status}: {answer}"))
+    let signed = [&headers.id, &headers.timestamp, &headers.signature].map(String::as_str);
+    webhook::post_signed(client, url, signed, body.clone()).await
 }

@@ -46,31 +46,11 @@ pub fn sign(events: &[Event]) -> Result<Vec<Signed>> {
         .collect()
 }
 
-/// POST one signed event; Ok only for a 2xx answer, read to its end so the
-/// connection goes back to the pool.
+/// POST one signed event; Ok only for a 2xx answer.
 pub async fn post(client: &reqwest::Client, url: &str, request: &Signed) -> Result<(), String> {
-    let response = client
-        .post(url)
-        .header("content-type", "application/json")
-        .header("svix-id", request.headers.id.as_str())
-        .header("svix-timestamp", request.headers.timestamp.as_str())
-        .header("svix-signature", request.headers.signature.as_str())
-        .body(request.body.clone())
-        .send()
-        .await
-        .map_err(|e| format!("request failed: {e}"))?;
-    let status = response.status();
-    let answer = response
-        .bytes()
-        .await
-        .map_err(|e| format!("reading the answer: {e}"))?;
-    if status.is_success() {
-        return Ok(());
-    }
-    Err(format!(
-        "HTTP {status}: {}",
-        String::from_utf8_lossy(&answer)
-    ))
+    let headers = &request.headers;
+    let signed = [&headers.id, &headers.timestamp, &headers.signature].map(String::as_str);
+    webhook::post_signed(client, url, signed, request.body.clone()).await
 }
 
 /// Every event published as the ingest publishes it (verified beforehand),
