@@ -345,7 +345,8 @@ impl Runner {
 /// Acknowledge a whole batch: per channel, one `multiple` ack on the last
 /// delivery the batch took from it. A channel delivers in tag order and
 /// earlier batches were settled, so that covers this batch's messages and
-/// nothing else. False if an ack could not be sent.
+/// nothing else. False if an ack could not be sent, or was not taken
+/// within [`ACK_TIMEOUT`] (a connection that broke without saying so).
 async fn acknowledge(batch: &[Taken]) -> bool {
     let mut last_per_shard: std::collections::BTreeMap<usize, &Delivery> =
         std::collections::BTreeMap::new();
@@ -355,11 +356,13 @@ async fn acknowledge(batch: &[Taken]) -> bool {
     let acks = last_per_shard
         .values()
         .map(|delivery| delivery.ack(BasicAckOptions { multiple: true }));
-    futures::future::join_all(acks)
+    tokio::time::timeout(ACK_TIMEOUT, futures::future::join_all(acks))
         .await
-        .iter()
-        .all(Result::is_ok)
+        .is_ok_and(|acked| acked.iter().all(Result::is_ok))
 }
+
+/// The longest an acknowledgement may take.
+const ACK_TIMEOUT: Duration = Duration::from_secs(10);
 
 enum ApplyError {
     DatabaseDown(anyhow::Error),

@@ -249,6 +249,7 @@ impl Consumer {
             let first = tokio::select! {
                 () = self.stop.cancelled() => break Lost::Stopped,
                 () = panicked.cancelled() => break Lost::Panic,
+                () = broken(&connection) => break Lost::Broker,
                 next = deliveries.next() => next,
             };
             let Some(Ok(first)) = first else {
@@ -315,20 +316,35 @@ impl Consumer {
         };
         // Let the batches in flight finish (and acknowledge) before closing.
         while batches.join_next().await.is_some() {}
-        match lost {
-            Lost::Stopped => {
-                let _ = connection
-                    .close(200, "clerk-sync-worker stopping".into())
-                    .await;
-            }
-            Lost::Panic => {
-                let _ = connection
-                    .close(200, "clerk-sync-worker restarting after a panic".into())
-                    .await;
-            }
-            Lost::Broker => {}
+        let reason = match lost {
+            Lost::Stopped => Some("clerk-sync-worker stopping"),
+            Lost::Panic => Some("clerk-sync-worker restarting after a panic"),
+            Lost::Broker => None,
+        };
+        if let Some(reason) = reason {
+            // A connection that broke without saying so never answers.
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, connection.close(200, reason.into())).await;
         }
         Ok(lost)
+    }
+}
+
+/// How long closing a connection may take before it is dropped instead.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often an idle session looks at its connection's state.
+const STATUS_EVERY: Duration = Duration::from_secs(1);
+
+/// Resolves once `connection` has failed or closed. lapin reports a reset
+/// connection in its state, but its consumers' streams do not always end
+/// with it (seen when a RabbitMQ node was killed under load), which would
+/// leave the worker waiting for deliveries that never come.
+async fn broken(connection: &lapin::Connection) {
+    loop {
+        let status = connection.status();
+        if status.errored() || status.closed() {
+            return;
+        }
+        tokio::time::sleep(STATUS_EVERY).await;
     }
 }
 
