@@ -16,6 +16,7 @@ use clerk_sync_runtime::settings::SettingsError;
 use clerk_sync_runtime::signatures::Signatures;
 use diesel::result::Error;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
+use futures::try_join;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -58,6 +59,11 @@ impl Rules {
     }
 }
 
+/// Three round trips besides BEGIN and COMMIT, whatever the batch's size
+/// (one or two more when a deleted user's events are erased or an address
+/// moves to another user): the statements of each step do not need each
+/// other's results, so they go to the server together (pipelined) and run
+/// in the order written.
 pub async fn apply_batch(
     connection: &mut AsyncPgConnection,
     messages: &[Incoming],
@@ -66,10 +72,13 @@ pub async fn apply_batch(
 ) -> Result<Plan, Error> {
     connection
         .transaction(async |connection| {
+            let connection: &AsyncPgConnection = connection;
             let users: Vec<String> = messages.iter().filter_map(plan::user_of).collect();
-            let states = repository::users::lock_users(connection, &users).await?;
             let ids: Vec<String> = messages.iter().map(|m| m.svix_id.clone()).collect();
-            let logged = repository::events::logged(connection, &ids).await?;
+            let (states, logged) = try_join!(
+                repository::users::lock_users(connection, &users),
+                repository::events::logged(connection, &ids),
+            )?;
             let plan = plan::plan(
                 messages,
                 &states,
@@ -80,26 +89,35 @@ pub async fn apply_batch(
             );
             let holders = decide_emails(connection, &states, &plan.changed).await?;
             let payloads = payload::of_rows(&plan.log, messages);
-            repository::events::insert_log(connection, &plan.log, &payloads).await?;
-            repository::users::save_users(connection, &plan.changed).await?;
             let (deleted, alive): (BTreeMap<_, _>, BTreeMap<_, _>) =
                 plan.changed.iter().partition(|(_, state)| state.deleted);
-            repository::rows::remove_rows(
-                connection,
-                &deleted.into_keys().cloned().collect::<Vec<_>>(),
-            )
-            .await?;
-            let mut touched: BTreeSet<String> = plan.changed.keys().cloned().collect();
-            touched.extend(emails::release(connection, &holders).await?);
+            let deleted: Vec<String> = deleted.into_keys().cloned().collect();
             let shown = email_claims::shown(alive, &holders);
-            repository::rows::write_rows(connection, &shown).await?;
             let ungranted = email_claims::ungranted(&holders, &shown);
-            touched.extend(emails::grant(connection, &ungranted).await?);
+            let changed: Vec<String> = plan.changed.keys().cloned().collect();
             let erasable = plan.erasure_candidates();
-            let erase =
-                repository::users::to_erase(connection, &erasable, rules.erase_on_delete).await?;
-            repository::events::erase_events(connection, &erase).await?;
-            repository::users::notify(connection, &touched.into_iter().collect::<Vec<_>>()).await?;
+            // Rows lose addresses before they are written, and gain them after.
+            let (_, _, _, released, _, granted, erase, _) = try_join!(
+                repository::events::insert_log(connection, &plan.log, &payloads),
+                repository::users::save_users(connection, &plan.changed),
+                repository::rows::remove_rows(connection, &deleted),
+                emails::release(connection, &holders),
+                repository::rows::write_rows(connection, &shown),
+                emails::grant(connection, &ungranted),
+                repository::users::to_erase(connection, &erasable, rules.erase_on_delete),
+                repository::users::notify(connection, &changed),
+            )?;
+            let moved: Vec<String> = released
+                .into_iter()
+                .chain(granted)
+                .filter(|user| !plan.changed.contains_key(user))
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            try_join!(
+                repository::events::erase_events(connection, &erase),
+                repository::users::notify(connection, &moved),
+            )?;
             Ok(plan)
         })
         .await
@@ -109,7 +127,7 @@ pub async fn apply_batch(
 /// holds each, the batch's users by their states after the batch (`before`
 /// overlaid with `changed`).
 async fn decide_emails(
-    connection: &mut AsyncPgConnection,
+    connection: &AsyncPgConnection,
     before: &BTreeMap<String, UserState>,
     changed: &BTreeMap<String, UserState>,
 ) -> Result<Holders, Error> {

@@ -139,7 +139,7 @@ impl Reconcile {
             .iter()
             .filter_map(|user| user_id_of(user).map(str::to_owned))
             .collect();
-        let states = repository::users::user_states(&mut self.connection, &ids, false).await.context(
+        let states = repository::users::user_states(&self.connection, &ids, false).await.context(
             "cannot read clerk-sync's state of the users (has `clerk-sync-worker migrate` run?)",
         )?;
         let mut fixes = Vec::new();

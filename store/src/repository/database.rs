@@ -10,7 +10,7 @@ use anyhow::Context;
 use clerk_sync_runtime::secret_url::SecretUrl;
 use clerk_sync_runtime::settings::SettingsError;
 use diesel::sql_types::{BigInt, Text};
-use diesel_async::{AsyncMigrationHarness, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncMigrationHarness, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::{NoTls, Socket};
@@ -89,9 +89,14 @@ where
     <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
 {
     let (client, connection) = config.connect(tls).await.map_err(failure)?;
-    AsyncPgConnection::try_from_client_and_connection(client, connection)
+    let mut connection = AsyncPgConnection::try_from_client_and_connection(client, connection)
         .await
-        .map_err(Failure::Unreachable)
+        .map_err(Failure::Unreachable)?;
+    connection
+        .batch_execute(super::prepared::PLAN_CACHE_MODE)
+        .await
+        .map_err(|e| Failure::Refused(diesel::ConnectionError::CouldntSetupConfiguration(e)))?;
+    Ok(connection)
 }
 
 /// Which of the three a connection error is, with its text on one line.

@@ -10,6 +10,7 @@
 //! so two transactions never decide one address at once, and neither waits
 //! for the other while holding what the other needs.
 
+use super::prepared::prepared;
 use clerk_sync_domain::email_claims::{self, Claim, Holders};
 use clerk_sync_domain::projection::UserState;
 use clerk_sync_domain::roles::Role;
@@ -24,17 +25,19 @@ use std::collections::{BTreeMap, BTreeSet};
 const LOCK_CLASS: i32 = 0x434c_4b53;
 
 /// Take the transaction's advisory locks on `emails`, in key order.
-async fn lock(connection: &mut AsyncPgConnection, emails: &BTreeSet<String>) -> Result<(), Error> {
+async fn lock(mut connection: &AsyncPgConnection, emails: &BTreeSet<String>) -> Result<(), Error> {
     if emails.is_empty() {
         return Ok(());
     }
-    diesel::sql_query(
-        "SELECT pg_advisory_xact_lock($1, k) FROM \
-         (SELECT DISTINCT hashtext(e) AS k FROM unnest($2::text[]) AS e ORDER BY k) AS keys",
+    prepared(
+        diesel::sql_query(
+            "SELECT pg_advisory_xact_lock($1, k) FROM \
+             (SELECT DISTINCT hashtext(e) AS k FROM unnest($2::text[]) AS e ORDER BY k) AS keys",
+        )
+        .bind::<Integer, _>(LOCK_CLASS)
+        .bind::<Array<Text>, _>(emails.iter().collect::<Vec<_>>()),
     )
-    .bind::<Integer, _>(LOCK_CLASS)
-    .bind::<Array<Text>, _>(emails.iter().collect::<Vec<_>>())
-    .execute(connection)
+    .execute(&mut connection)
     .await
     .map(drop)
 }
@@ -42,7 +45,7 @@ async fn lock(connection: &mut AsyncPgConnection, emails: &BTreeSet<String>) -> 
 /// The committed claims to `emails`: users alive, with rows, whose current
 /// profile has the address.
 async fn claims(
-    connection: &mut AsyncPgConnection,
+    mut connection: &AsyncPgConnection,
     emails: &BTreeSet<String>,
 ) -> Result<Vec<Claim>, Error> {
     #[derive(diesel::QueryableByName)]
@@ -61,18 +64,18 @@ async fn claims(
     if emails.is_empty() {
         return Ok(Vec::new());
     }
-    // A join, not `= ANY($1)`: under a generic plan (the statement is
-    // prepared once per connection) PostgreSQL would compare every row with
-    // every address of the array. Uses the index users_email_idx.
-    let rows: Vec<Row> = diesel::sql_query(
+    // A join, not `= ANY($1)`: under a generic plan PostgreSQL would compare
+    // every row with every address of the array (see `prepared` for why
+    // there are none now). Uses the index users_email_idx.
+    let rows: Vec<Row> = prepared(diesel::sql_query(
         "SELECT e.email, u.clerk_user_id, u.version_ms, u.version_rank, u.version_svix_id \
          FROM unnest($1::text[]) AS e(email) \
          JOIN clerk_sync.users AS u ON u.profile->>'email' = e.email \
          WHERE NOT u.deleted AND u.roles <> '{}' \
            AND u.version_ms IS NOT NULL AND u.version_rank IS NOT NULL AND u.version_svix_id IS NOT NULL",
     )
-    .bind::<Array<Text>, _>(emails.iter().collect::<Vec<_>>())
-    .load(connection)
+    .bind::<Array<Text>, _>(emails.iter().collect::<Vec<_>>()))
+    .load(&mut connection)
     .await?;
     Ok(rows
         .into_iter()
@@ -92,18 +95,21 @@ async fn claims(
 
 /// Lock `emails` (unless `lock` is false: a read-only look) and decide who
 /// holds each: the users of `ours` by those states, every other user by
-/// what is committed.
+/// what is committed. The lock and the read are sent together.
 pub async fn decide(
-    connection: &mut AsyncPgConnection,
+    connection: &AsyncPgConnection,
     emails: &BTreeSet<String>,
     ours: &BTreeMap<String, UserState>,
     lock: bool,
 ) -> Result<Holders, Error> {
-    if lock {
-        self::lock(connection, emails).await?;
-    }
-    let others = claims(connection, emails)
-        .await?
+    let locked = async {
+        match lock {
+            true => self::lock(connection, emails).await,
+            false => Ok(()),
+        }
+    };
+    let (_, claims) = futures::try_join!(locked, claims(connection, emails))?;
+    let others = claims
         .into_iter()
         .filter(|claim| !ours.contains_key(&claim.user));
     let ours = ours
@@ -115,7 +121,7 @@ pub async fn decide(
 /// Take each address from the Student and Instructor rows of users who do
 /// not hold it. Before rows are written. Returns the users whose rows changed.
 pub async fn release(
-    connection: &mut AsyncPgConnection,
+    connection: &AsyncPgConnection,
     holders: &Holders,
 ) -> Result<Vec<String>, Error> {
     set(
@@ -133,7 +139,7 @@ pub async fn release(
 /// just written with their address (see `email_claims::ungranted`).
 /// Returns the users whose rows changed.
 pub async fn grant(
-    connection: &mut AsyncPgConnection,
+    connection: &AsyncPgConnection,
     holders: &Holders,
 ) -> Result<Vec<String>, Error> {
     set(
@@ -150,7 +156,7 @@ pub async fn grant(
 /// Run `statement` on both tables in one round trip, with `h(email,
 /// holder)` the holders; the users whose rows it changed.
 async fn set(
-    connection: &mut AsyncPgConnection,
+    mut connection: &AsyncPgConnection,
     holders: &Holders,
     statement: &str,
 ) -> Result<Vec<String>, Error> {
@@ -174,10 +180,12 @@ async fn set(
         on(Role::Student),
         on(Role::Instructor)
     );
-    let rows: Vec<Changed> = diesel::sql_query(both)
-        .bind::<Array<Text>, _>(holders.keys().collect::<Vec<_>>())
-        .bind::<Array<Text>, _>(holders.values().collect::<Vec<_>>())
-        .load(connection)
-        .await?;
+    let rows: Vec<Changed> = prepared(
+        diesel::sql_query(both)
+            .bind::<Array<Text>, _>(holders.keys().collect::<Vec<_>>())
+            .bind::<Array<Text>, _>(holders.values().collect::<Vec<_>>()),
+    )
+    .load(&mut connection)
+    .await?;
     Ok(rows.into_iter().map(|row| row.clerk).collect())
 }

@@ -1,6 +1,7 @@
 //! `clerk_sync.events`, the event log: one row per svix-id, written once
 //! (its judgement may be corrected by replay, its personal fields erased).
 
+use super::prepared::prepared;
 use crate::payload;
 use crate::plan::LogRow;
 use chrono::{DateTime, Utc};
@@ -13,7 +14,7 @@ use std::collections::HashSet;
 
 /// Which of `svix_ids` the log already holds.
 pub async fn logged(
-    connection: &mut AsyncPgConnection,
+    mut connection: &AsyncPgConnection,
     svix_ids: &[String],
 ) -> Result<HashSet<String>, Error> {
     use crate::schema::clerk_sync::events;
@@ -21,7 +22,7 @@ pub async fn logged(
     let found: Vec<String> = events::table
         .select(events::svix_id)
         .filter(events::svix_id.eq_any(svix_ids))
-        .load(connection)
+        .load(&mut connection)
         .await?;
     Ok(found.into_iter().collect())
 }
@@ -29,7 +30,7 @@ pub async fn logged(
 /// Log `rows`, each with its payload (`payloads[i]` is `rows[i]`'s); a
 /// svix-id already logged is left as it is.
 pub async fn insert_log(
-    connection: &mut AsyncPgConnection,
+    mut connection: &AsyncPgConnection,
     rows: &[LogRow],
     payloads: &[serde_json::Value],
 ) -> Result<(), Error> {
@@ -37,7 +38,7 @@ pub async fn insert_log(
         return Ok(());
     }
     let column = |f: &dyn Fn(&LogRow) -> Option<String>| rows.iter().map(f).collect::<Vec<_>>();
-    diesel::sql_query(
+    prepared(diesel::sql_query(
         "INSERT INTO clerk_sync.events \
            (svix_id, event_type, clerk_user_id, occurred_at, received_at, payload, outcome, error) \
          SELECT id, type, usr, to_timestamp(occurred / 1000.0), to_timestamp(received / 1000.0), payload::jsonb, outcome, error \
@@ -52,8 +53,8 @@ pub async fn insert_log(
     .bind::<Array<BigInt>, _>(rows.iter().map(|r| r.received_at_ms).collect::<Vec<_>>())
     .bind::<Array<Text>, _>(payloads.iter().map(ToString::to_string).collect::<Vec<_>>())
     .bind::<Array<Text>, _>(rows.iter().map(|r| r.outcome.as_str()).collect::<Vec<_>>())
-    .bind::<Array<Nullable<Text>>, _>(column(&|r| r.error.clone()))
-    .execute(connection)
+    .bind::<Array<Nullable<Text>>, _>(column(&|r| r.error.clone())))
+    .execute(&mut connection)
     .await
     .map(drop)
 }
@@ -62,7 +63,7 @@ pub async fn insert_log(
 /// yet (see `clerk_sync_domain::privacy`), marking each with `erased_at`.
 /// Returns how many events it erased.
 pub async fn erase_events(
-    connection: &mut AsyncPgConnection,
+    mut connection: &AsyncPgConnection,
     users: &[String],
 ) -> Result<usize, Error> {
     if users.is_empty() {
@@ -80,7 +81,7 @@ pub async fn erase_events(
          WHERE clerk_user_id = ANY($1) AND NOT payload ? 'erased_at'",
     )
     .bind::<Array<Text>, _>(users)
-    .load(connection)
+    .load(&mut connection)
     .await?;
     if logged.is_empty() {
         return Ok(0);
@@ -97,7 +98,7 @@ pub async fn erase_events(
     )
     .bind::<Array<Text>, _>(logged.iter().map(|row| &row.svix_id).collect::<Vec<_>>())
     .bind::<Array<Text>, _>(&bodies)
-    .execute(connection)
+    .execute(&mut connection)
     .await
 }
 

@@ -1,22 +1,26 @@
 //! The app's `Student` and `Instructor` rows: written from users' sync
 //! states, removed (with what depends on them) for deleted users.
 
+use super::prepared::prepared;
 use clerk_sync_domain::ids::row_id;
 use clerk_sync_domain::projection::{Profile, UserState};
 use clerk_sync_domain::roles::Role;
 use diesel::result::Error;
 use diesel::sql_types::{Array, BigInt, Nullable, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use futures::future::try_join_all;
 use std::collections::BTreeMap;
 
 /// Make each user's rows equal `state.rows()`: create missing role rows and
 /// write the profile to all of them. Rows already right are not touched, and
 /// existing rows (an adopted database) keep their ids. The Instructor's
-/// `bio` belongs to the app and is never written.
+/// `bio` belongs to the app and is never written. One statement per table,
+/// sent together.
 pub async fn write_rows(
-    connection: &mut AsyncPgConnection,
+    mut connection: &AsyncPgConnection,
     users: &BTreeMap<String, UserState>,
 ) -> Result<(), Error> {
+    let mut statements = Vec::new();
     for role in [Role::Student, Role::Instructor] {
         let table = role.table();
         let rows: Vec<(&String, &Profile)> = users
@@ -46,7 +50,7 @@ pub async fn write_rows(
                IS DISTINCT FROM (EXCLUDED.\"email\", EXCLUDED.\"firstName\", EXCLUDED.\"lastName\", EXCLUDED.\"imageUrl\", \
                     EXCLUDED.\"createdAt\", EXCLUDED.\"updatedAt\")"
         );
-        diesel::sql_query(sql)
+        let statement = diesel::sql_query(sql)
             .bind::<Array<Text>, _>(
                 rows.iter()
                     .map(|(u, _)| row_id(role, u))
@@ -82,35 +86,34 @@ pub async fn write_rows(
                 rows.iter()
                     .map(|(_, p)| p.updated_at_ms)
                     .collect::<Vec<_>>(),
-            )
-            .execute(connection)
-            .await?;
+            );
+        statements.push(prepared(statement).execute(&mut connection));
     }
-    Ok(())
+    try_join_all(statements).await.map(drop)
 }
 
 /// Remove every row of `users` and what depends on them: the students'
 /// enrollments, the instructors' courses and those courses' enrollments.
+/// The statements are sent together, and run in this order.
 pub async fn remove_rows(
-    connection: &mut AsyncPgConnection,
+    mut connection: &AsyncPgConnection,
     users: &[String],
 ) -> Result<(), Error> {
     if users.is_empty() {
         return Ok(());
     }
-    for statement in [
+    let statements = [
         r#"DELETE FROM "Enrollment" WHERE "studentId" IN (SELECT "id" FROM "Student" WHERE "clerkId" = ANY($1))
              OR "courseId" IN (SELECT c."id" FROM "Course" c JOIN "Instructor" i ON c."instructorId" = i."id" WHERE i."clerkId" = ANY($1))"#,
         r#"DELETE FROM "Course" WHERE "instructorId" IN (SELECT "id" FROM "Instructor" WHERE "clerkId" = ANY($1))"#,
         r#"DELETE FROM "Student" WHERE "clerkId" = ANY($1)"#,
         r#"DELETE FROM "Instructor" WHERE "clerkId" = ANY($1)"#,
-    ] {
-        diesel::sql_query(statement)
-            .bind::<Array<Text>, _>(users)
-            .execute(connection)
-            .await?;
-    }
-    Ok(())
+    ]
+    .map(|statement| {
+        prepared(diesel::sql_query(statement).bind::<Array<Text>, _>(users))
+            .execute(&mut connection)
+    });
+    try_join_all(statements).await.map(drop)
 }
 
 /// How many Student and Instructor rows `user` has.

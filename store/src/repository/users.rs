@@ -2,6 +2,7 @@
 //! roles, profile, deleted), locked in sorted order by every transaction
 //! that writes a user's rows; and the `NOTIFY` sent for a changed user.
 
+use super::prepared::prepared;
 use clerk_sync_domain::projection::{Profile, UserState};
 use clerk_sync_domain::roles::Role;
 use clerk_sync_domain::version::{Rank, Version};
@@ -61,26 +62,28 @@ impl StateRow {
 /// Lock the sync state of `users` (creating empty ones), in sorted order so
 /// that concurrent workers never deadlock.
 pub async fn lock_users(
-    connection: &mut AsyncPgConnection,
+    mut connection: &AsyncPgConnection,
     users: &[String],
 ) -> Result<BTreeMap<String, UserState>, Error> {
     let mut sorted = users.to_vec();
     sorted.sort();
     sorted.dedup();
-    diesel::sql_query(
-        "INSERT INTO clerk_sync.users (clerk_user_id) \
-         SELECT u FROM unnest($1::text[]) AS u ORDER BY u ON CONFLICT DO NOTHING",
+    let create = prepared(
+        diesel::sql_query(
+            "INSERT INTO clerk_sync.users (clerk_user_id) \
+             SELECT u FROM unnest($1::text[]) AS u ORDER BY u ON CONFLICT DO NOTHING",
+        )
+        .bind::<Array<Text>, _>(&sorted),
     )
-    .bind::<Array<Text>, _>(&sorted)
-    .execute(connection)
-    .await?;
-    user_states(connection, &sorted, true).await
+    .execute(&mut connection);
+    let (_, states) = futures::try_join!(create, user_states(connection, &sorted, true))?;
+    Ok(states)
 }
 
 /// The sync state of those of `users` that have one; `lock` takes their row
 /// locks (in sorted order).
 pub async fn user_states(
-    connection: &mut AsyncPgConnection,
+    mut connection: &AsyncPgConnection,
     users: &[String],
     lock: bool,
 ) -> Result<BTreeMap<String, UserState>, Error> {
@@ -89,15 +92,14 @@ pub async fn user_states(
          FROM clerk_sync.users WHERE clerk_user_id = ANY($1) ORDER BY clerk_user_id{}",
         if lock { " FOR UPDATE" } else { "" }
     );
-    let rows: Vec<StateRow> = diesel::sql_query(sql)
-        .bind::<Array<Text>, _>(users)
-        .load(connection)
+    let rows: Vec<StateRow> = prepared(diesel::sql_query(sql).bind::<Array<Text>, _>(users))
+        .load(&mut connection)
         .await?;
     Ok(rows.into_iter().map(StateRow::into_state).collect())
 }
 
 pub async fn save_users(
-    connection: &mut AsyncPgConnection,
+    mut connection: &AsyncPgConnection,
     users: &BTreeMap<String, UserState>,
 ) -> Result<(), Error> {
     if users.is_empty() {
@@ -128,7 +130,7 @@ pub async fn save_users(
                 .and_then(|p| serde_json::to_string(p).ok())
         })
         .collect();
-    diesel::sql_query(
+    prepared(diesel::sql_query(
         "UPDATE clerk_sync.users AS u SET version_ms = v.ms, version_rank = v.rank::smallint, \
            version_svix_id = v.svix_id, deleted = v.deleted, \
            roles = CASE WHEN v.roles = '' THEN '{}'::text[] ELSE string_to_array(v.roles, ',') END, \
@@ -143,24 +145,26 @@ pub async fn save_users(
     .bind::<Array<Nullable<Text>>, _>(users.values().map(|s| s.newest.as_ref().map(|v| v.svix_id.clone())).collect::<Vec<_>>())
     .bind::<Array<Bool>, _>(users.values().map(|s| s.deleted).collect::<Vec<_>>())
     .bind::<Array<Text>, _>(roles)
-    .bind::<Array<Nullable<Text>>, _>(profiles)
-    .execute(connection)
+    .bind::<Array<Nullable<Text>>, _>(profiles))
+    .execute(&mut connection)
     .await
     .map(drop)
 }
 
 /// Queue a `NOTIFY clerk_sync_user, '<user id>'` per user; PostgreSQL sends
 /// them when the transaction commits, and drops them if it rolls back.
-pub async fn notify(connection: &mut AsyncPgConnection, users: &[String]) -> Result<(), Error> {
+pub async fn notify(mut connection: &AsyncPgConnection, users: &[String]) -> Result<(), Error> {
     if users.is_empty() {
         return Ok(());
     }
-    diesel::sql_query("SELECT pg_notify($1, u) FROM unnest($2::text[]) AS u")
-        .bind::<Text, _>(NOTIFY_CHANNEL)
-        .bind::<Array<Text>, _>(users)
-        .execute(connection)
-        .await
-        .map(drop)
+    prepared(
+        diesel::sql_query("SELECT pg_notify($1, u) FROM unnest($2::text[]) AS u")
+            .bind::<Text, _>(NOTIFY_CHANNEL)
+            .bind::<Array<Text>, _>(users),
+    )
+    .execute(&mut connection)
+    .await
+    .map(drop)
 }
 
 /// Of `users`, those whose logged events must be erased now: deleted, and
@@ -168,7 +172,7 @@ pub async fn notify(connection: &mut AsyncPgConnection, users: &[String]) -> Res
 /// theirs is erased: `forget`, or a deletion while erasure was on), so an
 /// erased user stays erased whatever the setting says today.
 pub async fn to_erase(
-    connection: &mut AsyncPgConnection,
+    mut connection: &AsyncPgConnection,
     users: &[String],
     erase_on_delete: bool,
 ) -> Result<Vec<String>, Error> {
@@ -180,16 +184,18 @@ pub async fn to_erase(
         #[diesel(sql_type = Text)]
         clerk_user_id: String,
     }
-    let found: Vec<Erasable> = diesel::sql_query(
-        "SELECT u.clerk_user_id FROM clerk_sync.users u \
+    let found: Vec<Erasable> = prepared(
+        diesel::sql_query(
+            "SELECT u.clerk_user_id FROM clerk_sync.users u \
          WHERE u.clerk_user_id = ANY($1) AND u.deleted AND ($2 OR EXISTS ( \
              SELECT 1 FROM clerk_sync.events e \
              WHERE e.clerk_user_id = u.clerk_user_id AND e.payload ? 'erased_at')) \
          ORDER BY u.clerk_user_id",
+        )
+        .bind::<Array<Text>, _>(users)
+        .bind::<Bool, _>(erase_on_delete),
     )
-    .bind::<Array<Text>, _>(users)
-    .bind::<Bool, _>(erase_on_delete)
-    .load(connection)
+    .load(&mut connection)
     .await?;
     Ok(found.into_iter().map(|e| e.clerk_user_id).collect())
 }

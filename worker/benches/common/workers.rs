@@ -94,16 +94,60 @@ impl Worker {
     /// The sum of `clerk_sync_worker_events_total` over its labels: the
     /// events this process logged.
     pub async fn events_logged(&self, client: &reqwest::Client) -> Result<u64> {
+        Ok(events_total(&self.metrics(client).await?))
+    }
+
+    /// What this process's batches added up to so far.
+    pub async fn batches(&self, client: &reqwest::Client) -> Result<Batches> {
+        Ok(Batches::of(&self.metrics(client).await?))
+    }
+
+    async fn metrics(&self, client: &reqwest::Client) -> Result<String> {
         let url = format!("http://127.0.0.1:{}/metrics", self.port);
-        let text = client
+        Ok(client
             .get(&url)
             .send()
             .await
             .and_then(reqwest::Response::error_for_status)
             .context("cannot read a worker's /metrics")?
             .text()
-            .await?;
-        Ok(events_total(&text))
+            .await?)
+    }
+}
+
+/// A worker's batches so far, from its histograms: how many, their
+/// messages, and their time to apply and commit.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Batches {
+    pub count: f64,
+    pub messages: f64,
+    pub apply_seconds: f64,
+}
+
+impl Batches {
+    fn of(metrics: &str) -> Self {
+        let value = |name: &str| {
+            metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        Self {
+            count: value("clerk_sync_worker_batch_size_count"),
+            messages: value("clerk_sync_worker_batch_size_sum"),
+            apply_seconds: value("clerk_sync_worker_apply_seconds_sum"),
+        }
+    }
+
+    /// The batches since `before`, on one line.
+    pub fn since(&self, before: &Self) -> String {
+        let count = self.count - before.count;
+        let per = |total: f64| if count > 0.0 { total / count } else { 0.0 };
+        format!(
+            "{count:.0} batches of {:.1} messages on average, {:.2} ms each to apply and commit",
+            per(self.messages - before.messages),
+            1e3 * per(self.apply_seconds - before.apply_seconds)
+        )
     }
 }
 

@@ -1,8 +1,13 @@
 //! How batches form: a lone event is applied at once, whatever
 //! `worker.linger_ms` says (a batch waits to fill only while another batch
-//! is being applied), and events sent together all land.
+//! is being applied), and events sent together all land. And how they are
+//! sent: prepared statements, planned with their values.
 
+use crate::support::TestDatabase;
 use crate::support::system::{System, user_event};
+use clerk_sync_store::repository::database;
+use diesel::sql_types::Text;
+use diesel_async::RunQueryDsl;
 use std::time::Duration;
 
 const T0: i64 = 1_700_000_000_000;
@@ -35,4 +40,23 @@ async fn a_lone_event_does_not_wait_for_the_linger() {
         assert_eq!(system.send(&format!("msg_burst_{i}"), &body).await, 202);
     }
     system.wait_for_log(52, Duration::from_secs(20)).await;
+}
+
+/// The batch statements are prepared once per connection; every connection
+/// clerk-sync opens has PostgreSQL plan each execution with its values,
+/// never with the generic plan it would otherwise switch to.
+#[tokio::test]
+async fn connections_plan_every_execution_with_its_values() {
+    #[derive(diesel::QueryableByName)]
+    struct Mode {
+        #[diesel(sql_type = Text)]
+        plan_cache_mode: String,
+    }
+    let db = TestDatabase::created().await;
+    let mut connection = database::connect(&db.url).await.unwrap();
+    let mode: Mode = diesel::sql_query("SHOW plan_cache_mode")
+        .get_result(&mut connection)
+        .await
+        .unwrap();
+    assert_eq!(mode.plan_cache_mode, "force_custom_plan");
 }
