@@ -18,19 +18,22 @@ SECRET_KEYS = {
     "migrate": {"migrate-database-url", "worker-amqp-url"},
     "status": {"database-url", "operators-amqp-url"},
     "operators": {"webhook-secret", "database-url", "operators-amqp-url", "clerk-secret-key"},
+    "reconcile": {"database-url", "clerk-secret-key"},
 }
 
 # TCP ports each component may receive on, and send to (53 is DNS).
-INGRESS = {"ingest": {8080}, "worker": {9090}, "migrate": set(), "status": set(), "operators": set()}
+INGRESS = {"ingest": {8080}, "worker": {9090}, "migrate": set(), "status": set(), "operators": set(),
+           "reconcile": set()}
 EGRESS = {
     "ingest": {53, 5671, 5672},
     "worker": {53, 5671, 5672, 5432},
     "migrate": {53, 5671, 5672, 5432},
     "status": {53, 5671, 5672, 15671, 15672, 5432},
     "operators": {53, 5671, 5672, 5432, 443},
+    "reconcile": {53, 5432, 443},
 }
 # Egress to any public address: Clerk's API, for the operators only.
-PUBLIC_EGRESS = {"operators": {443}}
+PUBLIC_EGRESS = {"operators": {443}, "reconcile": {443}}
 
 
 class Failed(Exception):

@@ -1,6 +1,8 @@
 //! Clerk's Backend API, as far as `reconcile` reads it: the user list, page
-//! by page (`GET /v1/users?limit=&offset=&order_by=`), and one user by id
-//! (`GET /v1/users/{id}`), with the `sk_...` key as a Bearer token.
+//! by page (`GET /v1/users?limit=&offset=&order_by=`), how many users there
+//! are (`GET /v1/users/count`), and one user by id (`GET /v1/users/{id}`),
+//! with the `sk_...` key as a Bearer token. Every request, retries
+//! included, waits for its turn within the request budget ([`Pacing`]).
 //!
 //! Rate limits, server errors, timeouts and refused connections are tried
 //! again as [`crate::clerk_retry`] says; a refused key, an answer over
@@ -8,10 +10,13 @@
 //! line naming the URL (which never holds the key).
 
 use crate::clerk_retry::{Tries, retry_after};
+use crate::pacing::Pacing;
 use anyhow::{Context, bail};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
-use std::time::{Duration, SystemTime};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
 use url::Url;
 
 /// Clerk's largest page.
@@ -26,6 +31,9 @@ pub struct ClerkApi {
     http: reqwest::Client,
     base: Url,
     key: SecretString,
+    pacing: Mutex<Pacing>,
+    /// Requests sent so far, retries included.
+    sent: AtomicU64,
 }
 
 /// One page of the user list.
@@ -38,7 +46,8 @@ pub struct Page {
 }
 
 impl ClerkApi {
-    pub fn new(api_url: &str, key: SecretString) -> anyhow::Result<Self> {
+    /// `budget`: requests per 10 s, paced evenly; 0 for none.
+    pub fn new(api_url: &str, key: SecretString, budget: u32) -> anyhow::Result<Self> {
         let base = Url::parse(api_url)
             .context("setting clerk.api_url (CLERK_SYNC__CLERK__API_URL): not a valid URL")?;
         let http = reqwest::Client::builder()
@@ -47,7 +56,34 @@ impl ClerkApi {
             .user_agent(concat!("clerk-sync/", env!("CARGO_PKG_VERSION")))
             .build()
             .context("cannot build the HTTP client")?;
-        Ok(Self { http, base, key })
+        Ok(Self {
+            http,
+            base,
+            key,
+            pacing: Mutex::new(Pacing::new(budget)),
+            sent: AtomicU64::new(0),
+        })
+    }
+
+    /// Requests sent so far, retries included.
+    pub fn requests_sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    /// How many users the instance has; `None` when this API does not say
+    /// (404).
+    pub async fn user_count(&self) -> anyhow::Result<Option<u64>> {
+        let url = self.users_url(&["count"]);
+        let Some(body) = self.get(&url).await? else {
+            return Ok(None);
+        };
+        match serde_json::from_slice::<Value>(&body)
+            .ok()
+            .and_then(|count| count.get("total_count")?.as_u64())
+        {
+            Some(count) => Ok(Some(count)),
+            None => bail!("Clerk's answer from {url} is not a count of users"),
+        }
     }
 
     /// `limit` users from `offset` on, newest first.
@@ -93,6 +129,7 @@ impl ClerkApi {
     async fn get(&self, url: &Url) -> anyhow::Result<Option<Vec<u8>>> {
         let mut tries = Tries::default();
         loop {
+            self.take_turn().await;
             let sent = self
                 .http
                 .get(url.clone())
@@ -151,6 +188,21 @@ impl ClerkApi {
                 None => bail!("Clerk's API at {url} answered {failure}"),
             }
         }
+    }
+}
+
+impl ClerkApi {
+    /// Wait for this request's turn within the budget, and count it.
+    async fn take_turn(&self) {
+        let wait = self
+            .pacing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .wait(Instant::now());
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+        self.sent.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -259,13 +311,17 @@ mod tests {
 
     #[test]
     fn urls_keep_the_base_path_and_escape_ids() {
-        let api =
-            ClerkApi::new("http://127.0.0.1:9/clerk/", SecretString::from("sk_test")).unwrap();
+        let api = ClerkApi::new(
+            "http://127.0.0.1:9/clerk/",
+            SecretString::from("sk_test"),
+            0,
+        )
+        .unwrap();
         assert_eq!(
             api.users_url(&["user_1/../x"]).as_str(),
             "http://127.0.0.1:9/clerk/v1/users/user_1%2F..%2Fx"
         );
-        let api = ClerkApi::new("https://api.clerk.com", SecretString::from("sk_test")).unwrap();
+        let api = ClerkApi::new("https://api.clerk.com", SecretString::from("sk_test"), 0).unwrap();
         assert_eq!(
             api.users_url(&[]).as_str(),
             "https://api.clerk.com/v1/users"

@@ -8,6 +8,7 @@ pub mod age;
 pub mod clerk_api;
 pub mod clerk_retry;
 pub mod exit;
+pub mod pacing;
 pub mod progress;
 pub mod since;
 pub mod synthetic;

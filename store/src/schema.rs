@@ -16,6 +16,21 @@ pub mod clerk_sync {
     }
 
     diesel::table! {
+        clerk_sync.reconcile_checkpoint (only_one) {
+            only_one -> Bool,
+            started_at -> Timestamptz,
+            next_offset -> Int8,
+            updated_at -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
+        clerk_sync.reconcile_listed (clerk_user_id) {
+            clerk_user_id -> Text,
+        }
+    }
+
+    diesel::table! {
         clerk_sync.shard_heads (queue, worker) {
             queue -> Text,
             worker -> Text,
@@ -47,7 +62,14 @@ pub mod clerk_sync {
         }
     }
 
-    diesel::allow_tables_to_appear_in_same_query!(events, shard_heads, users, workers,);
+    diesel::allow_tables_to_appear_in_same_query!(
+        events,
+        reconcile_checkpoint,
+        reconcile_listed,
+        shard_heads,
+        users,
+        workers,
+    );
 }
 // @generated automatically by Diesel CLI.
 

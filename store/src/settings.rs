@@ -151,7 +151,14 @@ pub struct ClerkSettings {
     pub api_url: String,
     /// `CLERK_SECRET_KEY`: the `sk_...` key. Only `reconcile` needs it.
     pub secret_key: Option<SecretString>,
+    /// Requests `reconcile` may send to the Backend API per 10 s, paced
+    /// evenly (0: no budget). Clerk allows about 100 per 10 s on a
+    /// development instance and 1,000 in production, shared with the app.
+    pub request_budget: u32,
 }
+
+/// A fifth of a development instance's limit: the app keeps the rest.
+pub const DEFAULT_REQUEST_BUDGET: u32 = 20;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -216,6 +223,7 @@ impl Default for ClerkSettings {
         Self {
             api_url: "https://api.clerk.com".to_owned(),
             secret_key: None,
+            request_budget: DEFAULT_REQUEST_BUDGET,
         }
     }
 }

@@ -117,6 +117,10 @@ fn role_sources_come_from_a_comma_separated_variable() {
 fn operators_settings_have_safe_defaults_and_come_from_the_environment() {
     let settings = load(&[]).unwrap();
     assert_eq!(settings.clerk.api_url, "https://api.clerk.com");
+    assert_eq!(
+        settings.clerk.request_budget, 20,
+        "a fifth of Clerk's development limit"
+    );
     assert!(settings.privacy.erase_on_delete, "erasure is on by default");
     assert_eq!(settings.status.max_dead_letters, None);
     let error = settings
@@ -133,8 +137,10 @@ fn operators_settings_have_safe_defaults_and_come_from_the_environment() {
         ("CLERK_SYNC__CLERK__API_URL", "http://127.0.0.1:1234"),
         ("CLERK_SYNC__PRIVACY__ERASE_ON_DELETE", "false"),
         ("CLERK_SYNC__STATUS__MAX_DEAD_LETTERS", "0"),
+        ("CLERK_SYNC__CLERK__REQUEST_BUDGET", "500"),
     ])
     .unwrap();
+    assert_eq!(settings.clerk.request_budget, 500);
     assert_eq!(
         settings
             .require_clerk_secret_key()
@@ -145,6 +151,12 @@ fn operators_settings_have_safe_defaults_and_come_from_the_environment() {
     assert_eq!(settings.clerk.api_url, "http://127.0.0.1:1234");
     assert!(!settings.privacy.erase_on_delete);
     assert_eq!(settings.status.max_dead_letters, Some(0));
+
+    let error = load(&[("CLERK_SYNC__CLERK__REQUEST_BUDGET", "-1")])
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(error.contains("clerk.request_budget"), "{error}");
 
     let error = load(&[("CLERK_SYNC__CLERK__API_URL", "ftp://x")])
         .err()

@@ -15,9 +15,27 @@ pub struct Report {
     pub listed: u64,
     /// Requests for pages of the list.
     pub pages: u64,
+    /// Requests sent to Clerk's API, retries included.
+    pub requests: u64,
+    /// The budget they were paced by, per 10 s (0: none).
+    pub request_budget: u32,
+    /// How long the run took, in seconds.
+    pub seconds: f64,
+    /// Where this run took over an unfinished one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resumed: Option<Resumed>,
     pub totals: Totals,
     /// The users that differ, in the order found.
     pub users: Vec<Entry>,
+}
+
+/// An unfinished run this one went on with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Resumed {
+    /// When the unfinished run started (RFC 3339).
+    pub started_at: String,
+    /// Where in Clerk's list this run started.
+    pub offset: u64,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -162,6 +180,22 @@ impl Report {
                 ""
             }
         );
+        if let Some(resumed) = &self.resumed {
+            let _ = writeln!(
+                out,
+                "Went on with the run started at {}, from user {} of the list.",
+                resumed.started_at, resumed.offset
+            );
+        }
+        let budget = match self.request_budget {
+            0 => "no budget".to_owned(),
+            n => format!("budget {n} per 10 s"),
+        };
+        let _ = writeln!(
+            out,
+            "{} to Clerk's API ({budget}).",
+            plural(self.requests, "request")
+        );
         let width = self
             .users
             .iter()
@@ -231,6 +265,8 @@ mod tests {
             dry_run,
             listed: 4,
             pages: 1,
+            requests: 2,
+            request_budget: 20,
             ..Report::default()
         };
         report.totals.in_line = 1;
@@ -250,6 +286,25 @@ mod tests {
         report.add(Entry::not_in_clerk("user_d", true));
         report.add(Entry::not_in_clerk("user_e", false));
         report
+    }
+
+    #[test]
+    fn a_run_that_went_on_with_an_unfinished_one_says_so() {
+        let mut report = report(false);
+        report.request_budget = 0;
+        report.resumed = Some(Resumed {
+            started_at: "2026-12-01T03:00:00+00:00".to_owned(),
+            offset: 50_000,
+        });
+        let text = report.human();
+        let lines: Vec<&str> = text.lines().skip(1).take(2).collect();
+        assert_eq!(
+            lines,
+            [
+                "Went on with the run started at 2026-12-01T03:00:00+00:00, from user 50000 of the list.",
+                "2 requests to Clerk's API (no budget)."
+            ]
+        );
     }
 
     #[test]
@@ -279,6 +334,7 @@ mod tests {
         assert_eq!(
             text,
             "Clerk at http://127.0.0.1:9: 4 users listed in 1 page. Dry run: nothing written.\n\
+             2 requests to Clerk's API (budget 20 per 10 s).\n\
              \x20 user_a   missing here                                        would record user.created\n\
              \x20 user_bb  differs: first_name, updated_at; no instructor row  would record user.updated\n\
              \x20 user_c   deleted here, still in Clerk                        left deleted (deleted stays deleted)\n\

@@ -1,7 +1,7 @@
 //! Running `reconcile`: its arguments and what it does with them.
 
 use super::compare::compare;
-use super::report::{Entry, Report};
+use super::report::{Entry, Report, Resumed};
 use crate::clerk_api::{ClerkApi, MAX_PAGE_SIZE, user_id_of};
 use crate::{progress, synthetic};
 use anyhow::{Context, bail};
@@ -12,13 +12,14 @@ use clerk_sync_store::apply::{Rules, apply_batch};
 use clerk_sync_store::clock;
 use clerk_sync_store::incoming::Incoming;
 use clerk_sync_store::repository::database;
-use clerk_sync_store::repository::{self, users};
+use clerk_sync_store::repository::{self, reconcile as checkpoint, users};
 use clerk_sync_store::settings::Settings;
 use diesel_async::AsyncPgConnection;
 use indicatif::ProgressBar;
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 /// The svix-id prefix of the events reconcile records.
 pub const ORIGIN: &str = "reconcile";
@@ -39,17 +40,30 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = MAX_PAGE_SIZE,
           value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_PAGE_SIZE)))]
     page_size: u32,
+    /// Requests per 10 s this run may send to Clerk's API, paced evenly (0:
+    /// no budget) [default: the setting clerk.request_budget, 20].
+    #[arg(long, value_name = "N")]
+    budget: Option<u32>,
+    /// Forget where an unfinished run stopped and start from the top.
+    #[arg(long, conflicts_with = "dry_run")]
+    restart: bool,
 }
+
+/// How often progress is logged (the bar, on a terminal, moves with each
+/// page).
+const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
 pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
     let key = settings.require_clerk_secret_key()?.clone();
-    let api = ClerkApi::new(&settings.clerk.api_url, key)?;
+    let budget = args.budget.unwrap_or(settings.clerk.request_budget);
+    let api = ClerkApi::new(&settings.clerk.api_url, key, budget)?;
     let connection = database::connect(&settings.database.url).await?;
     let mut reconcile = Reconcile {
         report: Report {
             api_url: settings.clerk.api_url.trim_end_matches('/').to_owned(),
             dry_run: args.dry_run,
             prune: args.prune,
+            request_budget: budget,
             ..Report::default()
         },
         api,
@@ -58,8 +72,11 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
         args,
         seen: HashSet::new(),
         bar: None,
+        progress: Progress::new(),
     };
     let done = reconcile.run().await;
+    reconcile.report.requests = reconcile.api.requests_sent();
+    reconcile.report.seconds = reconcile.progress.started.elapsed().as_secs_f64();
     if let Some(bar) = &reconcile.bar {
         bar.finish_and_clear();
     }
@@ -68,7 +85,7 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
         return Err(match report.totals.events {
             0 => e,
             n => e.context(format!(
-                "stopped after recording {} (they stand; run reconcile again to finish)",
+                "stopped after recording {} (they stand; run reconcile again to go on from where it stopped)",
                 super::report::plural(n, "event")
             )),
         });
@@ -90,40 +107,159 @@ struct Reconcile {
     seen: HashSet<String>,
     report: Report,
     bar: Option<ProgressBar>,
+    progress: Progress,
+}
+
+/// How far the list is, for the log.
+#[derive(Debug)]
+struct Progress {
+    started: Instant,
+    logged: Instant,
+    /// Users checked by this process.
+    checked: u64,
+    /// Where in the list this process started.
+    from: u64,
+    total: Option<u64>,
+}
+
+impl Progress {
+    fn new() -> Self {
+        let now = Instant::now();
+        Self {
+            started: now,
+            logged: now,
+            checked: 0,
+            from: 0,
+            total: None,
+        }
+    }
+
+    /// Log where the run stands, at most every [`PROGRESS_EVERY`].
+    fn log(&mut self) {
+        if self.logged.elapsed() < PROGRESS_EVERY {
+            return;
+        }
+        self.logged = Instant::now();
+        let per_second = self.checked as f64 / self.started.elapsed().as_secs_f64().max(1e-3);
+        let at = self.from + self.checked;
+        let left_secs = self
+            .total
+            .filter(|_| per_second > 0.0)
+            .map(|total| (total.saturating_sub(at) as f64 / per_second).round() as u64);
+        tracing::info!(
+            users = at,
+            total = self.total,
+            users_per_second = per_second.round() as u64,
+            left_secs,
+            "reconcile: {at} of {} users, {per_second:.0}/s, {} left",
+            self.total.map_or("?".to_owned(), |t| t.to_string()),
+            left_secs.map_or("an unknown time".to_owned(), |s| format!(
+                "about {} min",
+                s.div_ceil(60)
+            ))
+        );
+    }
 }
 
 impl Reconcile {
     async fn run(&mut self) -> anyhow::Result<()> {
-        self.list().await?;
+        let offset = match self.args.dry_run {
+            true => 0,
+            false => self.resume().await?,
+        };
+        self.list(offset).await?;
         self.unlisted().await?;
         self.report.listed = self.seen.len() as u64;
+        if !self.args.dry_run {
+            checkpoint::forget(&mut self.connection)
+                .await
+                .context("cannot clear reconcile's checkpoint")?;
+        }
         Ok(())
     }
 
-    /// Page through Clerk's users, newest first, fixing each page.
-    async fn list(&mut self) -> anyhow::Result<()> {
+    /// Take the run's lock; then where an unfinished run stopped (unless
+    /// `--restart`), or a new checkpoint. The offset to list from.
+    async fn resume(&mut self) -> anyhow::Result<u64> {
+        let locked = checkpoint::try_lock(&mut self.connection)
+            .await
+            .context("cannot take reconcile's lock")?;
+        if !locked {
+            bail!("another reconcile is running against this database: wait for it to end");
+        }
+        let unfinished = checkpoint::checkpoint(&mut self.connection)
+            .await
+            .context("cannot read reconcile's checkpoint (has `clerk-sync-worker migrate` run?)")?;
+        match unfinished {
+            Some(at) if !self.args.restart => {
+                self.seen
+                    .extend(checkpoint::listed(&mut self.connection).await?);
+                let offset = u64::try_from(at.next_offset).unwrap_or(0);
+                tracing::info!(
+                    offset,
+                    started_at = %at.started_at.to_rfc3339(),
+                    "resuming the reconcile started at {}, from user {offset} of Clerk's list (--restart starts over)",
+                    at.started_at.to_rfc3339()
+                );
+                self.report.resumed = Some(Resumed {
+                    started_at: at.started_at.to_rfc3339(),
+                    offset,
+                });
+                Ok(offset)
+            }
+            _ => {
+                checkpoint::start(&mut self.connection).await.context(
+                    "cannot write reconcile's checkpoint (has `clerk-sync-worker migrate` run?)",
+                )?;
+                Ok(0)
+            }
+        }
+    }
+
+    /// Page through Clerk's users, newest first, from `offset`, fixing each
+    /// page, and noting after each where the next starts.
+    async fn list(&mut self, mut offset: u64) -> anyhow::Result<()> {
         let page_size = self.args.page_size;
-        let mut offset = 0_u64;
+        self.progress.from = offset;
+        let mut previous: Vec<String> = Vec::new();
         loop {
             let page = self.api.list_users(offset, page_size).await?;
             self.report.pages += 1;
-            let bar = self
-                .bar
-                .get_or_insert_with(|| progress::bar(page.total_count, "Clerk users"));
-            if let Some(total) = page.total_count {
-                bar.set_length(total);
+            if self.bar.is_none() {
+                let total = match page.total_count {
+                    Some(total) => Some(total),
+                    None => self.api.user_count().await?,
+                };
+                self.progress.total = total;
+                let bar = progress::bar(total, "Clerk users");
+                bar.set_position(offset);
+                bar.reset_eta();
+                self.bar = Some(bar);
             }
-            let count = page.users.len();
-            let fresh = self.check(page.users).await?;
-            if count < page_size as usize {
-                return Ok(());
-            }
-            if fresh == 0 {
+            let ids: Vec<String> = page
+                .users
+                .iter()
+                .filter_map(|user| user_id_of(user).map(str::to_owned))
+                .collect();
+            if !ids.is_empty() && ids == previous {
                 bail!(
                     "Clerk listed the same users again at offset {offset}: its paging does not advance"
                 );
             }
+            let count = page.users.len();
+            self.check(page.users).await?;
             offset += count as u64;
+            if !self.args.dry_run {
+                checkpoint::advance(&mut self.connection, offset as i64, &ids)
+                    .await
+                    .context("cannot write reconcile's checkpoint")?;
+            }
+            self.progress.checked += count as u64;
+            self.progress.log();
+            if count < page_size as usize {
+                return Ok(());
+            }
+            previous = ids;
         }
     }
 
@@ -131,6 +267,7 @@ impl Reconcile {
     /// that fix those that differ. Returns how many had not been seen yet.
     async fn check(&mut self, users: Vec<Value>) -> anyhow::Result<usize> {
         let now_ms = clock::now_ms();
+        let users_in_page = users.len();
         let fresh: Vec<Value> = users
             .into_iter()
             .filter(|user| user_id_of(user).is_some_and(|id| self.seen.insert(id.to_owned())))
@@ -172,7 +309,7 @@ impl Reconcile {
             }
         }
         if let Some(bar) = &self.bar {
-            bar.inc(ids.len() as u64);
+            bar.inc(users_in_page as u64);
         }
         self.record(fixes).await?;
         Ok(ids.len())

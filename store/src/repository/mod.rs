@@ -10,6 +10,7 @@ pub mod database;
 pub mod emails;
 pub mod events;
 pub mod prepared;
+pub mod reconcile;
 pub mod replay;
 pub mod rows;
 pub mod sslmode;

@@ -1,6 +1,6 @@
-//! Shared by the benchmarks (throughput, chaos, failover, replay): an independent model of
-//! the semantics and the check of the tables against it, real worker
-//! processes, and the resources of a run (a database and a topology of its
+//! Shared by the benchmarks (throughput, chaos, failover, replay, end to
+//! end, reconcile): an independent model of the semantics and the check of
+//! the tables against it, real worker processes, and the resources of a run (a database and a topology of its
 //! own, removed afterwards).
 
 #![allow(dead_code)]
@@ -37,15 +37,18 @@ pub fn database_url(name: &str) -> SecretUrl {
 /// Rows in `clerk_sync.events`, on a connection of its own (so it works
 /// across a PostgreSQL restart).
 pub async fn logged(url: &SecretUrl) -> Result<i64> {
+    scalar(url, "SELECT count(*) AS n FROM clerk_sync.events").await
+}
+
+/// The bigint `n` that `sql` returns, on a connection of its own.
+pub async fn scalar(url: &SecretUrl, sql: &str) -> Result<i64> {
     #[derive(diesel::QueryableByName)]
     struct N {
         #[diesel(sql_type = BigInt)]
         n: i64,
     }
     let mut connection = AsyncPgConnection::establish(url.expose()).await?;
-    let n: N = diesel::sql_query("SELECT count(*) AS n FROM clerk_sync.events")
-        .get_result(&mut connection)
-        .await?;
+    let n: N = diesel::sql_query(sql).get_result(&mut connection).await?;
     Ok(n.n)
 }
 

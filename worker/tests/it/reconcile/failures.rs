@@ -124,11 +124,13 @@ async fn a_failure_after_some_pages_keeps_what_was_recorded_and_says_so() {
         clerk_user("user_a", T0, "Ada", None),
     ])
     .await;
-    clerk.fail_from(1, 401);
+    // The first page, then the count of users (the page did not say), then
+    // the second page, refused.
+    clerk.fail_from(2, 401);
     let output = reconcile(&system, &clerk, &["--page-size", "1"]).await;
     failed_with(
         &output,
-        "stopped after recording 1 event (they stand; run reconcile again to finish): Clerk refused the secret key",
+        "stopped after recording 1 event (they stand; run reconcile again to go on from where it stopped): Clerk refused the secret key",
     );
     assert_eq!(firsts(&system.rows("Student").await), [("user_b", "Bea")]);
     assert_eq!(synthetic(&system, "user.created").await, 1);

@@ -179,6 +179,7 @@ async fn a_dry_run_prints_the_differences_and_writes_nothing() {
     succeeded(&output);
     let expected = format!(
         "Clerk at {}: 4 users listed in 1 page. Dry run: nothing written.\n\
+         3 requests to Clerk's API (no budget).\n\
          \x20 user_e  deleted here, still in Clerk     left deleted (deleted stays deleted)\n\
          \x20 user_d  missing here                     would record user.created\n\
          \x20 user_a  differs: first_name, updated_at  would record user.updated\n\
@@ -249,9 +250,11 @@ async fn paging_walks_every_page_of_either_shape() {
         [
             &report["pages"],
             &report["totals"]["in_line"],
-            &report["totals"]["events"]
+            &report["totals"]["events"],
+            &report["requests"],
         ],
-        [4, 7, 0]
+        [4, 7, 0, 5],
+        "4 pages, and the count of users: a plain array does not say it"
     );
     assert_eq!(logged(&system).await, 7);
 
@@ -275,7 +278,8 @@ async fn rate_limits_and_server_errors_are_retried() {
     let output = reconcile(&system, &clerk, &["--json"]).await;
     succeeded(&output);
     assert_eq!(output.json()["totals"]["created"], 1);
-    assert_eq!(clerk.requests().len(), 8);
+    // 7 tries of the page, then the count of users.
+    assert_eq!(clerk.requests().len(), 8 + 1);
     assert_eq!(firsts(&system.rows("Student").await), [("user_a", "Ada")]);
 }
 

@@ -34,8 +34,9 @@ pub(super) async fn seed(system: &System, users: &[(&str, &str)]) {
     system.wait_for_log(users.len() as i64, WAIT).await;
 }
 
+/// `reconcile` with no request budget (the tests of the budget set one).
 pub(super) async fn reconcile(system: &System, clerk: &FakeClerk, args: &[&str]) -> CliOutput {
-    let mut all = vec!["reconcile"];
+    let mut all = vec!["reconcile", "--budget", "0"];
     all.extend_from_slice(args);
     system
         .cli(

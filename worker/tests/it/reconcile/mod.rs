@@ -7,3 +7,4 @@
 mod failures;
 mod fixes;
 mod helpers;
+mod resume;

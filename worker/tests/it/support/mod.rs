@@ -1,7 +1,7 @@
 //! What the worker's tests share beyond clerk-sync-testkit: the worker's
 //! command line, a running system (`system`), and dead letters.
 
-pub mod fake_clerk;
+pub use clerk_sync_testkit::fake_clerk;
 pub mod in_process;
 pub mod system;
 

@@ -1,12 +1,17 @@
-//! A fake of Clerk's Backend API user endpoints, on 127.0.0.1.
+//! A fake of Clerk's Backend API user endpoints, on 127.0.0.1: the list
+//! (`GET /v1/users`, newest first as `order_by=-created_at` asks), the count
+//! (`GET /v1/users/count`) and one user (`GET /v1/users/{id}`), with faults
+//! to inject; it keeps every request and when it came.
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use serde_json::{Value, json};
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 pub const KEY: &str = "sk_test_reconcile_fake_key";
 
+#[derive(Debug)]
 pub enum Fault {
     /// Answer this status (with this Retry-After).
     Status(u16, Option<&'static str>),
@@ -30,12 +35,29 @@ struct State {
     fail_from: Option<(usize, u16)>,
     /// Path and query of every request.
     requests: Vec<String>,
+    /// When each request came.
+    arrivals: Vec<Instant>,
+    /// Requests since the start or the last `fail_from`.
+    answered: usize,
 }
 
+/// Stops serving when dropped.
 pub struct FakeClerk {
     pub url: String,
     state: Arc<Mutex<State>>,
-    _server: tokio::task::JoinHandle<std::io::Result<()>>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Drop for FakeClerk {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl std::fmt::Debug for FakeClerk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeClerk").field("url", &self.url).finish()
+    }
 }
 
 impl FakeClerk {
@@ -44,8 +66,12 @@ impl FakeClerk {
             users,
             ..State::default()
         }));
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap_or_else(|e| panic!("the fake Clerk cannot listen: {e}"));
+        let port = listener
+            .local_addr()
+            .unwrap_or_else(|e| panic!("the fake Clerk has no address: {e}"))
+            .port();
         let data = web::Data::from(state.clone());
         let server = HttpServer::new(move || {
             App::new()
@@ -55,12 +81,12 @@ impl FakeClerk {
         .workers(1)
         .disable_signals()
         .listen(listener)
-        .unwrap()
+        .unwrap_or_else(|e| panic!("the fake Clerk cannot serve: {e}"))
         .run();
         Self {
             url: format!("http://127.0.0.1:{port}"),
             state,
-            _server: tokio::spawn(server),
+            server: tokio::spawn(server),
         }
     }
 
@@ -80,24 +106,41 @@ impl FakeClerk {
         self.state().faults.push_back(fault);
     }
 
+    /// After `requests` more requests, answer `status` to every one.
     pub fn fail_from(&self, requests: usize, status: u16) {
-        self.state().fail_from = Some((requests, status));
+        let mut state = self.state();
+        state.fail_from = Some((requests, status));
+        state.answered = 0;
+    }
+
+    /// Answer again after `fail_from`.
+    pub fn recover(&self) {
+        self.state().fail_from = None;
     }
 
     /// Requests so far; forgets them.
     pub fn requests(&self) -> Vec<String> {
+        self.state().arrivals.clear();
         std::mem::take(&mut self.state().requests)
+    }
+
+    /// When each request so far came; forgets them.
+    pub fn arrivals(&self) -> Vec<Instant> {
+        self.state().requests.clear();
+        std::mem::take(&mut self.state().arrivals)
     }
 }
 
 fn status(code: u16) -> HttpResponse {
-    let status = actix_web::http::StatusCode::from_u16(code).unwrap();
+    let status = actix_web::http::StatusCode::from_u16(code)
+        .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
     HttpResponse::build(status).json(json!({"errors": [{"message": "fake", "code": "fake"}]}))
 }
 
 async fn answer(request: HttpRequest, state: web::Data<Mutex<State>>) -> HttpResponse {
     let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
     state.requests.push(request.uri().to_string());
+    state.arrivals.push(Instant::now());
     let authorized = request
         .headers()
         .get("authorization")
@@ -106,7 +149,8 @@ async fn answer(request: HttpRequest, state: web::Data<Mutex<State>>) -> HttpRes
     if !authorized {
         return status(401);
     }
-    let requests = state.requests.len();
+    state.answered += 1;
+    let requests = state.answered;
     if let Some((_, code)) = state.fail_from.filter(|(from, _)| requests > *from) {
         return status(code);
     }
@@ -162,6 +206,14 @@ async fn answer(request: HttpRequest, state: web::Data<Mutex<State>>) -> HttpRes
         } else {
             HttpResponse::Ok().json(page)
         };
+    }
+    if path == "/v1/users/count" {
+        let listed = state
+            .users
+            .iter()
+            .filter(|u| !state.hidden.contains(u["id"].as_str().unwrap_or_default()))
+            .count();
+        return HttpResponse::Ok().json(json!({"object": "total_count", "total_count": listed}));
     }
     if let Some(id) = path.strip_prefix("/v1/users/") {
         return match state.users.iter().find(|u| u["id"] == id) {

@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS clerk_sync.reconcile_listed;
+DROP TABLE IF EXISTS clerk_sync.reconcile_checkpoint;

@@ -1,0 +1,105 @@
+//! A request budget for Clerk's Backend API, paced evenly (pure).
+//!
+//! Clerk allows an instance about 1,000 requests per 10 s in production and
+//! 100 in development, shared with the app's own calls. `reconcile` spends
+//! at most its budget, one request every `10 s / budget`: never a burst,
+//! and no credit saved up while it waits on the database, so the app always
+//! finds the rest of the limit free.
+
+use std::time::{Duration, Instant};
+
+/// The window Clerk's limits are counted over.
+pub const WINDOW: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone)]
+pub struct Pacing {
+    /// Between two requests; none without a budget.
+    interval: Option<Duration>,
+    /// The earliest the next request may go.
+    next: Option<Instant>,
+}
+
+impl Pacing {
+    /// At most `per_window` requests each [`WINDOW`]; 0 is no budget.
+    pub fn new(per_window: u32) -> Self {
+        Self {
+            // Rounded up, so that budget + 1 requests never fit in a window.
+            interval: (per_window > 0).then(|| {
+                let nanos = WINDOW.as_nanos() as u64;
+                Duration::from_nanos(nanos.div_ceil(u64::from(per_window)))
+            }),
+            next: None,
+        }
+    }
+
+    /// How long a request about to go at `now` waits for its turn; the turn
+    /// is then taken.
+    pub fn wait(&mut self, now: Instant) -> Duration {
+        let Some(interval) = self.interval else {
+            return Duration::ZERO;
+        };
+        let turn = self.next.map_or(now, |next| next.max(now));
+        self.next = Some(turn + interval);
+        turn - now
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn no_budget_never_waits() {
+        let mut pacing = Pacing::new(0);
+        let now = Instant::now();
+        assert!((0..1000).all(|_| pacing.wait(now) == Duration::ZERO));
+    }
+
+    #[test]
+    fn requests_are_spaced_evenly() {
+        let mut pacing = Pacing::new(20);
+        let now = Instant::now();
+        let waits: Vec<Duration> = (0..4).map(|_| pacing.wait(now)).collect();
+        assert_eq!(
+            waits,
+            [0, 500, 1000, 1500].map(Duration::from_millis).to_vec()
+        );
+    }
+
+    #[test]
+    fn an_idle_spell_saves_no_credit() {
+        let mut pacing = Pacing::new(10);
+        let start = Instant::now();
+        assert_eq!(pacing.wait(start), Duration::ZERO);
+        // A minute spent elsewhere: the next request goes at once, the one
+        // after it a full interval later, not in a burst.
+        let later = start + Duration::from_secs(60);
+        assert_eq!(pacing.wait(later), Duration::ZERO);
+        assert_eq!(pacing.wait(later), Duration::from_secs(1));
+    }
+
+    proptest! {
+        /// However the requests come (each after some work of its own), no
+        /// window of 10 s holds more than the budget's requests.
+        #[test]
+        fn no_window_holds_more_than_the_budget(
+            budget in 1_u32..200,
+            work_ms in proptest::collection::vec(0_u64..300, 1..400),
+        ) {
+            let mut pacing = Pacing::new(budget);
+            let start = Instant::now();
+            let mut now = start;
+            let mut sent = Vec::new();
+            for work in work_ms {
+                now += Duration::from_millis(work);
+                now += pacing.wait(now);
+                sent.push(now);
+            }
+            for (i, first) in sent.iter().enumerate() {
+                let within = sent[i..].iter().take_while(|at| **at - *first < WINDOW).count();
+                prop_assert!(within <= budget as usize, "{within} requests within 10 s, budget {budget}");
+            }
+        }
+    }
+}
