@@ -2,8 +2,8 @@
 # Checks the Prometheus alerts and the Grafana dashboard, offline:
 #   - promtool check rules / check config / test rules (alerts_test.yml);
 #   - every alert has a severity, a summary, a description and a runbook
-#     anchor that exists in deploy/README.md's "alerts" section, and fires
-#     in at least one unit test;
+#     that is a heading of the book's "Alerts and runbooks" page
+#     (docs/src/operators/alerts.md), and fires in at least one unit test;
 #   - every metric name in the alerts, their tests and the dashboard exists:
 #     clerk-sync's names are read from ingest/src/metrics.rs,
 #     worker/src/serving/metrics.rs and runtime/src/broker_link.rs (counters
@@ -209,11 +209,10 @@ def check_expr(where, expr):
 alerts_doc = yaml.safe_load(open("deploy/prometheus/alerts.yml"))
 alerts = [r for g in alerts_doc["groups"] for r in g["rules"] if "alert" in r]
 
-readme = open("deploy/README.md").read() if os.path.exists("deploy/README.md") else ""
-m = re.search(r"^<!-- section: alerts -->\n(.*?)(?=^<!-- section: |\Z)", readme, re.S | re.M)
-section = m.group(1) if m else ""
+RUNBOOKS = "docs/src/operators/alerts.md"
+section = open(RUNBOOKS).read() if os.path.exists(RUNBOOKS) else ""
 if not section:
-    errors.append("deploy/README.md: no '<!-- section: alerts -->' section")
+    errors.append(f"{RUNBOOKS}: missing or empty (the alerts' runbooks)")
 
 
 def slug(heading):
@@ -235,8 +234,8 @@ for rule in alerts:
         if not ann.get(key, "").strip():
             errors.append(f"{where}: no {key} annotation")
     runbook = ann.get("runbook", "")
-    if not runbook.startswith("deploy/README.md#") or runbook.split("#", 1)[1] not in anchors:
-        errors.append(f"{where}: runbook {runbook!r} is not a heading of deploy/README.md's alerts section")
+    if not runbook.startswith(RUNBOOKS + "#") or runbook.split("#", 1)[1] not in anchors:
+        errors.append(f"{where}: runbook {runbook!r} is not a heading of {RUNBOOKS}")
 
 tests_doc = yaml.safe_load(open("deploy/prometheus/alerts_test.yml"))
 fired = set()
@@ -251,7 +250,7 @@ for rule in alerts:
         errors.append(f"alerts_test.yml: no test fires {rule['alert']}")
 if not errors:
     print(f"ok: {len(alerts)} alerts: names and labels known, summary/description/runbook present, "
-          f"runbook anchors in deploy/README.md, each fired by a test")
+          f"runbook anchors in {RUNBOOKS}, each fired by a test")
 
 # --- dashboard ----------------------------------------------------------------
 n_errors = len(errors)

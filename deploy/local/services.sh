@@ -17,4 +17,4 @@ if ! rabbitmqctl -q status >/dev/null 2>&1; then
 fi
 timeout 120 rabbitmqctl -q await_startup || { echo "RabbitMQ at 127.0.0.1:5672 did not start" >&2; exit 1; }
 # clerk-sync's topology needs no plugin: shards are chosen by the ingest
-# (see README, "Queues and routing").
+# (see docs/src/reference/queues.md).

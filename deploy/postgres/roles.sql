@@ -1,5 +1,5 @@
--- clerk-sync's two PostgreSQL roles and their rights: see deploy/README.md,
--- "PostgreSQL roles".
+-- clerk-sync's two PostgreSQL roles and their rights: see
+-- docs/src/deploy/postgres.md, "PostgreSQL roles".
 --
 --   migration role  owns clerk-sync's schema and tables: what
 --                   `clerk-sync-worker migrate` needs (CREATE on the

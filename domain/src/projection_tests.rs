@@ -43,7 +43,7 @@ fn fold(changes: &[Change]) -> (UserState, Vec<Outcome>) {
     (state, outcomes)
 }
 
-/// The semantics of docs/contract.md, written independently of `decide`:
+/// The semantics of docs/src/contract.md, written independently of `decide`:
 /// the rows are one per role named by any event, with the profile of the
 /// newest upsert, unless any event is a deletion.
 fn model_rows(history: &[Change]) -> Vec<(Role, Profile)> {

@@ -1,4 +1,4 @@
-//! Clerk's order of events: the version rule of docs/contract.md, Semantics 3.
+//! Clerk's order of events: the version rule of docs/src/contract.md, Semantics 3.
 //!
 //! A version is the event's time in milliseconds (`data.updated_at` for
 //! `user.created`/`user.updated`, the envelope's `timestamp` for

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 /// Receives Clerk's webhooks and queues them durably in RabbitMQ.
 ///
 /// Settings come from clerk-sync.toml (or --config), CLERK_SYNC__SECTION__KEY
-/// variables and CLERK_WEBHOOK_SECRET, AMQP_URL, INGEST_LISTEN: see README.
+/// variables and CLERK_WEBHOOK_SECRET, AMQP_URL, INGEST_LISTEN: see
+/// docs/src/reference/settings.md.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Cli {

@@ -269,7 +269,7 @@ async fn declare_all(
                 "the dead-letter queue exists with other arguments and is kept as it is; on RabbitMQ 4 a quorum \
                  queue without x-delivery-limit drops a message given back 20 times: clerk-sync's commands never \
                  give one back, but to protect it from other readers set a policy with \
-                 {{\"delivery-limit\": {DEAD_LETTER_DELIVERY_LIMIT}}} on it (README, \"Queues and routing\")"
+                 {{\"delivery-limit\": {DEAD_LETTER_DELIVERY_LIMIT}}} on it (docs/src/reference/queues.md)"
             );
             declaring_channel(connection).await?
         }

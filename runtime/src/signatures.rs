@@ -4,7 +4,7 @@
 //! header values and timestamps it takes, are kept and tested against it),
 //! with aws-lc's HMAC-SHA256, which uses the CPU's SHA instructions: Svix's
 //! crate hashes in portable code, and that was about 45% of the ingest's
-//! instructions per request (callgrind, see the README's "End to end"). The
+//! instructions per request (callgrind, see docs/src/benchmarks.md, "End to end"). The
 //! ingest checks requests as they arrive (timestamp within 5 minutes);
 //! the worker and `verify-log` check stored events, whose timestamps are
 //! old by nature.

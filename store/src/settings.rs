@@ -1,6 +1,6 @@
 //! The worker's settings (the service and the operators' commands): the
 //! shared sections (`clerk_sync_runtime::settings`) and its own, loaded and
-//! checked together. See the README's "Settings" for every key.
+//! checked together. See docs/src/reference/settings.md for every key.
 
 use clerk_sync_domain::roles::{DefaultRole, MetadataSource, RolePolicy};
 use clerk_sync_runtime::secret_url::SecretUrl;

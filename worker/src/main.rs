@@ -12,8 +12,9 @@ use std::process::ExitCode;
 ///
 /// Settings come from clerk-sync.toml (or --config), CLERK_SYNC__SECTION__KEY
 /// variables and DATABASE_URL, AMQP_URL, CLERK_WEBHOOK_SECRET,
-/// CLERK_SECRET_KEY: see README. Exit codes: 0 done, 1 failed (a service
-/// unreachable, say), 2 bad arguments or settings, 3 a check did not pass.
+/// CLERK_SECRET_KEY: see docs/src/reference/settings.md. Exit codes: 0
+/// done, 1 failed (a service unreachable, say), 2 bad arguments or
+/// settings, 3 a check did not pass.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Cli {

@@ -1,4 +1,4 @@
-//! Every row of the HTTP table of docs/contract.md, and for each refused
+//! Every row of the HTTP table of docs/src/contract.md, and for each refused
 //! request that nothing was published.
 
 use crate::helpers::*;

@@ -37,7 +37,7 @@ pub struct AmqpSettings {
     /// Prefix of every exchange and queue name.
     pub prefix: String,
     /// Number of shard queues (K). Changing it moves some users to other
-    /// shards: see the README before you do.
+    /// shards: see docs/src/reference/queues.md before you do.
     pub shards: u16,
     /// Deliveries of one message before the broker dead-letters it.
     pub delivery_limit: u32,

@@ -1,4 +1,4 @@
-//! An independent model of docs/contract.md's semantics, written from the
+//! An independent model of docs/src/contract.md's semantics, written from the
 //! rules rather than from the worker's code: per user, the newest event by
 //! (time, type rank, svix-id) gives the profile, every upsert adds its role
 //! (no role named means `student`, the default policy), and a deletion

@@ -1,6 +1,6 @@
 //! Many users, shuffled and duplicated deliveries, several workers, crashes
 //! and outages: the tables must equal an independent model of the semantics
-//! of docs/contract.md, and every event must be in the log exactly once.
+//! of docs/src/contract.md, and every event must be in the log exactly once.
 
 use crate::support::system::{System, deleted_event, user_event};
 use clerk_sync_testkit::proxy::Proxy;

@@ -16,7 +16,7 @@ const DECLARED: usize = 1_000_000;
 const SENT: usize = 900_000;
 /// The manifest's memory limit, MiB.
 const POD_LIMIT_MIB: f64 = 128.0;
-/// What deploy/README.md computes the defaults can add to the idle
+/// What docs/src/deploy/production.md computes the defaults can add to the idle
 /// process, MiB: 32 large bodies of at most 1 MiB, 96 small ones of at most
 /// 64 KiB, and 2 workers × 128 connections × 176 KiB of buffers.
 const GROWTH_BOUND_MIB: f64 = 32.0 + 96.0 * 64.0 / 1024.0 + 2.0 * 128.0 * 176.0 / 1024.0;
