@@ -20,8 +20,14 @@ pub async fn serve(config: Option<&Path>) -> ExitCode {
             return ExitCode::from(SettingsError::exit_code(&e));
         }
     };
-    telemetry::init(settings.log.format, "info");
-    let application = match Application::build(&settings).await {
+    let traces = telemetry::init(settings.log.format, "info", "clerk-sync-ingest");
+    let code = run(&settings).await;
+    traces.shutdown();
+    code
+}
+
+async fn run(settings: &Settings) -> ExitCode {
+    let application = match Application::build(settings).await {
         Ok(application) => application,
         Err(e) => {
             eprintln!("clerk-sync-ingest: {e:#}");

@@ -13,11 +13,13 @@ use crate::verify::VerifiedWebhook;
 use clerk_sync_domain::envelope::EnvelopeSummary;
 use clerk_sync_domain::message_headers as header;
 use clerk_sync_runtime::amqp_value::long_string;
+use clerk_sync_runtime::traces;
 use lapin::options::BasicPublishOptions;
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Confirmation};
 use std::sync::Arc;
 use std::time::Instant;
+use tracing::Instrument;
 
 /// Why an event could not be made durable: answered 503, Svix retries.
 #[derive(Debug, thiserror::Error)]
@@ -154,6 +156,7 @@ impl Publisher {
         if let Some(event_type) = &summary.event_type {
             headers.insert(header::EVENT_TYPE.into(), long_string(event_type));
         }
+        traces::inject(&tracing::Span::current(), &mut headers);
         // The svix-id was checked to fit a short string when it was read.
         let message_id = ShortString::try_new(svix.id.clone()).map_err(|_| PublishError::Nacked)?;
         let properties = BasicProperties::default()
@@ -184,7 +187,7 @@ impl Publisher {
         // wait ends at once. The publish may then be queued too, and the
         // worker's de-duplication absorbs Svix's new copy.
         let outcome = tokio::select! {
-            outcome = tokio::time::timeout(timeout, confirmed) => outcome,
+            outcome = tokio::time::timeout(timeout, confirmed).instrument(traces::span(|| tracing::info_span!("confirm"))) => outcome,
             reason = link.until_blocked() => return Err(PublishError::Blocked(reason)),
         };
         match outcome {

@@ -18,6 +18,7 @@ use anyhow::Context;
 use clerk_sync_domain::paths;
 use clerk_sync_runtime::serving;
 use clerk_sync_runtime::telemetry::fields;
+use clerk_sync_runtime::traces;
 use prometheus_client::metrics::gauge::Gauge;
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -74,6 +75,14 @@ impl Application {
                     if let Some(id) = SvixHeaders::id_of(request.headers()) {
                         span.record(fields::SVIX_ID, id.as_str());
                     }
+                    // A caller's own trace (W3C `traceparent`) goes on here.
+                    traces::set_parent(
+                        &span,
+                        traces::context_from(|name| {
+                            let value = request.headers().get(name)?.to_str().ok()?;
+                            Some(value.to_owned())
+                        }),
+                    );
                     let in_flight = metrics
                         .as_ref()
                         .map(|m| InFlight::enter(&m.requests_in_flight));

@@ -19,3 +19,4 @@ pub mod settings;
 pub mod signatures;
 pub mod telemetry;
 pub mod topology_check;
+pub mod traces;

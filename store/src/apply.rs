@@ -14,11 +14,13 @@ use clerk_sync_domain::projection::UserState;
 use clerk_sync_domain::roles::RolePolicy;
 use clerk_sync_runtime::settings::SettingsError;
 use clerk_sync_runtime::signatures::Signatures;
+use clerk_sync_runtime::traces;
 use diesel::result::Error;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use futures::try_join;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use tracing::Instrument;
 
 /// The settings that decide what applying an event does.
 #[derive(Debug, Clone, Default)]
@@ -63,31 +65,42 @@ impl Rules {
 /// (one or two more when a deleted user's events are erased or an address
 /// moves to another user): the statements of each step do not need each
 /// other's results, so they go to the server together (pipelined) and run
-/// in the order written.
+/// in the order written. Traced as the spans `lock`, `decide`, `apply` and
+/// `commit`, children of the caller's.
 pub async fn apply_batch(
     connection: &mut AsyncPgConnection,
     messages: &[Incoming],
     rules: &Rules,
     now_ms: i64,
 ) -> Result<Plan, Error> {
-    connection
-        .transaction(async |connection| {
+    let (plan, commit) = connection
+        .transaction::<_, Error, _>(async |connection| {
             let connection: &AsyncPgConnection = connection;
             let users: Vec<String> = messages.iter().filter_map(plan::user_of).collect();
             let ids: Vec<String> = messages.iter().map(|m| m.svix_id.clone()).collect();
-            let (states, logged) = try_join!(
-                repository::users::lock_users(connection, &users),
-                repository::events::logged(connection, &ids),
-            )?;
-            let plan = plan::plan(
-                messages,
-                &states,
-                &logged,
-                &rules.roles,
-                rules.signatures.as_deref(),
-                now_ms,
-            );
-            let holders = decide_emails(connection, &states, &plan.changed).await?;
+            let (states, logged) = async {
+                try_join!(
+                    repository::users::lock_users(connection, &users),
+                    repository::events::logged(connection, &ids),
+                )
+            }
+            .instrument(traces::span(|| tracing::info_span!("lock")))
+            .await?;
+            let decide = traces::span(|| tracing::info_span!("decide"));
+            let plan = decide.in_scope(|| {
+                plan::plan(
+                    messages,
+                    &states,
+                    &logged,
+                    &rules.roles,
+                    rules.signatures.as_deref(),
+                    now_ms,
+                )
+            });
+            let holders = decide_emails(connection, &states, &plan.changed)
+                .instrument(decide)
+                .await?;
+            let writing = traces::span(|| tracing::info_span!("apply"));
             let payloads = payload::of_rows(&plan.log, messages);
             let (deleted, alive): (BTreeMap<_, _>, BTreeMap<_, _>) =
                 plan.changed.iter().partition(|(_, state)| state.deleted);
@@ -97,16 +110,20 @@ pub async fn apply_batch(
             let changed: Vec<String> = plan.changed.keys().cloned().collect();
             let erasable = plan.erasure_candidates();
             // Rows lose addresses before they are written, and gain them after.
-            let (_, _, _, released, _, granted, erase, _) = try_join!(
-                repository::events::insert_log(connection, &plan.log, &payloads),
-                repository::users::save_users(connection, &plan.changed),
-                repository::rows::remove_rows(connection, &deleted),
-                emails::release(connection, &holders),
-                repository::rows::write_rows(connection, &shown),
-                emails::grant(connection, &ungranted),
-                repository::users::to_erase(connection, &erasable, rules.erase_on_delete),
-                repository::users::notify(connection, &changed),
-            )?;
+            let (_, _, _, released, _, granted, erase, _) = async {
+                try_join!(
+                    repository::events::insert_log(connection, &plan.log, &payloads),
+                    repository::users::save_users(connection, &plan.changed),
+                    repository::rows::remove_rows(connection, &deleted),
+                    emails::release(connection, &holders),
+                    repository::rows::write_rows(connection, &shown),
+                    emails::grant(connection, &ungranted),
+                    repository::users::to_erase(connection, &erasable, rules.erase_on_delete),
+                    repository::users::notify(connection, &changed),
+                )
+            }
+            .instrument(writing.clone())
+            .await?;
             let moved: Vec<String> = released
                 .into_iter()
                 .chain(granted)
@@ -114,13 +131,20 @@ pub async fn apply_batch(
                 .collect::<BTreeSet<_>>()
                 .into_iter()
                 .collect();
-            try_join!(
-                repository::events::erase_events(connection, &erase),
-                repository::users::notify(connection, &moved),
-            )?;
-            Ok(plan)
+            async {
+                try_join!(
+                    repository::events::erase_events(connection, &erase),
+                    repository::users::notify(connection, &moved),
+                )
+            }
+            .instrument(writing)
+            .await?;
+            // Begins as the closure ends: diesel commits right after.
+            Ok((plan, traces::span(|| tracing::info_span!("commit"))))
         })
-        .await
+        .await?;
+    drop(commit);
+    Ok(plan)
 }
 
 /// Lock every address the batch's users held or claim, and decide who

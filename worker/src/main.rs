@@ -71,7 +71,7 @@ async fn main() -> ExitCode {
         Command::Run | Command::Migrate => "info",
         _ => "warn,lapin=off",
     };
-    telemetry::init(settings.log.format, default_level);
+    let traces = telemetry::init(settings.log.format, default_level, "clerk-sync-worker");
     let result = match command {
         Command::Run => service::run(settings).await.map(|()| ExitCode::SUCCESS),
         Command::Migrate => migrate::run(&settings).await.map(|()| ExitCode::SUCCESS),
@@ -83,6 +83,7 @@ async fn main() -> ExitCode {
         Command::Forget(args) => forget::run(settings, args).await,
         Command::VerifyLog(args) => verify_log::run(settings, args).await,
     };
+    traces.shutdown();
     match result {
         Ok(code) => code,
         Err(e) => {

@@ -24,9 +24,11 @@ use actix_web::http::header::{CONTENT_LENGTH, RETRY_AFTER};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use clerk_sync_domain::envelope::EnvelopeSummary;
 use clerk_sync_runtime::telemetry::fields;
+use clerk_sync_runtime::traces;
 use serde_json::json;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::time::Instant;
+use tracing::Instrument;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookError {
@@ -156,7 +158,8 @@ async fn accept(
             retry_after_secs: limits.retry_after_secs(),
         })?;
     let body = limits.read(body, deadline).await?;
-    let event = verifier.verify(headers, body)?;
+    let event = traces::span(|| tracing::info_span!("verify"))
+        .in_scope(|| verifier.verify(headers, body))?;
     let summary = EnvelopeSummary::read(event.body());
     let span = tracing::Span::current();
     if let Some(user) = &summary.clerk_user_id {
@@ -165,5 +168,8 @@ async fn accept(
     if let Some(event_type) = &summary.event_type {
         span.record(fields::CLERK_EVENT_TYPE, event_type.as_str());
     }
-    Ok(publisher.publish(&event, &summary, received_at_ms).await?)
+    Ok(publisher
+        .publish(&event, &summary, received_at_ms)
+        .instrument(traces::span(|| tracing::info_span!("publish")))
+        .await?)
 }

@@ -9,7 +9,7 @@
 //! Batches are acknowledged in the order they were taken (see [`Previous`]).
 
 use crate::serving::metrics::Metrics;
-use crate::taking::dead_letter;
+use crate::taking::{dead_letter, traced};
 use clerk_sync_domain::backoff::Backoff;
 use clerk_sync_domain::clerk_event;
 use clerk_sync_domain::outcome::Outcome;
@@ -29,6 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// A delivery and the shard (so the channel) it came from.
 #[derive(Debug)]
@@ -106,6 +107,9 @@ impl Runner {
     /// before was not settled (a `multiple` ack would then cover its
     /// messages: this batch's messages come back instead, and are skipped as
     /// duplicates).
+    ///
+    /// Traced as the span `batch`, and, while traces are exported, one span
+    /// `event` per message in its webhook's trace (see `traced`).
     pub async fn handle(
         &mut self,
         batch: &[Taken],
@@ -116,6 +120,20 @@ impl Runner {
             .iter()
             .map(|t| Incoming::from_delivery(&t.delivery))
             .collect();
+        let span = tracing::info_span!("batch", size = batch.len());
+        let _events = traced::events(&span, batch, &messages);
+        self.settle(batch, messages, dead_letters, previous)
+            .instrument(span)
+            .await
+    }
+
+    async fn settle(
+        &mut self,
+        batch: &[Taken],
+        messages: Vec<Incoming>,
+        dead_letters: &Channel,
+        previous: Previous,
+    ) -> bool {
         #[cfg(debug_assertions)]
         crate::taking::injected_panic::panic_if_asked(&messages);
         self.metrics.batch_size.observe(messages.len() as f64);
