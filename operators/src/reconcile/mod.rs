@@ -5,9 +5,13 @@
 //! in the log and `replay` stays exact. With `--prune`, users Clerk no
 //! longer has (checked one by one) get a synthetic `user.deleted`.
 //!
+//! Within a request budget, paced evenly; after each page, where the next
+//! one starts is written down, so a run stopped half-way goes on.
+//!
 //! Memory is one page of users plus the set of ids Clerk listed.
 
 mod compare;
+mod progress_log;
 mod report;
 mod run;
 

@@ -1,6 +1,7 @@
 //! Running `reconcile`: its arguments and what it does with them.
 
 use super::compare::compare;
+use super::progress_log::Progress;
 use super::report::{Entry, Report, Resumed};
 use crate::clerk_api::{ClerkApi, MAX_PAGE_SIZE, user_id_of};
 use crate::{progress, synthetic};
@@ -19,7 +20,6 @@ use indicatif::ProgressBar;
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
 
 /// The svix-id prefix of the events reconcile records.
 pub const ORIGIN: &str = "reconcile";
@@ -48,10 +48,6 @@ pub struct Args {
     #[arg(long, conflicts_with = "dry_run")]
     restart: bool,
 }
-
-/// How often progress is logged (the bar, on a terminal, moves with each
-/// page).
-const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
 pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
     let key = settings.require_clerk_secret_key()?.clone();
@@ -108,57 +104,6 @@ struct Reconcile {
     report: Report,
     bar: Option<ProgressBar>,
     progress: Progress,
-}
-
-/// How far the list is, for the log.
-#[derive(Debug)]
-struct Progress {
-    started: Instant,
-    logged: Instant,
-    /// Users checked by this process.
-    checked: u64,
-    /// Where in the list this process started.
-    from: u64,
-    total: Option<u64>,
-}
-
-impl Progress {
-    fn new() -> Self {
-        let now = Instant::now();
-        Self {
-            started: now,
-            logged: now,
-            checked: 0,
-            from: 0,
-            total: None,
-        }
-    }
-
-    /// Log where the run stands, at most every [`PROGRESS_EVERY`].
-    fn log(&mut self) {
-        if self.logged.elapsed() < PROGRESS_EVERY {
-            return;
-        }
-        self.logged = Instant::now();
-        let per_second = self.checked as f64 / self.started.elapsed().as_secs_f64().max(1e-3);
-        let at = self.from + self.checked;
-        let left_secs = self
-            .total
-            .filter(|_| per_second > 0.0)
-            .map(|total| (total.saturating_sub(at) as f64 / per_second).round() as u64);
-        tracing::info!(
-            users = at,
-            total = self.total,
-            users_per_second = per_second.round() as u64,
-            left_secs,
-            "reconcile: {at} of {} users, {per_second:.0}/s, {} left",
-            self.total.map_or("?".to_owned(), |t| t.to_string()),
-            left_secs.map_or("an unknown time".to_owned(), |s| format!(
-                "about {} min",
-                s.div_ceil(60)
-            ))
-        );
-    }
 }
 
 impl Reconcile {
