@@ -76,13 +76,15 @@ impl Application {
                         span.record(fields::SVIX_ID, id.as_str());
                     }
                     // A caller's own trace (W3C `traceparent`) goes on here.
-                    traces::set_parent(
-                        &span,
-                        traces::context_from(|name| {
-                            let value = request.headers().get(name)?.to_str().ok()?;
-                            Some(value.to_owned())
-                        }),
-                    );
+                    if traces::enabled() {
+                        traces::set_parent(
+                            &span,
+                            traces::context_from(|name| {
+                                let value = request.headers().get(name)?.to_str().ok()?;
+                                Some(value.to_owned())
+                            }),
+                        );
+                    }
                     let in_flight = metrics
                         .as_ref()
                         .map(|m| InFlight::enter(&m.requests_in_flight));
