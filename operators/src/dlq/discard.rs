@@ -146,7 +146,7 @@ pub(crate) async fn discard_held(
 async fn log_once(
     connection: &mut AsyncPgConnection,
     row: &LogRow,
-    payload: &serde_json::Value,
+    payload: &String,
     erase_on_delete: bool,
 ) -> Result<Option<String>, diesel::result::Error> {
     if let Some(before) = events::outcome_locked(connection, &row.svix_id).await? {

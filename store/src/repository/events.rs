@@ -32,7 +32,7 @@ pub async fn logged(
 pub async fn insert_log(
     mut connection: &AsyncPgConnection,
     rows: &[LogRow],
-    payloads: &[serde_json::Value],
+    payloads: &[String],
 ) -> Result<(), Error> {
     if rows.is_empty() {
         return Ok(());
@@ -51,7 +51,7 @@ pub async fn insert_log(
     .bind::<Array<Nullable<Text>>, _>(column(&|r| r.clerk_user_id.clone()))
     .bind::<Array<Nullable<BigInt>>, _>(rows.iter().map(|r| r.occurred_at_ms).collect::<Vec<_>>())
     .bind::<Array<BigInt>, _>(rows.iter().map(|r| r.received_at_ms).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(payloads.iter().map(ToString::to_string).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(payloads)
     .bind::<Array<Text>, _>(rows.iter().map(|r| r.outcome.as_str()).collect::<Vec<_>>())
     .bind::<Array<Nullable<Text>>, _>(column(&|r| r.error.clone())))
     .execute(&mut connection)

@@ -36,9 +36,9 @@ pub async fn raw_limit(
                 error: None,
             })
             .collect();
-        let payloads: Vec<serde_json::Value> = batch
+        let payloads: Vec<String> = batch
             .iter()
-            .map(|e| serde_json::json!({"headers": {"svix-id": e.svix_id}, "body": String::from_utf8_lossy(&e.body)}))
+            .map(|e| serde_json::json!({"headers": {"svix-id": e.svix_id}, "body": String::from_utf8_lossy(&e.body)}).to_string())
             .collect();
         let users: BTreeMap<String, UserState> = batch
             .iter()
