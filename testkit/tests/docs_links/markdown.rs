@@ -147,24 +147,7 @@ pub fn anchors(text: &str) -> BTreeSet<String> {
     let mut seen: HashMap<String, usize> = HashMap::new();
     // Headings and HTML ids are read from the raw lines outside fences (a
     // heading's code spans are part of its id).
-    let mut fence: Option<(char, usize)> = None;
-    for line in text.lines() {
-        let trimmed = line.trim_start();
-        let marker = trimmed.chars().next().filter(|c| *c == '`' || *c == '~');
-        if let Some(c) = marker {
-            let len = trimmed.chars().take_while(|&x| x == c).count();
-            if len >= 3 {
-                match fence {
-                    None => fence = Some((c, len)),
-                    Some((open, open_len)) if open == c && len >= open_len => fence = None,
-                    Some(_) => {}
-                }
-                continue;
-            }
-        }
-        if fence.is_some() {
-            continue;
-        }
+    for (_, _, line) in prose_lines(text) {
         let hashes = line.chars().take_while(|&c| c == '#').count();
         if (1..=6).contains(&hashes) && line[hashes..].starts_with(' ') {
             let mut raw = line[hashes..].trim().trim_end_matches('#').trim_end();
