@@ -41,6 +41,15 @@ struct State {
     answered: usize,
 }
 
+impl State {
+    /// The users the list shows: all but the hidden ones, in order.
+    fn listed(&self) -> impl Iterator<Item = &Value> {
+        self.users
+            .iter()
+            .filter(|u| !self.hidden.contains(u["id"].as_str().unwrap_or_default()))
+    }
+}
+
 /// Stops serving when dropped.
 pub struct FakeClerk {
     pub url: String,
@@ -195,11 +204,7 @@ async fn answer(request: HttpRequest, state: web::Data<Mutex<State>>) -> HttpRes
                 .unwrap_or(default)
         };
         let (limit, offset) = (number("limit", 10), number("offset", 0));
-        let listed: Vec<&Value> = state
-            .users
-            .iter()
-            .filter(|u| !state.hidden.contains(u["id"].as_str().unwrap_or_default()))
-            .collect();
+        let listed: Vec<&Value> = state.listed().collect();
         let page: Vec<&Value> = listed.iter().skip(offset).take(limit).copied().collect();
         return if state.paginated {
             HttpResponse::Ok().json(json!({"data": page, "total_count": listed.len()}))
@@ -208,11 +213,7 @@ async fn answer(request: HttpRequest, state: web::Data<Mutex<State>>) -> HttpRes
         };
     }
     if path == "/v1/users/count" {
-        let listed = state
-            .users
-            .iter()
-            .filter(|u| !state.hidden.contains(u["id"].as_str().unwrap_or_default()))
-            .count();
+        let listed = state.listed().count();
         return HttpResponse::Ok().json(json!({"object": "total_count", "total_count": listed}));
     }
     if let Some(id) = path.strip_prefix("/v1/users/") {
