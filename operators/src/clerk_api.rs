@@ -189,9 +189,7 @@ impl ClerkApi {
             }
         }
     }
-}
 
-impl ClerkApi {
     /// Wait for this request's turn within the budget, and count it.
     async fn take_turn(&self) {
         let wait = self
