@@ -22,6 +22,7 @@
 mod common;
 
 use anyhow::{Context, Result, bail};
+use clerk_sync_operators::pacing;
 use clerk_sync_runtime::secret_url::SecretUrl;
 use clerk_sync_store::repository::database;
 use clerk_sync_testkit::fake_clerk::{FakeClerk, KEY};
@@ -187,15 +188,7 @@ impl Pace {
             0.0 => 0.0,
             span => (arrivals.len() - 1) as f64 / span,
         };
-        let most_in_a_window = (0..arrivals.len())
-            .map(|i| {
-                arrivals[i..]
-                    .iter()
-                    .take_while(|at| **at - arrivals[i] < Duration::from_secs(10))
-                    .count()
-            })
-            .max()
-            .unwrap_or(0);
+        let most_in_a_window = pacing::most_in_a_window(arrivals);
         Self {
             per_second,
             most_in_a_window,
