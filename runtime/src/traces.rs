@@ -215,6 +215,18 @@ mod tests {
     }
 
     #[test]
+    fn an_endpoint_that_is_not_a_url_is_refused_and_leaves_traces_off() {
+        let var = env(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "not a url")]);
+        let started = Traces::start::<tracing_subscriber::Registry>("clerk-sync-test", &var);
+        let problem = started.err().unwrap_or_default();
+        assert!(
+            problem.starts_with("OTLP exporter (OTEL_EXPORTER_OTLP_*): "),
+            "{problem}"
+        );
+        assert!(!enabled());
+    }
+
+    #[test]
     fn a_w3c_traceparent_is_read() {
         let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
         let context = context_from(|key| (key == "traceparent").then(|| parent.to_owned()));
