@@ -196,8 +196,14 @@ impl Runner {
                         continue;
                     }
                     Err(ApplyError::Batch(e)) => {
-                        self.retry_or_dead_letter(delivery, message, &e.to_string(), dead_letters)
-                            .await
+                        let settled = self
+                            .retry_or_dead_letter(delivery, message, &e.to_string(), dead_letters)
+                            .await;
+                        if !settled {
+                            // Held, neither acknowledged nor rejected: a later
+                            // `multiple` ack must not cover it.
+                            return false;
+                        }
                     }
                 }
                 break;
@@ -206,18 +212,20 @@ impl Runner {
         true
     }
 
+    /// Requeue a message that failed, or dead-letter it at its last
+    /// allowed delivery. False if stopped before it was settled.
     async fn retry_or_dead_letter(
         &self,
         delivery: &Delivery,
         message: &Incoming,
         reason: &str,
         dead_letters: &Channel,
-    ) {
+    ) -> bool {
         let attempts = message.delivery_count + 1;
         if attempts >= self.settings.amqp.delivery_limit {
-            self.dead_letter(delivery, message, reason, attempts, dead_letters)
+            return self
+                .dead_letter(delivery, message, reason, attempts, dead_letters)
                 .await;
-            return;
         }
         tracing::warn!({ fields::SVIX_ID } = %message.svix_id, attempts, reason, "failed; requeued");
         tokio::time::sleep(Backoff::SERVICE.after(attempts)).await;
@@ -225,6 +233,7 @@ impl Runner {
         // (and lost consumers) towards a quorum queue's delivery limit;
         // every version counts a reject.
         let _ = delivery.reject(BasicRejectOptions { requeue: true }).await;
+        true
     }
 
     /// Copy a message at its last delivery to the dead-letter queue, then
@@ -232,7 +241,7 @@ impl Runner {
     /// (neither acknowledged nor rejected, which would let the queue's own
     /// delivery limit drop it where the copy could not go) and the copy is
     /// tried again with back-off, until it is taken or the worker stops
-    /// (the message then goes back to its queue).
+    /// (the message then goes back to its queue): false then.
     async fn dead_letter(
         &self,
         delivery: &Delivery,
@@ -240,7 +249,7 @@ impl Runner {
         reason: &str,
         attempts: u32,
         dead_letters: &Channel,
-    ) {
+    ) -> bool {
         let timeout = Duration::from_millis(self.settings.amqp.confirm_timeout_ms);
         let mut backoff = Backoff::SERVICE;
         loop {
@@ -258,14 +267,14 @@ impl Runner {
                     self.metrics.dead_letters.inc();
                     tracing::error!({ fields::SVIX_ID } = %message.svix_id, attempts, reason, "dead-lettered");
                     let _ = delivery.ack(BasicAckOptions::default()).await;
-                    return;
+                    return true;
                 }
                 Err(problem) => {
                     self.metrics.dead_letter_failures.inc();
                     let delay = backoff.next_delay();
                     tracing::error!({ fields::SVIX_ID } = %message.svix_id, attempts, reason, problem = %problem, retry_in = ?delay, "the dead-letter copy was not taken; holding the message");
                     tokio::select! {
-                        () = self.stop.cancelled() => return,
+                        () = self.stop.cancelled() => return false,
                         () = tokio::time::sleep(delay) => {}
                     }
                 }

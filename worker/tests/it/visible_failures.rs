@@ -5,7 +5,7 @@
 use crate::support::DeadLetters;
 use crate::support::amqp_url;
 use crate::support::system::{System, user_event};
-use lapin::options::QueueBindOptions;
+use lapin::options::{BasicGetOptions, QueueBindOptions};
 use lapin::types::FieldTable;
 use lapin::{Connection, ConnectionProperties};
 use std::time::{Duration, Instant};
@@ -37,25 +37,19 @@ async fn wait_for_metric(system: &System, name: &str, at_least: f64) -> String {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dead_letter_copy_rabbitmq_does_not_take_keeps_the_message() {
-    let system = System::start(&[("CLERK_SYNC__AMQP__DELIVERY_LIMIT", "2")]).await;
-    system.wait_until_ready().await;
+/// Unbind the dead-letter queue from its exchange (definitions edited by
+/// hand, say), so that a dead-letter copy goes nowhere, and make every
+/// `user_b` event fail. Returns the channel that can bind it again.
+async fn dead_letters_unbound(system: &System) -> (Connection, lapin::Channel) {
     let topology = system.broker.topology();
-    let (queue, exchange) = (
-        topology.dead_letter_queue(),
-        topology.dead_letter_exchange(),
-    );
-    // The dead-letter queue loses its binding (definitions edited by hand,
-    // say): a copy published to the exchange would go nowhere.
     let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
         .await
         .unwrap();
     let channel = connection.create_channel().await.unwrap();
     channel
         .queue_unbind(
-            queue.as_str().into(),
-            exchange.as_str().into(),
+            topology.dead_letter_queue().as_str().into(),
+            topology.dead_letter_exchange().as_str().into(),
             "".into(),
             FieldTable::default(),
         )
@@ -66,6 +60,19 @@ async fn a_dead_letter_copy_rabbitmq_does_not_take_keeps_the_message() {
             r#"ALTER TABLE "Student" ADD CONSTRAINT "Student_not_b" CHECK ("clerkId" <> 'user_b')"#,
         )
         .await;
+    (connection, channel)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_copy_rabbitmq_does_not_take_keeps_the_message() {
+    let system = System::start(&[("CLERK_SYNC__AMQP__DELIVERY_LIMIT", "2")]).await;
+    system.wait_until_ready().await;
+    let topology = system.broker.topology();
+    let (queue, exchange) = (
+        topology.dead_letter_queue(),
+        topology.dead_letter_exchange(),
+    );
+    let (connection, channel) = dead_letters_unbound(&system).await;
     let body = user_event("user.created", "user_b", T0, None, Some("B"), None);
     assert_eq!(system.send("msg_b", &body).await, 202);
 
@@ -165,4 +172,44 @@ async fn logs_never_show_a_role_string_and_metric_labels_stay_bounded() {
         "the unknown role is reported:\n{logs}"
     );
     assert!(!logs.contains(role), "the role string is metadata:\n{logs}");
+}
+
+/// A message held for its dead-letter copy when the worker stops is
+/// neither acknowledged nor rejected, and stays so: the batch after it,
+/// already committed and waiting to acknowledge (one `multiple` ack per
+/// channel), must not acknowledge it with its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_held_at_stop_is_not_acknowledged_by_the_batch_after_it() {
+    let mut system = System::start(&[("CLERK_SYNC__AMQP__DELIVERY_LIMIT", "2")]).await;
+    system.wait_until_ready().await;
+    let topology = system.broker.topology();
+    let (connection, channel) = dead_letters_unbound(&system).await;
+    let body = user_event("user.created", "user_b", T0, None, Some("B"), None);
+    assert_eq!(system.send("msg_b", &body).await, 202);
+    wait_for_metric(&system, "clerk_sync_worker_dead_letter_failures_total", 1.0).await;
+    // A user of the same shard queue, so of the same channel.
+    let shard = topology.queue_for("user_b");
+    let Some(user) = (0..1000)
+        .map(|i| format!("user_c{i}"))
+        .find(|user| topology.queue_for(user) == shard)
+    else {
+        panic!("no user of {shard} among 1000");
+    };
+    let body = user_event("user.created", &user, T0, None, Some("C"), None);
+    assert_eq!(system.send("msg_c", &body).await, 202);
+    system.wait_for_log(1, WAIT).await;
+
+    assert_eq!(system.stop_workers(), [Some(0)]);
+    let mut left = Vec::new();
+    while let Ok(Some(message)) = channel
+        .basic_get(shard.as_str().into(), BasicGetOptions { no_ack: true })
+        .await
+    {
+        let id = message.delivery.properties.message_id().as_ref();
+        left.push(id.map(|id| id.to_string()).unwrap_or_default());
+    }
+    left.sort();
+    assert_eq!(left, ["msg_b", "msg_c"], "both back in {shard}");
+    assert!(system.broker.take_dead_letters().await.is_empty());
+    connection.close(200, "done".into()).await.ok();
 }
