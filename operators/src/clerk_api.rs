@@ -199,6 +199,10 @@ impl ClerkApi {
             .wait(Instant::now());
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
+            self.pacing
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .went(Instant::now());
         }
         self.sent.fetch_add(1, Ordering::Relaxed);
     }
