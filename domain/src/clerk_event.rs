@@ -3,13 +3,14 @@
 //! ignoring every field Clerk adds. Unknown event types are a value
 //! ([`EventKind::Unhandled`]), not an error.
 
+pub use crate::clerk_json::Metadata;
+use crate::clerk_json::{self, Data};
 use crate::envelope::user_id_field;
 use crate::ids;
 use crate::projection::{Change, Profile};
 use crate::roles::{Resolution, RolePolicy};
 use crate::storable::{self, MAX_EMAIL_BYTES, MAX_ID_BYTES};
 use crate::version::{Rank, Version, to_millis};
-use serde_json::{Map, Value};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParsedEvent {
@@ -50,9 +51,9 @@ pub struct ClerkUser {
     pub created_at_ms: Option<i64>,
     /// Milliseconds.
     pub updated_at_ms: Option<i64>,
-    pub public_metadata: Map<String, Value>,
-    pub private_metadata: Map<String, Value>,
-    pub unsafe_metadata: Map<String, Value>,
+    pub public_metadata: Metadata,
+    pub private_metadata: Metadata,
+    pub unsafe_metadata: Metadata,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,77 +144,36 @@ impl ParseError {
 }
 
 impl ParsedEvent {
+    /// Read a body (see [`crate::clerk_json`] for how leniently).
     pub fn parse(body: &[u8]) -> Result<Self, ParseError> {
-        let value: Value =
-            serde_json::from_slice(body).map_err(|e| ParseError::NotJson(e.classify_name()))?;
-        let Value::Object(mut envelope) = value else {
-            return Err(ParseError::NotAnObject);
+        let envelope = match clerk_json::read(body) {
+            Ok(Some(envelope)) => envelope,
+            Ok(None) => return Err(ParseError::NotAnObject),
+            Err(e) => return Err(ParseError::NotJson(e.classify_name())),
         };
-        let event_type = text(&envelope, "type").ok_or(ParseError::NoType)?;
+        let event_type = envelope.event_type.ok_or(ParseError::NoType)?;
         if let Some(problem) = storable::text_problem(&event_type) {
             return Err(unstorable(None, None, "type", problem));
         }
-        let timestamp = integer(&envelope, "timestamp");
-        if let Some(problem) = time_problem(timestamp) {
+        if let Some(problem) = time_problem(envelope.timestamp) {
             return Err(unstorable(Some(&event_type), None, "timestamp", problem));
         }
-        let timestamp_ms = timestamp.map(to_millis);
+        let timestamp_ms = envelope.timestamp.map(to_millis);
         let kind = match event_type.as_str() {
             "user.created" | "user.updated" | "user.deleted" => {
-                let data = match envelope.remove("data") {
-                    Some(Value::Object(data)) => data,
-                    _ => return Err(ParseError::NoData { event_type }),
+                let Some(data) = envelope.data else {
+                    return Err(ParseError::NoData { event_type });
                 };
-                let Some(id) = text(&data, "id").filter(|id| !id.is_empty()) else {
-                    return Err(ParseError::NoUserId { event_type });
-                };
-                if let Some(problem) = storable::key_problem(&id, MAX_ID_BYTES) {
-                    return Err(unstorable(Some(&event_type), None, "data.id", problem));
-                }
-                match event_type.as_str() {
-                    "user.deleted" => EventKind::UserDeleted { user_id: id },
-                    _ => {
-                        for (key, field) in [
-                            ("created_at", "data.created_at"),
-                            ("updated_at", "data.updated_at"),
-                        ] {
-                            if let Some(problem) = time_problem(integer(&data, key)) {
-                                return Err(unstorable(
-                                    Some(&event_type),
-                                    Some(&id),
-                                    field,
-                                    problem,
-                                ));
-                            }
-                        }
-                        let user = user(id, data);
-                        if let Some((field, problem)) = user.unstorable() {
-                            return Err(unstorable(
-                                Some(&event_type),
-                                Some(&user.id),
-                                field,
-                                problem,
-                            ));
-                        }
-                        let rank = if event_type == "user.created" {
-                            Rank::Created
-                        } else {
-                            Rank::Updated
-                        };
-                        EventKind::UserUpsert {
-                            rank,
-                            user: Box::new(user),
-                        }
-                    }
-                }
+                user_event(&event_type, data)?
             }
             _ => EventKind::Unhandled {
-                user_id: match envelope.get("data") {
-                    Some(Value::Object(data)) => {
-                        text(data, user_id_field(&event_type)).filter(|id| ids::is_user_id(id))
+                user_id: envelope.data.and_then(|data| {
+                    match user_id_field(&event_type) {
+                        "id" => data.id,
+                        _ => data.user_id,
                     }
-                    _ => None,
-                },
+                    .filter(|id| ids::is_user_id(id))
+                }),
             },
         };
         Ok(Self {
@@ -284,35 +244,56 @@ impl ParsedEvent {
     }
 }
 
-/// The user in `data`, which it takes apart (the metadata objects are moved,
-/// not copied).
-fn user(id: String, mut data: Map<String, Value>) -> ClerkUser {
-    let email_addresses = match data.get("email_addresses") {
-        Some(Value::Array(addresses)) => addresses
-            .iter()
-            .filter_map(|address| {
-                let address = address.as_object()?;
-                Some(EmailAddress {
-                    id: text(address, "id")?,
-                    email_address: text(address, "email_address")?,
-                })
-            })
-            .collect(),
-        _ => Vec::new(),
+/// The event of a `user.created`, `user.updated` or `user.deleted` body.
+fn user_event(event_type: &str, data: Data) -> Result<EventKind, ParseError> {
+    let Some(id) = data.id.filter(|id| !id.is_empty()) else {
+        return Err(ParseError::NoUserId {
+            event_type: event_type.to_owned(),
+        });
     };
-    ClerkUser {
-        id,
-        first_name: text(&data, "first_name"),
-        last_name: text(&data, "last_name"),
-        image_url: text(&data, "image_url"),
-        primary_email_address_id: text(&data, "primary_email_address_id"),
-        email_addresses,
-        created_at_ms: integer(&data, "created_at").map(to_millis),
-        updated_at_ms: integer(&data, "updated_at").map(to_millis),
-        public_metadata: take_object(&mut data, "public_metadata"),
-        private_metadata: take_object(&mut data, "private_metadata"),
-        unsafe_metadata: take_object(&mut data, "unsafe_metadata"),
+    if let Some(problem) = storable::key_problem(&id, MAX_ID_BYTES) {
+        return Err(unstorable(Some(event_type), None, "data.id", problem));
     }
+    if event_type == "user.deleted" {
+        return Ok(EventKind::UserDeleted { user_id: id });
+    }
+    for (value, field) in [
+        (data.created_at, "data.created_at"),
+        (data.updated_at, "data.updated_at"),
+    ] {
+        if let Some(problem) = time_problem(value) {
+            return Err(unstorable(Some(event_type), Some(&id), field, problem));
+        }
+    }
+    let user = ClerkUser {
+        id,
+        first_name: data.first_name,
+        last_name: data.last_name,
+        image_url: data.image_url,
+        primary_email_address_id: data.primary_email_address_id,
+        email_addresses: data
+            .email_addresses
+            .into_iter()
+            .map(|(id, email_address)| EmailAddress { id, email_address })
+            .collect(),
+        created_at_ms: data.created_at.map(to_millis),
+        updated_at_ms: data.updated_at.map(to_millis),
+        public_metadata: data.public_metadata,
+        private_metadata: data.private_metadata,
+        unsafe_metadata: data.unsafe_metadata,
+    };
+    if let Some((field, problem)) = user.unstorable() {
+        return Err(unstorable(Some(event_type), Some(&user.id), field, problem));
+    }
+    let rank = if event_type == "user.created" {
+        Rank::Created
+    } else {
+        Rank::Updated
+    };
+    Ok(EventKind::UserUpsert {
+        rank,
+        user: Box::new(user),
+    })
 }
 
 fn unstorable(
@@ -347,21 +328,6 @@ pub fn metric_label(event_type: Option<&str>) -> &'static str {
         Some("user.deleted") => "user.deleted",
         Some(_) => "other",
         None => "unknown",
-    }
-}
-
-fn text(map: &Map<String, Value>, key: &str) -> Option<String> {
-    map.get(key).and_then(Value::as_str).map(str::to_owned)
-}
-
-fn integer(map: &Map<String, Value>, key: &str) -> Option<i64> {
-    map.get(key).and_then(Value::as_i64)
-}
-
-fn take_object(map: &mut Map<String, Value>, key: &str) -> Map<String, Value> {
-    match map.remove(key) {
-        Some(Value::Object(object)) => object,
-        _ => Map::new(),
     }
 }
 

@@ -8,6 +8,7 @@
 
 pub mod backoff;
 pub mod clerk_event;
+mod clerk_json;
 pub mod email_claims;
 pub mod envelope;
 pub mod ids;

@@ -119,7 +119,7 @@ impl RolePolicy {
                 MetadataSource::PrivateMetadata => &user.private_metadata,
                 MetadataSource::UnsafeMetadata => &user.unsafe_metadata,
             };
-            if let Some(serde_json::Value::String(text)) = metadata.get("role") {
+            if let Some(text) = &metadata.role {
                 return match Role::parse(text) {
                     Some(role) => Resolution::Role(role),
                     None => Resolution::Unknown(text.clone()),
@@ -136,12 +136,16 @@ impl RolePolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clerk_event::Metadata;
     use serde_json::json;
 
     fn user(public: serde_json::Value, unsafe_: serde_json::Value) -> ClerkUser {
         let mut user = ClerkUser::for_tests("user_1");
-        user.public_metadata = public.as_object().cloned().unwrap_or_default();
-        user.unsafe_metadata = unsafe_.as_object().cloned().unwrap_or_default();
+        let role = |metadata: &serde_json::Value| Metadata {
+            role: metadata["role"].as_str().map(str::to_owned),
+        };
+        user.public_metadata = role(&public);
+        user.unsafe_metadata = role(&unsafe_);
         user
     }
 

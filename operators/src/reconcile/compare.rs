@@ -100,8 +100,7 @@ mod tests {
             ..ClerkUser::default()
         };
         if let Some(role) = role {
-            user.public_metadata
-                .insert("role".to_owned(), serde_json::json!(role));
+            user.public_metadata.role = Some(role.to_owned());
         }
         user
     }

@@ -182,7 +182,7 @@ mod tests {
         };
         assert_eq!(user.primary_email(), Some("ada@example.com"));
         assert_eq!(user.updated_at_ms, Some(1_767_225_605_000));
-        assert_eq!(user.public_metadata.get("role"), Some(&"instructor".into()));
+        assert_eq!(user.public_metadata.role.as_deref(), Some("instructor"));
     }
 
     #[test]
