@@ -78,8 +78,9 @@ pub async fn apply_batch(
             let connection: &AsyncPgConnection = connection;
             let users: Vec<String> = messages.iter().filter_map(plan::user_of).collect();
             let ids: Vec<String> = messages.iter().map(|m| m.svix_id.clone()).collect();
-            let (states, logged) = async {
+            let (_, states, logged) = async {
                 try_join!(
+                    repository::prepared::plan_by_key(connection),
                     repository::users::lock_users(connection, &users),
                     repository::events::logged(connection, &ids),
                 )

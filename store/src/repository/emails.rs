@@ -64,9 +64,9 @@ async fn claims(
     if emails.is_empty() {
         return Ok(Vec::new());
     }
-    // A join, not `= ANY($1)`: under a generic plan PostgreSQL would compare
-    // every row with every address of the array (see `prepared` for why
-    // there are none now). Uses the index users_email_idx.
+    // A join on the addresses: in a batch's transaction, a nested loop
+    // probing the index users_email_idx once per address (see
+    // `prepared::plan_by_key`).
     let rows: Vec<Row> = prepared(diesel::sql_query(
         "SELECT e.email, u.clerk_user_id, u.version_ms, u.version_rank, u.version_svix_id \
          FROM unnest($1::text[]) AS e(email) \

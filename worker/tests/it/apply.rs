@@ -1,7 +1,7 @@
 //! `apply_batch` in process against the real database: what one batch
 //! writes, that a batch applied again writes nothing, that an older event
-//! after a newer one changes no profile, and that a deletion removes the
-//! rows and erases the log.
+//! after a newer one changes no profile, that a deletion removes the
+//! rows and erases the log, and that a batch finds its rows by key.
 
 use crate::support::in_process::{Harness, message, outcomes};
 use crate::support::system::{deleted_event, user_event};
@@ -131,4 +131,70 @@ async fn a_deletion_removes_the_rows_and_erases_the_log() {
             .is_empty(),
         "no e-mail address is left in the log"
     );
+}
+
+/// How many sequential scans the tables a batch touches have had.
+async fn sequential_scans(harness: &mut Harness) -> Vec<String> {
+    // Sent on the next return to idle, whatever the time since the last.
+    harness
+        .texts("SELECT pg_stat_force_next_flush()::text AS v")
+        .await;
+    harness
+        .texts(
+            "SELECT relname || ' ' || seq_scan AS v FROM pg_stat_user_tables \
+             WHERE relname IN ('users', 'events', 'Student', 'Instructor') ORDER BY relname",
+        )
+        .await
+}
+
+/// Every statement of a batch finds its rows through an index, even on
+/// tables PostgreSQL has no statistics for (as after a sign-up burst),
+/// where it would otherwise scan whole tables once per batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_never_scans_a_whole_table() {
+    let mut harness = Harness::new().await;
+    let event = |kind, user, at, email, role| {
+        user_event(kind, user, T0 + at, Some(email), Some("Ada"), Some(role))
+    };
+    harness
+        .apply(&[
+            message(
+                "m1",
+                event("user.created", "user_a", 0, "a@example.com", "student"),
+            ),
+            message(
+                "m2",
+                event("user.created", "user_b", 0, "b@example.com", "instructor"),
+            ),
+        ])
+        .await;
+    let before = sequential_scans(&mut harness).await;
+    let plan = harness
+        .apply(&[
+            // b's address moves to a, b takes a new one, c is new, a is
+            // deleted, and one event is applied again.
+            message(
+                "m3",
+                event("user.updated", "user_a", 10, "b@example.com", "student"),
+            ),
+            message(
+                "m4",
+                event("user.updated", "user_b", 10, "b2@example.com", "instructor"),
+            ),
+            message(
+                "m5",
+                event("user.created", "user_c", 10, "c@example.com", "student"),
+            ),
+            message("m6", deleted_event("user_a", T0 + 20)),
+            message(
+                "m1",
+                event("user.created", "user_a", 0, "a@example.com", "student"),
+            ),
+        ])
+        .await;
+    assert_eq!(plan.log.len(), 4, "{:?}", outcomes(&plan));
+    // Flushed by its own connection: the counts are the batch's.
+    let after = sequential_scans(&mut harness).await;
+    assert_eq!(before.len(), 4, "{before:?}");
+    assert_eq!(after, before);
 }
