@@ -18,10 +18,11 @@ use clerk_sync_domain::backoff::Backoff;
 use clerk_sync_domain::topology::Topology;
 use clerk_sync_runtime::amqp::{self, AmqpError};
 use clerk_sync_runtime::broker_link::blocked_reason;
+use clerk_sync_runtime::confirm_channel::ConfirmChannel;
 use clerk_sync_runtime::settings::AmqpSettings;
 use futures::Stream;
 use lapin::options::ConfirmSelectOptions;
-use lapin::{Channel, Connection, Event};
+use lapin::{Connection, Event};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -37,7 +38,7 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 pub(crate) struct Link {
     connection: Arc<Connection>,
-    pub(crate) channel: Channel,
+    pub(crate) channel: ConfirmChannel,
     /// The node it went to (`host:port`).
     node: String,
     /// Set when a publish got no confirm in time: a node cut off by a
@@ -51,7 +52,7 @@ pub(crate) struct Link {
 impl Link {
     fn usable(&self) -> bool {
         self.connection.status().connected()
-            && self.channel.status().connected()
+            && self.channel.channel().status().connected()
             && !self.silent.load(Ordering::Relaxed)
     }
 
@@ -174,7 +175,7 @@ impl Shared {
         tokio::spawn(watch_blocks(events, blocked_sender, self.metrics.clone()));
         Ok(Link {
             connection: Arc::new(connection),
-            channel,
+            channel: ConfirmChannel::new(channel),
             node,
             silent: Arc::default(),
             blocked,

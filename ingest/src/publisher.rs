@@ -168,7 +168,7 @@ impl Publisher {
 
         let confirmed = async {
             link.channel
-                .basic_publish(
+                .publish(
                     self.shared.topology.exchange().into(),
                     queue.as_str().into(),
                     BasicPublishOptions {

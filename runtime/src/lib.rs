@@ -13,6 +13,7 @@ pub mod amqp_target;
 pub mod amqp_value;
 pub mod broker_link;
 pub mod broker_version;
+pub mod confirm_channel;
 pub mod secret_url;
 pub mod serving;
 pub mod settings;

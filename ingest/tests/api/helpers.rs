@@ -248,3 +248,26 @@ impl Drop for TestTopology {
         clerk_sync_testkit::topology::remove(self.topology.clone());
     }
 }
+
+/// Clears a RabbitMQ policy when dropped, even when the test panics.
+pub struct ClearPolicy(pub String);
+
+impl Drop for ClearPolicy {
+    fn drop(&mut self) {
+        let _ = clerk_sync_testkit::broker::rabbitmqctl()
+            .args(["-q", "clear_policy", &self.0])
+            .status();
+    }
+}
+
+pub fn regex_escape(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c.to_string()
+            } else {
+                format!("\\{c}")
+            }
+        })
+        .collect()
+}

@@ -310,29 +310,6 @@ async fn a_nack_is_503() {
     );
 }
 
-/// Clears a RabbitMQ policy when dropped, even when the test panics.
-struct ClearPolicy(String);
-
-impl Drop for ClearPolicy {
-    fn drop(&mut self) {
-        let _ = clerk_sync_testkit::broker::rabbitmqctl()
-            .args(["-q", "clear_policy", &self.0])
-            .status();
-    }
-}
-
-fn regex_escape(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c.to_string()
-            } else {
-                format!("\\{c}")
-            }
-        })
-        .collect()
-}
-
 /// A node that goes silent (as one cut off by a partition does: no reset,
 /// no answer) costs one confirm timeout: the ingest then drops that
 /// connection and tries the other node first, instead of waiting for the

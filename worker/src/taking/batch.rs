@@ -14,6 +14,7 @@ use clerk_sync_domain::backoff::Backoff;
 use clerk_sync_domain::clerk_event;
 use clerk_sync_domain::outcome::Outcome;
 use clerk_sync_domain::topology::Topology;
+use clerk_sync_runtime::confirm_channel::ConfirmChannel;
 use clerk_sync_runtime::telemetry::fields;
 use clerk_sync_store::apply::{Rules, apply_batch, database_unavailable};
 use clerk_sync_store::clock;
@@ -22,7 +23,6 @@ use clerk_sync_store::plan::Plan;
 use clerk_sync_store::repository::database;
 use clerk_sync_store::settings::Settings;
 use diesel_async::AsyncPgConnection;
-use lapin::Channel;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicRejectOptions};
 use std::sync::Arc;
@@ -113,7 +113,7 @@ impl Runner {
     pub async fn handle(
         &mut self,
         batch: &[Taken],
-        dead_letters: &Channel,
+        dead_letters: &ConfirmChannel,
         previous: Previous,
     ) -> bool {
         let messages: Vec<Incoming> = batch
@@ -131,7 +131,7 @@ impl Runner {
         &mut self,
         batch: &[Taken],
         messages: Vec<Incoming>,
-        dead_letters: &Channel,
+        dead_letters: &ConfirmChannel,
         previous: Previous,
     ) -> bool {
         #[cfg(debug_assertions)]
@@ -178,7 +178,7 @@ impl Runner {
         &mut self,
         batch: &[Taken],
         messages: &[Incoming],
-        dead_letters: &Channel,
+        dead_letters: &ConfirmChannel,
     ) -> bool {
         for (Taken { delivery, .. }, message) in batch.iter().zip(messages) {
             let mut backoff = Backoff::SERVICE;
@@ -219,7 +219,7 @@ impl Runner {
         delivery: &Delivery,
         message: &Incoming,
         reason: &str,
-        dead_letters: &Channel,
+        dead_letters: &ConfirmChannel,
     ) -> bool {
         let attempts = message.delivery_count + 1;
         if attempts >= self.settings.amqp.delivery_limit {
@@ -248,7 +248,7 @@ impl Runner {
         message: &Incoming,
         reason: &str,
         attempts: u32,
-        dead_letters: &Channel,
+        dead_letters: &ConfirmChannel,
     ) -> bool {
         let timeout = Duration::from_millis(self.settings.amqp.confirm_timeout_ms);
         let mut backoff = Backoff::SERVICE;

@@ -23,6 +23,7 @@ use anyhow::Context;
 use clerk_sync_domain::backoff::Backoff;
 use clerk_sync_domain::topology::Topology;
 use clerk_sync_runtime::amqp;
+use clerk_sync_runtime::confirm_channel::ConfirmChannel;
 use clerk_sync_store::apply::Rules;
 use clerk_sync_store::clock;
 use clerk_sync_store::settings::Settings;
@@ -205,6 +206,8 @@ impl Consumer {
             .confirm_select(ConfirmSelectOptions::default())
             .await
             .context("cannot enable confirms")?;
+        // Batch tasks dead-letter at once, each awaiting its own confirm.
+        let dead_letters = ConfirmChannel::new(dead_letters);
         // One channel per shard queue: a channel's deliveries arrive in
         // delivery-tag order, so one `multiple` ack per channel covers
         // exactly what a batch took from it. The prefetch (one batch more

@@ -7,10 +7,11 @@
 use clerk_sync_domain::message_headers;
 use clerk_sync_domain::topology::Topology;
 use clerk_sync_runtime::amqp_value::long_string;
+use clerk_sync_runtime::confirm_channel::ConfirmChannel;
+use lapin::Confirmation;
 use lapin::message::Delivery;
 use lapin::options::BasicPublishOptions;
 use lapin::types::AMQPValue;
-use lapin::{Channel, Confirmation};
 use std::time::Duration;
 
 /// Why a dead-letter copy was not taken.
@@ -31,7 +32,7 @@ pub enum NotDeadLettered {
 /// Publish a copy of `delivery` to the dead-letter exchange with why it
 /// failed (`reason`) and its deliveries (`attempts`).
 pub async fn publish(
-    channel: &Channel,
+    channel: &ConfirmChannel,
     topology: &Topology,
     delivery: &Delivery,
     reason: &str,
@@ -52,7 +53,7 @@ pub async fn publish(
     let exchange = topology.dead_letter_exchange();
     let published = async {
         channel
-            .basic_publish(
+            .publish(
                 exchange.as_str().into(),
                 "".into(),
                 BasicPublishOptions {
