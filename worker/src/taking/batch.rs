@@ -372,8 +372,9 @@ impl Runner {
 /// Acknowledge a whole batch: per channel, one `multiple` ack on the last
 /// delivery the batch took from it. A channel delivers in tag order and
 /// earlier batches were settled, so that covers this batch's messages and
-/// nothing else. False if an ack could not be sent, or was not taken
-/// within [`ACK_TIMEOUT`] (a connection that broke without saying so).
+/// nothing else. False if an ack could not be sent (lapin answers
+/// `Ok(false)` on a channel already closed), or was not taken within
+/// [`ACK_TIMEOUT`] (a connection that broke without saying so).
 async fn acknowledge(batch: &[Taken]) -> bool {
     let mut last_per_shard: std::collections::BTreeMap<usize, &Delivery> =
         std::collections::BTreeMap::new();
@@ -385,7 +386,7 @@ async fn acknowledge(batch: &[Taken]) -> bool {
         .map(|delivery| delivery.ack(BasicAckOptions { multiple: true }));
     tokio::time::timeout(ACK_TIMEOUT, futures::future::join_all(acks))
         .await
-        .is_ok_and(|acked| acked.iter().all(Result::is_ok))
+        .is_ok_and(|acked| acked.iter().all(|ack| matches!(ack, Ok(true))))
 }
 
 /// The longest an acknowledgement may take.

@@ -19,17 +19,13 @@ use crate::serving::instance::Instance;
 use crate::serving::metrics::Metrics;
 use crate::serving::shard_heads::{self, Holdings};
 use crate::taking::batch::{Previous, Runner, Taken};
-use anyhow::Context;
+use crate::taking::opening;
 use clerk_sync_domain::backoff::Backoff;
 use clerk_sync_domain::topology::Topology;
-use clerk_sync_runtime::amqp;
-use clerk_sync_runtime::confirm_channel::ConfirmChannel;
 use clerk_sync_store::apply::Rules;
 use clerk_sync_store::clock;
 use clerk_sync_store::settings::Settings;
 use futures::{FutureExt, Stream, StreamExt};
-use lapin::options::{BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions};
-use lapin::types::FieldTable;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
@@ -173,72 +169,18 @@ impl Consumer {
         if !connected {
             return Ok(Lost::Stopped);
         }
-        let amqp::Connected { connection, node } = amqp::connect_node(
-            &self.settings.amqp.url,
-            "clerk-sync-worker",
-            self.metrics.broker.last_node().as_deref(),
-        )
-        .await?;
-        // RabbitMQ blocking the dead-letter copies (a memory or disk alarm)
-        // shows on `broker_blocked` and in the log, until this connection
-        // ends (a new one starts unblocked).
-        let events = connection.events_listener();
-        let metrics = self.metrics.clone();
-        let following = CancellationToken::new();
-        let _stop_following = following.clone().drop_guard();
-        tokio::spawn(async move {
-            tokio::select! {
-                () = metrics.broker.follow_blocks(events, |_| {}) => {}
-                () = following.cancelled() => {}
-            }
-        });
-        amqp::declare_topology(
-            &connection,
-            &self.topology,
-            self.settings.amqp.delivery_limit,
-        )
-        .await?;
-        let dead_letters = connection
-            .create_channel()
-            .await
-            .context("cannot open a channel")?;
-        dead_letters
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .context("cannot enable confirms")?;
-        // Batch tasks dead-letter at once, each awaiting its own confirm.
-        let dead_letters = ConfirmChannel::new(dead_letters);
-        // One channel per shard queue: a channel's deliveries arrive in
-        // delivery-tag order, so one `multiple` ack per channel covers
-        // exactly what a batch took from it. The prefetch (one batch more
-        // than are in flight) is shared out between the shards.
-        let shards = usize::from(self.topology.shards());
-        let per_shard = (self.settings.worker.batch_size * 2)
-            .div_ceil(shards)
-            .max(1);
-        let prefetch = u16::try_from(per_shard).unwrap_or(u16::MAX);
-        let mut consumers = Vec::new();
-        for (shard, queue) in self.topology.shard_queues().enumerate() {
-            let channel = connection
-                .create_channel()
-                .await
-                .context("cannot open a channel")?;
-            channel
-                .basic_qos(prefetch, BasicQosOptions::default())
-                .await
-                .context("cannot set the prefetch")?;
-            let consumer = channel
-                .basic_consume(
-                    queue.as_str().into(),
-                    "".into(),
-                    BasicConsumeOptions::default(),
-                    FieldTable::default(),
-                )
-                .await
-                .with_context(|| format!("cannot consume {queue}"))?;
-            consumers
-                .push(consumer.map(move |delivery| delivery.map(|d| Taken { shard, delivery: d })));
-        }
+        let Some(opened) =
+            opening::open(&self.settings, &self.topology, &self.metrics, &self.stop).await?
+        else {
+            return Ok(Lost::Stopped);
+        };
+        let opening::Opened {
+            connection,
+            node,
+            dead_letters,
+            consumers,
+            _following,
+        } = opened;
         self.metrics.broker.connected(&node);
         tracing::info!(queues = consumers.len(), rabbitmq.node = %node, "consuming through RabbitMQ node {node}");
         let mut deliveries = futures::stream::select_all(consumers);

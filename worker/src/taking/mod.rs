@@ -1,5 +1,5 @@
 //! Taking messages from the shard queues: the channels and the batches in
-//! flight (`channels`), and one batch applied with the failure rules:
+//! flight (`channels`), opening them (`opening`), and one batch applied with the failure rules:
 //! retries, dead letters, acknowledgements in order (`batch`); the
 //! confirmed copy to the dead-letter exchange (`dead_letter`); a batch's
 //! spans joined to its webhooks' traces (`traced`).
@@ -9,4 +9,5 @@ pub mod channels;
 pub mod dead_letter;
 #[cfg(debug_assertions)]
 mod injected_panic;
+mod opening;
 mod traced;
