@@ -1,8 +1,10 @@
 //! Node loss under load: a three-node RabbitMQ cluster of the run's own
 //! (`deploy/local/rabbitmq-cluster.sh`, each node in a network namespace of
-//! its own, joined by a bridge), an in-process ingest given the three nodes'
-//! URLs (node 2 first) and three `clerk-sync-worker` processes (node 1
-//! first), all with a 5 s AMQP heartbeat. A sender posts signed events at a
+//! its own, joined by a bridge), the ingest given the three nodes' URLs
+//! (node 2 first) and three `clerk-sync-worker` processes (node 1 first),
+//! all with a 5 s AMQP heartbeat, each logging to the run's log folder
+//! (kept when it fails; see `failover/diagnose.rs` for what a missing
+//! event prints). A sender posts signed events at a
 //! steady rate, retrying anything but a 2xx as Svix does (see
 //! `chaos/sender.rs`). Meanwhile: `kill -9` of the node holding the most
 //! quorum queue leaders, restarted after a while (and `status` run while it
@@ -26,15 +28,23 @@
 //! RabbitMQ package (it says so and exits 0 otherwise); the machine's own
 //! RabbitMQ node is not used.
 
+#[path = "failover/broker_view.rs"]
+mod broker_view;
 #[path = "failover/cluster.rs"]
 mod cluster;
 mod common;
+#[path = "failover/diagnose.rs"]
+mod diagnose;
 #[path = "chaos/fleet.rs"]
 mod fleet;
 #[path = "chaos/history.rs"]
 mod history;
+#[path = "failover/ingest.rs"]
+mod ingest;
 #[path = "chaos/sender.rs"]
 mod sender;
+#[path = "failover/status.rs"]
+mod status;
 #[path = "failover/timeline.rs"]
 mod timeline;
 #[path = "chaos/verdict.rs"]
@@ -43,14 +53,12 @@ mod verdict;
 use anyhow::{Context, Result};
 use clerk_sync_domain::paths;
 use clerk_sync_domain::topology::Topology;
-use clerk_sync_ingest::settings::Settings;
-use clerk_sync_ingest::startup::Application;
 use clerk_sync_runtime::secret_url::SecretUrl;
-use clerk_sync_runtime::settings::WebhookSecrets;
 use clerk_sync_store::repository::database;
 use cluster::{Cluster, NODES};
 use fleet::{Fleet, drain};
 use history::{Rng, deliveries, histories};
+use ingest::Ingest;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -81,6 +89,9 @@ struct Plan {
 
 #[tokio::main]
 async fn main() -> Result<ExitCode> {
+    if std::env::args().nth(1).as_deref() == Some(ingest::SERVE_INGEST) {
+        return Ok(clerk_sync_ingest::cli::serve(None).await);
+    }
     if let Some(why) = Cluster::unavailable() {
         println!("failover: not run on this machine: {why}");
         return Ok(ExitCode::SUCCESS);
@@ -133,10 +144,13 @@ async fn main() -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Ok(false) => {
-            println!("  workers' logs kept in {}", logs.display());
+            println!(
+                "  the logs (ingest, workers, RabbitMQ nodes) kept in {}",
+                logs.display()
+            );
             Ok(ExitCode::FAILURE)
         }
-        Err(e) => Err(e.context(format!("workers' logs are in {}", logs.display()))),
+        Err(e) => Err(e.context(format!("the logs are in {}", logs.display()))),
     }
 }
 
@@ -164,20 +178,12 @@ async fn run(
     let db = common::database_url(name);
     database::create_if_missing(&db).await?;
     database::migrate(&db).await?;
-    let mut settings = Settings::default();
-    settings.webhook.secrets = WebhookSecrets::parse(SECRET);
-    settings.amqp.url = SecretUrl::new(cluster.url(&[2, 3, 1]));
-    settings.amqp.prefix = name.to_owned();
-    settings.amqp.shards = SHARDS;
-    settings.ingest.listen = ([127, 0, 0, 1], 0).into();
-    settings.ingest.http_workers = 2;
-    let application = Application::build(&settings).await?;
-    let base = format!("http://127.0.0.1:{}", application.port());
-    let ingest = application.handle();
-    let serving = tokio::spawn(application.run_until_stopped());
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()?;
+    std::fs::create_dir_all(logs)?;
+    let ingest = Ingest::start(&client, &cluster.url(&[2, 3, 1]), name, SHARDS, logs).await?;
+    let base = ingest.base.clone();
     let env: Vec<(String, String)> = [
         ("DATABASE_URL", db.expose()),
         ("CLERK_WEBHOOK_SECRET", SECRET),
@@ -185,13 +191,13 @@ async fn run(
         ("CLERK_SYNC__AMQP__PREFIX", name),
         ("CLERK_SYNC__AMQP__SHARDS", &SHARDS.to_string()),
         ("CLERK_SYNC__LOG__FORMAT", "json"),
-        ("RUST_LOG", "info"),
+        // With each event's line once its batch committed (svix-id, outcome).
+        ("RUST_LOG", "info,clerk_sync_worker::taking=debug"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect();
     let result = async {
-        std::fs::create_dir_all(logs)?;
         let mut fleet = Fleet::new(env.clone(), logs.to_owned());
         fleet.fill()?;
         for worker in &mut fleet.workers {
@@ -204,7 +210,7 @@ async fn run(
         let stop = CancellationToken::new();
         let supervisor = tokio::spawn(supervise(fleet, stop.clone()));
         let addresses = NODES.map(|n| cluster.address(n));
-        let watcher = tokio::spawn(watch_ingest(
+        let watcher = tokio::spawn(ingest::watch(
             client.clone(),
             base.clone(),
             addresses,
@@ -227,7 +233,7 @@ async fn run(
         println!("  sent: {}", sender::summary(&outcomes, sent_in));
         println!(
             "  the ingest's 503s by reason: {}",
-            publish_failures(&client, &base).await
+            ingest::publish_failures(&client, &base).await
         );
         let sorted = verdict::accepted_and_given_up(&outcomes);
         // Queue depths through a node that was not cut off last: a node's
@@ -279,17 +285,25 @@ async fn run(
             fleet.exited.len()
         );
         let observed = common::check::observe(&db).await?;
-        Ok(verdict::check(
-            &events,
-            &sorted,
-            &observed,
-            plan.give_up_after,
-            differences,
-        ))
+        let passed = verdict::check(&events, &sorted, &observed, plan.give_up_after, differences);
+        let missing = diagnose::missing(&sorted.0, &observed);
+        let run = diagnose::Run {
+            cluster,
+            logs,
+            db: &db,
+            topology,
+            events: &events,
+            outcomes: &outcomes,
+            ingest_node: &flow.ingest_node,
+            sending_unix_ms,
+        };
+        diagnose::explain(&run, &missing).await;
+        Ok(passed)
     }
     .await;
-    ingest.stop(true).await;
-    let _ = serving.await;
+    if let Err(e) = ingest.stop().await {
+        eprintln!("stopping the ingest: {e:#}");
+    }
     result
 }
 
@@ -303,56 +317,6 @@ async fn supervise(mut fleet: Fleet, stop: CancellationToken) -> Fleet {
         if let Err(e) = fleet.fill() {
             eprintln!("cannot start a worker: {e:#}");
         }
-    }
-}
-
-/// Poll the ingest's `/readyz` every 50 ms until stopped: when, and which
-/// node (1-3, of `addresses`) it named (None while not ready).
-async fn watch_ingest(
-    client: reqwest::Client,
-    base: String,
-    addresses: [String; 3],
-    stop: CancellationToken,
-) -> Vec<(Duration, Option<usize>)> {
-    let started = Instant::now();
-    let mut seen = Vec::new();
-    loop {
-        let answer = client.get(format!("{base}{}", paths::READY)).send().await;
-        let node = match answer {
-            Ok(response) => response
-                .json::<serde_json::Value>()
-                .await
-                .ok()
-                .and_then(|body| {
-                    let address = body["rabbitmq_node"].as_str()?.to_owned();
-                    addresses.iter().position(|a| *a == address).map(|i| i + 1)
-                }),
-            Err(_) => None,
-        };
-        seen.push((started.elapsed(), node));
-        tokio::select! {
-            () = stop.cancelled() => return seen,
-            () = tokio::time::sleep(Duration::from_millis(50)) => {}
-        }
-    }
-}
-
-/// `clerk_sync_ingest_publish_failures_total` by reason, from its `/metrics`.
-async fn publish_failures(client: &reqwest::Client, base: &str) -> String {
-    let text = match client.get(format!("{base}{}", paths::METRICS)).send().await {
-        Ok(response) => response.text().await.unwrap_or_default(),
-        Err(e) => return format!("unknown ({e})"),
-    };
-    let counts: Vec<String> = text
-        .lines()
-        .filter_map(|line| line.strip_prefix("clerk_sync_ingest_publish_failures_total{reason=\""))
-        .filter_map(|rest| rest.split_once("\"} "))
-        .map(|(reason, n)| format!("{reason} {n}"))
-        .collect();
-    if counts.is_empty() {
-        "none".to_owned()
-    } else {
-        counts.join(", ")
     }
 }
 
@@ -376,7 +340,7 @@ async fn inject(
 
     tokio::time::sleep_until(next(&faults, 0)).await;
     let leaders = cluster.leaders(prefix, 1).await?;
-    let ingest_uses = ingest_node(cluster, client, ingest).await.ok();
+    let ingest_uses = ingest::node(cluster, client, ingest).await.ok();
     // The most leaders; of those, one the ingest does not use, so that the
     // next fault (the ingest's node) hits another node.
     let first = leaders
@@ -390,7 +354,7 @@ async fn inject(
     let at = since();
     cluster.kill(first).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let status = status_with_a_node_down(cluster, env, first).await?;
+    let status = status::with_a_node_down(cluster, env, first).await?;
     tokio::time::sleep(plan.down_for.saturating_sub(Duration::from_secs(2))).await;
     cluster.revive(first).await?;
     faults.push(Fault {
@@ -401,7 +365,7 @@ async fn inject(
     });
 
     tokio::time::sleep_until(next(&faults, 1)).await;
-    let second = ingest_node(cluster, client, ingest).await?;
+    let second = ingest::node(cluster, client, ingest).await?;
     let at = since();
     cluster.kill(second).await?;
     tokio::time::sleep(plan.down_for).await;
@@ -460,82 +424,4 @@ async fn inject(
         back: since(),
     });
     Ok((faults, status))
-}
-
-/// The node the ingest's `/readyz` names.
-async fn ingest_node(cluster: &Cluster, client: &reqwest::Client, ingest: &str) -> Result<usize> {
-    let readiness: serde_json::Value = client
-        .get(format!("{ingest}{}", paths::READY))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let address = readiness["rabbitmq_node"].as_str().unwrap_or_default();
-    cluster
-        .node_of_address(address)
-        .with_context(|| format!("the ingest's /readyz names no node of the cluster: {readiness}"))
-}
-
-/// `clerk-sync-worker status --json` with the management API while `down`
-/// is down: it must name that node not running and every queue with its
-/// three members and a majority. One line on what it showed.
-async fn status_with_a_node_down(
-    cluster: &Cluster,
-    env: &[(String, String)],
-    down: usize,
-) -> Result<String> {
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_clerk-sync-worker"))
-        .args(["status", "--json"])
-        .env_clear()
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .env(
-            "CLERK_SYNC__STATUS__MANAGEMENT_URL",
-            cluster.management_url(),
-        )
-        .output()
-        .await
-        .context("cannot run clerk-sync-worker status")?;
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).with_context(|| {
-        format!(
-            "status printed no JSON: {}",
-            String::from_utf8_lossy(&output.stderr)
-        )
-    })?;
-    let nodes = report["cluster"]["nodes"]
-        .as_array()
-        .with_context(|| format!("status showed no nodes: {}", report["cluster"]))?;
-    let shown: Vec<String> = nodes
-        .iter()
-        .map(|n| {
-            format!(
-                "{} {} ({} leaders, {} members)",
-                n["name"].as_str().unwrap_or("?"),
-                if n["running"] == true { "up" } else { "DOWN" },
-                n["leaders"],
-                n["members"]
-            )
-        })
-        .collect();
-    let down_name = cluster.node_name(down);
-    let queues = report["cluster"]["queues"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let right = nodes
-        .iter()
-        .any(|n| n["name"] == down_name.as_str() && n["running"] == false)
-        && queues.len() == usize::from(SHARDS) + 1
-        && queues
-            .iter()
-            .all(|q| q["members"].as_array().map(Vec::len) == Some(3) && q["majority"] == true);
-    anyhow::ensure!(
-        right,
-        "status did not show node {down} down and every queue with 3 members and a majority: {}",
-        report["cluster"]
-    );
-    Ok(format!(
-        "{}; every queue 3 members, majority kept (exit {:?})",
-        shown.join(", "),
-        output.status.code()
-    ))
 }

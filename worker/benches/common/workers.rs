@@ -160,7 +160,14 @@ pub fn events_total(metrics: &str) -> u64 {
         .sum::<f64>() as u64
 }
 
-/// SIGTERM every worker, then wait for each: their exit statuses.
+/// How long a worker may take to stop on SIGTERM before it is killed (it
+/// finishes the batches in hand first, each within seconds).
+const STOP_WITHIN: Duration = Duration::from_secs(60);
+
+/// SIGTERM every worker, then wait for each: their exit statuses. One still
+/// running [`STOP_WITHIN`] later is killed (SIGKILL), said on stderr, and
+/// its status is the kill's, so that a run ends with a verdict instead of
+/// waiting for ever.
 pub fn terminate(workers: Vec<Worker>) -> Result<Vec<ExitStatus>> {
     for worker in &workers {
         Command::new("kill")
@@ -168,9 +175,25 @@ pub fn terminate(workers: Vec<Worker>) -> Result<Vec<ExitStatus>> {
             .status()
             .context("cannot run kill")?;
     }
+    let deadline = Instant::now() + STOP_WITHIN;
     workers
         .into_iter()
-        .map(|mut w| w.child.wait().context("cannot reap a worker"))
+        .map(|mut w| {
+            loop {
+                if let Some(status) = w.child.try_wait().context("cannot reap a worker")? {
+                    return Ok(status);
+                }
+                if Instant::now() > deadline {
+                    eprintln!(
+                        "worker {} did not stop within {STOP_WITHIN:?} of SIGTERM: killed",
+                        w.pid()
+                    );
+                    w.child.kill().context("cannot kill a worker")?;
+                    return w.child.wait().context("cannot reap a worker");
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
         .collect()
 }
 

@@ -77,6 +77,15 @@ impl Cluster {
         Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
     }
 
+    /// `rabbitmqctl` (`tool` "ctl") or `rabbitmq-queues` ("queues") against
+    /// a node, with `args`: what it printed.
+    pub async fn run(&self, tool: &str, node: usize, args: &[&str]) -> Result<String> {
+        let node = node.to_string();
+        let mut all = vec![tool, node.as_str()];
+        all.extend_from_slice(args);
+        self.script(&all).await
+    }
+
     /// Where the nodes keep their data and logs while they run.
     fn dir(&self) -> std::path::PathBuf {
         std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
