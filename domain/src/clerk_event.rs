@@ -144,7 +144,8 @@ impl ParseError {
 }
 
 impl ParsedEvent {
-    /// Read a body (see [`crate::clerk_json`] for how leniently).
+    /// Read a body in one pass, as leniently as a JSON tree would be read
+    /// (see `clerk_json.rs`).
     pub fn parse(body: &[u8]) -> Result<Self, ParseError> {
         let envelope = match clerk_json::read(body) {
             Ok(Some(envelope)) => envelope,
