@@ -2,17 +2,22 @@
 //! and each gets its own.
 
 use crate::helpers::*;
+use clerk_sync_ingest::settings::Settings;
 use futures::StreamExt;
 use std::time::{Duration, Instant};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn five_hundred_signed_requests_at_once_are_all_queued() {
-    // Room for all of them at once (the defaults shed some with 503).
+/// Room for 500 requests at once (the defaults shed some with 503).
+fn room_for_500() -> Settings {
     let mut settings = test_settings();
     settings.ingest.max_in_flight = 500;
     settings.ingest.max_connections = 500;
     settings.amqp.max_unconfirmed = 500;
-    let app = spawn_app_with(settings).await;
+    settings
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_hundred_signed_requests_at_once_are_all_queued() {
+    let app = spawn_app_with(room_for_500()).await;
     let requests = (0..500).map(|i| {
         let body = user_event("user.updated", &format!("user_{}", i % 97), 1_000 + i);
         let id = new_svix_id();
@@ -46,11 +51,7 @@ async fn five_hundred_signed_requests_at_once_are_all_queued() {
 /// a refused event) until the ingest made the two steps one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_publishes_each_get_their_own_confirm() {
-    let mut settings = test_settings();
-    settings.ingest.max_in_flight = 500;
-    settings.ingest.max_connections = 500;
-    settings.amqp.max_unconfirmed = 500;
-    let app = spawn_app_with(settings).await;
+    let app = spawn_app_with(room_for_500()).await;
     let topology = &app.topology.topology;
     let full = topology.shard_queue(1);
     let users_of = |full_one: bool| -> Vec<String> {
@@ -61,21 +62,10 @@ async fn concurrent_publishes_each_get_their_own_confirm() {
             .collect()
     };
     let (taking, refusing) = (users_of(false), users_of(true));
-    let policy = format!("{full}-full");
-    let set = clerk_sync_testkit::broker::rabbitmqctl()
-        .args([
-            "-q",
-            "set_policy",
-            &policy,
-            &format!("^{}$", regex_escape(&full)),
-            r#"{"max-length": 0}"#,
-            "--apply-to",
-            "queues",
-        ])
-        .status()
-        .unwrap();
-    assert!(set.success(), "rabbitmqctl set_policy failed");
-    let _clear = ClearPolicy(policy);
+    let _clear = full_queues(
+        &format!("{full}-full"),
+        &format!("^{}$", regex_escape(&full)),
+    );
     // Policies take effect asynchronously.
     let started = Instant::now();
     while app

@@ -249,8 +249,29 @@ impl Drop for TestTopology {
     }
 }
 
+/// Make the queues `pattern` matches full (`max-length` 0, so RabbitMQ
+/// refuses, nacks, what is published to them) with the policy `name`,
+/// until the returned guard is dropped. Policies take effect
+/// asynchronously: events may still be queued for a moment.
+pub fn full_queues(name: &str, pattern: &str) -> ClearPolicy {
+    let set = clerk_sync_testkit::broker::rabbitmqctl()
+        .args([
+            "-q",
+            "set_policy",
+            name,
+            pattern,
+            r#"{"max-length": 0}"#,
+            "--apply-to",
+            "queues",
+        ])
+        .status()
+        .unwrap();
+    assert!(set.success(), "rabbitmqctl set_policy failed");
+    ClearPolicy(name.to_owned())
+}
+
 /// Clears a RabbitMQ policy when dropped, even when the test panics.
-pub struct ClearPolicy(pub String);
+pub struct ClearPolicy(String);
 
 impl Drop for ClearPolicy {
     fn drop(&mut self) {

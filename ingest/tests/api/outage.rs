@@ -274,20 +274,7 @@ async fn a_nack_is_503() {
         "^{}\\.shard\\.",
         regex_escape(app.topology.topology.exchange().trim_end_matches(".events"))
     );
-    let set = clerk_sync_testkit::broker::rabbitmqctl()
-        .args([
-            "-q",
-            "set_policy",
-            &policy,
-            &pattern,
-            r#"{"max-length": 0}"#,
-            "--apply-to",
-            "queues",
-        ])
-        .status()
-        .unwrap();
-    assert!(set.success(), "rabbitmqctl set_policy failed");
-    let _clear = ClearPolicy(policy.clone());
+    let _clear = full_queues(&policy, &pattern);
     let started = Instant::now();
     let mut answer = (0, String::new());
     // Policies take effect asynchronously: until then events are queued.
