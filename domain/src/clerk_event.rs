@@ -272,11 +272,7 @@ fn user_event(event_type: &str, data: Data) -> Result<EventKind, ParseError> {
         last_name: data.last_name,
         image_url: data.image_url,
         primary_email_address_id: data.primary_email_address_id,
-        email_addresses: data
-            .email_addresses
-            .into_iter()
-            .map(|(id, email_address)| EmailAddress { id, email_address })
-            .collect(),
+        email_addresses: data.email_addresses,
         created_at_ms: data.created_at.map(to_millis),
         updated_at_ms: data.updated_at.map(to_millis),
         public_metadata: data.public_metadata,

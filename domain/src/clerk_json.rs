@@ -9,6 +9,7 @@
 //! first), so it keeps what any event needs: a user's fields and the
 //! `user_id` other objects name their user by.
 
+use crate::clerk_event::EmailAddress;
 use serde::de::{DeserializeSeed, Deserializer, Error, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::borrow::Cow;
 use std::fmt;
@@ -36,7 +37,7 @@ pub(crate) struct Data {
     pub last_name: Option<String>,
     pub image_url: Option<String>,
     pub primary_email_address_id: Option<String>,
-    pub email_addresses: Vec<(String, String)>,
+    pub email_addresses: Vec<EmailAddress>,
     pub created_at: Option<i64>,
     pub updated_at: Option<i64>,
     pub public_metadata: Metadata,
@@ -286,14 +287,14 @@ impl<'de, T: Fields> Visitor<'de> for ObjectOf<T> {
 struct Addresses;
 
 impl<'de> DeserializeSeed<'de> for Addresses {
-    type Value = Vec<(String, String)>;
+    type Value = Vec<EmailAddress>;
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_any(self)
     }
 }
 
 impl<'de> Visitor<'de> for Addresses {
-    type Value = Vec<(String, String)>;
+    type Value = Vec<EmailAddress>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("any JSON value")
     }
@@ -305,7 +306,7 @@ impl<'de> Visitor<'de> for Addresses {
                 email_address: Some(email_address),
             }) = address
             {
-                addresses.push((id, email_address));
+                addresses.push(EmailAddress { id, email_address });
             }
         }
         Ok(addresses)
