@@ -47,16 +47,17 @@ mod limits;
 #[path = "end_to_end/parts.rs"]
 mod parts;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clerk_sync_domain::paths;
 use clerk_sync_domain::topology::Topology;
 use clerk_sync_runtime::secret_url::SecretUrl;
 use clerk_sync_store::repository::database;
 use clerk_sync_store::settings::Settings;
 use clerk_sync_testkit::cpu::rabbitmq_pid;
-use clerk_sync_testkit::service::{Service, command_under};
-use clerk_sync_testkit::webhook::{self, SECRET};
+use clerk_sync_testkit::service::Service;
+use clerk_sync_testkit::webhook::SECRET;
 use common::check::{self, LogSpec};
+use common::ingest;
 use common::load::{generate, modelled};
 use common::measure::peak_rss_mib;
 use common::workers::{self, Worker, free_port};
@@ -65,12 +66,11 @@ use freshness::Listener;
 use parts::{Parts, PerEvent};
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{ExitCode, Stdio};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The argument that makes this executable the ingest.
-const SERVE_INGEST: &str = "--serve-ingest";
 const CONNECTIONS: usize = 64;
 /// Rounds of events per user: the first is paced, the others closed loop.
 const ROUNDS: usize = 4;
@@ -81,7 +81,7 @@ const CPU_TARGET: f64 = 310.0;
 
 fn main() -> Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new()?;
-    if std::env::args().nth(1).as_deref() == Some(SERVE_INGEST) {
+    if ingest::asked() {
         return Ok(runtime.block_on(clerk_sync_ingest::cli::serve(None)));
     }
     let full = std::env::args().any(|arg| arg == "--bench");
@@ -315,22 +315,9 @@ fn setting<T: std::str::FromStr>(name: &str, default: T) -> Result<T> {
 /// This executable as the ingest (run by `wrapper` when not empty), on
 /// `port`, logging to `logs`.
 fn spawn_ingest(wrapper: &[String], prefix: &str, port: u16, logs: &Path) -> Result<Service> {
-    let log = std::fs::File::create(logs.join("ingest.log")).context("the ingest's log")?;
-    let ingest = std::env::current_exe()?;
-    let mut command = command_under(wrapper, ingest);
     Service::spawn(
         "the ingest",
-        command
-            .arg(SERVE_INGEST)
-            .env_clear()
-            .current_dir(logs)
-            .env("CLERK_WEBHOOK_SECRET", webhook::SECRET)
-            .env("INGEST_LISTEN", format!("127.0.0.1:{port}"))
-            .env("AMQP_URL", common::AMQP_URL)
-            .env("CLERK_SYNC__AMQP__PREFIX", prefix)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log),
+        &mut ingest::command(wrapper, common::AMQP_URL, prefix, port, logs)?,
     )
 }
 

@@ -89,7 +89,7 @@ struct Plan {
 
 #[tokio::main]
 async fn main() -> Result<ExitCode> {
-    if std::env::args().nth(1).as_deref() == Some(ingest::SERVE_INGEST) {
+    if common::ingest::asked() {
         return Ok(clerk_sync_ingest::cli::serve(None).await);
     }
     if let Some(why) = Cluster::unavailable() {

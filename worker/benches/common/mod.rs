@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod check;
+pub mod ingest;
 pub mod limit;
 pub mod load;
 pub mod measure;

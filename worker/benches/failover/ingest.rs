@@ -1,23 +1,19 @@
 //! The ingest of a failover run: `clerk-sync-ingest` as a process of its
-//! own (this executable started with `--serve-ingest`, as the end-to-end
-//! benchmark does, i.e. `clerk_sync_ingest::cli::serve`), with two HTTP
+//! own (`common::ingest`), with two HTTP
 //! workers, logging JSON to `ingest.log` in the run's log folder, with its
 //! per-event DEBUG line ("event queued", with the svix-id and the queue);
 //! and what the run asks of it: the node it names in `/readyz`, watched
 //! every 50 ms, and its refusals by reason from `/metrics`.
 
 use crate::cluster::Cluster;
+use crate::common::ingest;
 use anyhow::{Context, Result};
 use clerk_sync_domain::paths;
 use clerk_sync_testkit::service::Service;
-use clerk_sync_testkit::webhook::SECRET;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
-/// The argument that makes this executable the ingest.
-pub const SERVE_INGEST: &str = "--serve-ingest";
 /// Each event the ingest queued, and every refusal, with its svix-id.
 const RUST_LOG: &str = "info,clerk_sync_ingest=debug";
 
@@ -39,27 +35,13 @@ impl Ingest {
         logs: &Path,
     ) -> Result<Self> {
         let port = crate::common::workers::free_port()?;
-        let log = std::fs::File::create(logs.join("ingest.log"))
-            .context("cannot create the ingest's log")?;
-        let executable = std::env::current_exe().context("cannot find this executable")?;
         let mut service = Service::spawn(
             "clerk-sync-ingest",
-            Command::new(executable)
-                .arg(SERVE_INGEST)
-                .env_clear()
-                // No clerk-sync.toml of anyone's is read from there.
-                .current_dir(logs)
-                .env("CLERK_WEBHOOK_SECRET", SECRET)
-                .env("INGEST_LISTEN", format!("127.0.0.1:{port}"))
-                .env("AMQP_URL", amqp_url)
-                .env("CLERK_SYNC__AMQP__PREFIX", prefix)
+            ingest::command(&[], amqp_url, prefix, port, logs)?
                 .env("CLERK_SYNC__AMQP__SHARDS", shards.to_string())
                 .env("CLERK_SYNC__INGEST__HTTP_WORKERS", "2")
                 .env("CLERK_SYNC__LOG__FORMAT", "json")
-                .env("RUST_LOG", RUST_LOG)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(log),
+                .env("RUST_LOG", RUST_LOG),
         )?;
         let base = format!("http://127.0.0.1:{port}");
         service.wait_ready(client, &base).await?;
