@@ -1,8 +1,9 @@
 //! Applying a batch of messages in ONE database transaction: lock the users'
 //! sync states (sorted, so workers never deadlock), skip svix-ids already
 //! logged, decide, lock the e-mail addresses involved and decide who holds
-//! each (see `repository::emails`), log every event, write the rows, erase
-//! what deleted users left in the log, notify, commit.
+//! each (see `repository::emails`), log every event, save the states
+//! (creating those of new users), write the rows, erase what deleted users
+//! left in the log, notify, commit.
 
 use crate::incoming::Incoming;
 use crate::payload;
@@ -67,7 +68,26 @@ impl Rules {
 /// other's results, so they go to the server together (pipelined) and run
 /// in the order written. Traced as the spans `lock`, `decide`, `apply` and
 /// `commit`, children of the caller's.
+///
+/// Run again, from the start, when another transaction created the sync
+/// state of one of the batch's new users meanwhile (see
+/// `repository::users::save_users`): each time, one more of them is found
+/// and locked, so it ends.
 pub async fn apply_batch(
+    connection: &mut AsyncPgConnection,
+    messages: &[Incoming],
+    rules: &Rules,
+    now_ms: i64,
+) -> Result<Plan, Error> {
+    loop {
+        match apply_once(connection, messages, rules, now_ms).await {
+            Err(error) if repository::users::must_rerun(&error) => continue,
+            applied => return applied,
+        }
+    }
+}
+
+async fn apply_once(
     connection: &mut AsyncPgConnection,
     messages: &[Incoming],
     rules: &Rules,
@@ -114,7 +134,7 @@ pub async fn apply_batch(
             let (_, _, _, released, _, granted, erase, _) = async {
                 try_join!(
                     repository::events::insert_log(connection, &plan.log, &payloads),
-                    repository::users::save_users(connection, &plan.changed),
+                    repository::users::save_users(connection, &plan.changed, &states),
                     repository::rows::remove_rows(connection, &deleted),
                     emails::release(connection, &holders),
                     repository::rows::write_rows(connection, &shown),

@@ -70,7 +70,7 @@ pub(super) async fn rebuild_batch(
     let shown = email_claims::shown(&rebuilt.states, &holders);
     if !dry_run {
         let deleted_user = |user: &String| rebuilt.states.get(user).is_some_and(|s| s.deleted);
-        repository::users::save_users(connection, &corrected).await?;
+        repository::users::save_users(connection, &corrected, &stored).await?;
         let deleted: Vec<String> = rebuilt
             .states
             .iter()

@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use clerk_sync_domain::clerk_event::ParsedEvent;
 use clerk_sync_domain::roles::Role;
 use clerk_sync_store::apply::Rules;
-use clerk_sync_store::repository::database;
 use clerk_sync_store::repository::replay as log;
+use clerk_sync_store::repository::{self, database};
 use clerk_sync_store::settings::Settings;
 use diesel_async::AsyncPgConnection;
 use std::process::ExitCode;
@@ -77,13 +77,21 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
         let (rules, tally, dry_run) = (rules.clone(), tally.clone(), args.dry_run);
         lanes.spawn(async move {
             while let Some(users) = pages.recv().await {
-                let mut transaction = lane.build_transaction();
-                if dry_run {
-                    transaction = transaction.read_only();
-                }
-                let batch = transaction
-                    .run(async |c| rebuild_batch(c, &users, &rules, dry_run).await)
-                    .await?;
+                let batch = loop {
+                    let mut transaction = lane.build_transaction();
+                    if dry_run {
+                        transaction = transaction.read_only();
+                    }
+                    // A worker created a user's sync state meanwhile: run
+                    // again, which finds and locks it.
+                    match transaction
+                        .run(async |c| rebuild_batch(c, &users, &rules, dry_run).await)
+                        .await
+                    {
+                        Err(error) if repository::users::must_rerun(&error) => continue,
+                        batch => break batch?,
+                    }
+                };
                 lock(&tally).record(users.len(), batch, dry_run);
             }
             anyhow::Ok(())

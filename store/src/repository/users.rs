@@ -6,7 +6,7 @@ use super::prepared::prepared;
 use clerk_sync_domain::projection::{Profile, UserState};
 use clerk_sync_domain::roles::Role;
 use clerk_sync_domain::version::{Rank, Version};
-use diesel::result::Error;
+use diesel::result::{DatabaseErrorKind, Error};
 use diesel::sql_types::{Array, BigInt, Bool, Nullable, SmallInt, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use std::collections::BTreeMap;
@@ -59,25 +59,17 @@ impl StateRow {
     }
 }
 
-/// Lock the sync state of `users` (creating empty ones), in sorted order so
-/// that concurrent workers never deadlock.
+/// Lock the sync states of those of `users` that have one, in sorted order
+/// so that concurrent transactions never deadlock. A user without one is
+/// new: its state is created by [`save_users`], with its first values.
 pub async fn lock_users(
-    mut connection: &AsyncPgConnection,
+    connection: &AsyncPgConnection,
     users: &[String],
 ) -> Result<BTreeMap<String, UserState>, Error> {
     let mut sorted = users.to_vec();
     sorted.sort();
     sorted.dedup();
-    let create = prepared(
-        diesel::sql_query(
-            "INSERT INTO clerk_sync.users (clerk_user_id) \
-             SELECT u FROM unnest($1::text[]) AS u ORDER BY u ON CONFLICT DO NOTHING",
-        )
-        .bind::<Array<Text>, _>(&sorted),
-    )
-    .execute(&mut connection);
-    let (_, states) = futures::try_join!(create, user_states(connection, &sorted, true))?;
-    Ok(states)
+    user_states(connection, &sorted, true).await
 }
 
 /// The sync state of those of `users` that have one; `lock` takes their row
@@ -98,57 +90,173 @@ pub async fn user_states(
     Ok(rows.into_iter().map(StateRow::into_state).collect())
 }
 
+/// Write `users`' new states: update those `locked` holds (the states
+/// [`lock_users`] returned), and create the others, in sorted order. One
+/// round trip.
+///
+/// A state is created with its first values rather than created empty to
+/// be locked and then updated: for a new user (a sign-up) that is one row
+/// version and one entry in each index instead of two, and no lock record.
+/// Fails when another transaction created one of them after they were
+/// locked ([`must_rerun`]): roll back and run the transaction again; it
+/// then finds that state and locks it.
+///
+/// Lock order, for every transaction that writes states: the existing
+/// states (sorted, [`lock_users`]), the e-mail addresses (sorted), the new
+/// states (sorted, here), then rows. So a transaction creating a state
+/// waits only for one that created it first and holds nothing it needs.
 pub async fn save_users(
-    mut connection: &AsyncPgConnection,
+    connection: &AsyncPgConnection,
     users: &BTreeMap<String, UserState>,
+    locked: &BTreeMap<String, UserState>,
+) -> Result<(), Error> {
+    let (existing, new): (BTreeMap<_, _>, BTreeMap<_, _>) = users
+        .iter()
+        .partition(|(user, _)| locked.contains_key(*user));
+    let (_, created) = futures::try_join!(update(connection, &existing), create(connection, &new))?;
+    if created < new.len() {
+        return Err(created_meanwhile());
+    }
+    Ok(())
+}
+
+/// The error of [`save_users`] when another transaction created a state
+/// this one found missing: the transaction must run again.
+fn created_meanwhile() -> Error {
+    Error::DatabaseError(
+        DatabaseErrorKind::SerializationFailure,
+        Box::new(String::from(
+            "a user's sync state was created by another transaction meanwhile",
+        )),
+    )
+}
+
+/// Whether `error` means the transaction must roll back and run again: a
+/// state [`save_users`] was to create was created meanwhile, or
+/// PostgreSQL's own serialization failure.
+pub fn must_rerun(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _)
+    )
+}
+
+/// The states' columns, one array each, in the order of the users.
+struct Columns<'a> {
+    ids: Vec<&'a String>,
+    version_ms: Vec<Option<i64>>,
+    version_rank: Vec<Option<i64>>,
+    version_svix_id: Vec<Option<&'a str>>,
+    deleted: Vec<bool>,
+    /// Comma-separated.
+    roles: Vec<String>,
+    /// JSON text.
+    profiles: Vec<Option<String>>,
+}
+
+impl<'a> Columns<'a> {
+    fn of(users: &BTreeMap<&'a String, &'a UserState>) -> Self {
+        let states = || users.values();
+        Self {
+            ids: users.keys().copied().collect(),
+            version_ms: states()
+                .map(|s| s.newest.as_ref().map(|v| v.at_ms))
+                .collect(),
+            version_rank: states()
+                .map(|s| s.newest.as_ref().map(|v| i64::from(v.rank.as_i16())))
+                .collect(),
+            version_svix_id: states()
+                .map(|s| s.newest.as_ref().map(|v| v.svix_id.as_str()))
+                .collect(),
+            deleted: states().map(|s| s.deleted).collect(),
+            roles: states()
+                .map(|s| {
+                    let roles: Vec<&str> = s.roles.iter().map(|r| r.as_str()).collect();
+                    roles.join(",")
+                })
+                .collect(),
+            profiles: states()
+                .map(|s| {
+                    s.profile
+                        .as_ref()
+                        .and_then(|p| serde_json::to_string(p).ok())
+                })
+                .collect(),
+        }
+    }
+
+    /// Run `statement`, whose `{v}` stands for `unnest($1, .. $7) AS v(id,
+    /// ms, rank, svix_id, deleted, roles, profile)`, with these columns
+    /// bound; the rows it changed.
+    async fn execute(
+        self,
+        mut connection: &AsyncPgConnection,
+        statement: &str,
+    ) -> Result<usize, Error> {
+        prepared(
+            diesel::sql_query(statement.replace(
+                "{v}",
+                "unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::bool[], $6::text[], $7::text[]) \
+                 AS v(id, ms, rank, svix_id, deleted, roles, profile)",
+            ))
+            .bind::<Array<Text>, _>(self.ids)
+            .bind::<Array<Nullable<BigInt>>, _>(self.version_ms)
+            .bind::<Array<Nullable<BigInt>>, _>(self.version_rank)
+            .bind::<Array<Nullable<Text>>, _>(self.version_svix_id)
+            .bind::<Array<Bool>, _>(self.deleted)
+            .bind::<Array<Text>, _>(self.roles)
+            .bind::<Array<Nullable<Text>>, _>(self.profiles),
+        )
+        .execute(&mut connection)
+        .await
+    }
+}
+
+/// The roles column from its comma-separated form.
+const ROLES: &str =
+    "CASE WHEN v.roles = '' THEN '{}'::text[] ELSE string_to_array(v.roles, ',') END";
+
+async fn update(
+    connection: &AsyncPgConnection,
+    users: &BTreeMap<&String, &UserState>,
 ) -> Result<(), Error> {
     if users.is_empty() {
         return Ok(());
     }
-    let ids: Vec<&String> = users.keys().collect();
-    let version = |f: &dyn Fn(&Version) -> i64| {
-        users
-            .values()
-            .map(|s| s.newest.as_ref().map(f))
-            .collect::<Vec<_>>()
-    };
-    let roles: Vec<String> = users
-        .values()
-        .map(|s| {
-            s.roles
-                .iter()
-                .map(|r| r.as_str())
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .collect();
-    let profiles: Vec<Option<String>> = users
-        .values()
-        .map(|s| {
-            s.profile
-                .as_ref()
-                .and_then(|p| serde_json::to_string(p).ok())
-        })
-        .collect();
-    prepared(diesel::sql_query(
-        "UPDATE clerk_sync.users AS u SET version_ms = v.ms, version_rank = v.rank::smallint, \
-           version_svix_id = v.svix_id, deleted = v.deleted, \
-           roles = CASE WHEN v.roles = '' THEN '{}'::text[] ELSE string_to_array(v.roles, ',') END, \
-           profile = v.profile::jsonb, updated_at = now() \
-         FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::bool[], $6::text[], $7::text[]) \
-           AS v(id, ms, rank, svix_id, deleted, roles, profile) \
-         WHERE u.clerk_user_id = v.id",
-    )
-    .bind::<Array<Text>, _>(ids)
-    .bind::<Array<Nullable<BigInt>>, _>(version(&|v| v.at_ms))
-    .bind::<Array<Nullable<BigInt>>, _>(version(&|v| i64::from(v.rank.as_i16())))
-    .bind::<Array<Nullable<Text>>, _>(users.values().map(|s| s.newest.as_ref().map(|v| v.svix_id.clone())).collect::<Vec<_>>())
-    .bind::<Array<Bool>, _>(users.values().map(|s| s.deleted).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(roles)
-    .bind::<Array<Nullable<Text>>, _>(profiles))
-    .execute(&mut connection)
-    .await
-    .map(drop)
+    Columns::of(users)
+        .execute(
+            connection,
+            &format!(
+            "UPDATE clerk_sync.users AS u SET version_ms = v.ms, version_rank = v.rank::smallint, \
+               version_svix_id = v.svix_id, deleted = v.deleted, roles = {ROLES}, \
+               profile = v.profile::jsonb, updated_at = now() \
+             FROM {{v}} WHERE u.clerk_user_id = v.id"
+        ),
+        )
+        .await
+        .map(drop)
+}
+
+/// Create the states of `users`, in sorted order; how many were created
+/// (fewer when another transaction created one first).
+async fn create(
+    connection: &AsyncPgConnection,
+    users: &BTreeMap<&String, &UserState>,
+) -> Result<usize, Error> {
+    if users.is_empty() {
+        return Ok(0);
+    }
+    Columns::of(users)
+        .execute(
+            connection,
+            &format!(
+                "INSERT INTO clerk_sync.users AS u \
+               (clerk_user_id, version_ms, version_rank, version_svix_id, deleted, roles, profile) \
+             SELECT v.id, v.ms, v.rank::smallint, v.svix_id, v.deleted, {ROLES}, v.profile::jsonb \
+             FROM {{v}} ORDER BY v.id ON CONFLICT DO NOTHING"
+            ),
+        )
+        .await
 }
 
 /// Queue a `NOTIFY clerk_sync_user, '<user id>'` per user; PostgreSQL sends

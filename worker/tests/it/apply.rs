@@ -1,11 +1,15 @@
 //! `apply_batch` in process against the real database: what one batch
 //! writes, that a batch applied again writes nothing, that an older event
 //! after a newer one changes no profile, that a deletion removes the
-//! rows and erases the log, and that a batch finds its rows by key.
+//! rows and erases the log, that a batch finds its rows by key, and that a
+//! new user's state created by another transaction meanwhile makes the
+//! batch run again.
 
 use crate::support::in_process::{Harness, message, outcomes};
 use crate::support::system::{deleted_event, user_event};
 use clerk_sync_domain::outcome::Outcome;
+use diesel_async::RunQueryDsl;
+use std::time::Duration;
 
 const T0: i64 = 1_700_000_000_000;
 
@@ -197,4 +201,71 @@ async fn a_batch_never_scans_a_whole_table() {
     let after = sequential_scans(&mut harness).await;
     assert_eq!(before.len(), 4, "{before:?}");
     assert_eq!(after, before);
+}
+
+/// The batch finds no sync state for a new user, and another transaction
+/// (another worker, a replay) creates one before the batch creates it: the
+/// batch's insert waits for that transaction, then the batch rolls back and
+/// runs again, deciding on the committed state, here newer than its event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_created_meanwhile_makes_the_batch_run_again_on_it() {
+    let mut harness = Harness::new().await;
+    let (mut other, mut watcher) = (harness.connect().await, harness.connect().await);
+    for sql in [
+        "BEGIN",
+        "INSERT INTO clerk_sync.users (clerk_user_id, version_ms, version_rank, version_svix_id, roles) \
+         VALUES ('user_eve', 1700000000100, 1, 'm0', '{}')",
+    ] {
+        diesel::sql_query(sql).execute(&mut other).await.unwrap();
+    }
+    let created = user_event(
+        "user.created",
+        "user_eve",
+        T0,
+        Some("eve@example.com"),
+        Some("Eve"),
+        Some("student"),
+    );
+    let commit_once_waited_for = async {
+        let waiting = "SELECT count(*) AS n FROM pg_stat_activity \
+             WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO clerk_sync.users%'";
+        while count_of(&mut watcher, waiting).await == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        diesel::sql_query("COMMIT")
+            .execute(&mut other)
+            .await
+            .unwrap();
+    };
+    let batch = [message("m1", created)];
+    let (plan, ()) = tokio::join!(harness.apply(&batch), commit_once_waited_for);
+    assert_eq!(outcomes(&plan), [("m1".to_owned(), Outcome::Stale)]);
+    assert_eq!(
+        harness
+            .texts("SELECT svix_id || ' ' || outcome AS v FROM clerk_sync.events")
+            .await,
+        ["m1 stale"]
+    );
+    assert_eq!(
+        harness
+            .texts("SELECT version_svix_id AS v FROM clerk_sync.users")
+            .await,
+        ["m0"]
+    );
+    assert!(
+        harness
+            .texts(r#"SELECT id AS v FROM "Student""#)
+            .await
+            .is_empty()
+    );
+}
+
+async fn count_of(connection: &mut diesel_async::AsyncPgConnection, sql: &str) -> i64 {
+    #[derive(diesel::QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let n: N = diesel::sql_query(sql).get_result(connection).await.unwrap();
+    n.n
 }

@@ -15,7 +15,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 pub struct Harness {
     pub connection: AsyncPgConnection,
     pub rules: Rules,
-    _database: TestDatabase,
+    database: TestDatabase,
 }
 
 impl Harness {
@@ -30,8 +30,13 @@ impl Harness {
                 erase_on_delete: true,
                 ..Rules::default()
             },
-            _database: database,
+            database,
         }
+    }
+
+    /// Another connection to the test's database.
+    pub async fn connect(&self) -> AsyncPgConnection {
+        self.database.connect().await
     }
 
     /// Apply `messages` as one batch, as the worker does.
