@@ -200,3 +200,35 @@ async fn configured_roles_unsafe_metadata_and_default_none() {
         "unsafe_metadata used when configured"
     );
 }
+
+/// A body of many AMQP frames (connections ask for 32 KiB frames): 600 KB
+/// of private metadata, within the ingest's 1 MiB limit, goes through
+/// RabbitMQ in pieces and is applied and logged byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_of_many_frames_is_applied_and_logged_whole() {
+    let system = System::start(&[]).await;
+    let mut event: serde_json::Value = serde_json::from_slice(&user_event(
+        "user.created",
+        "user_big",
+        T0,
+        Some("big@example.com"),
+        Some("Big"),
+        Some("student"),
+    ))
+    .unwrap();
+    event["data"]["private_metadata"] = serde_json::json!({ "notes": "x".repeat(600_000) });
+    let body = serde_json::to_vec(&event).unwrap();
+    assert_eq!(system.send("msg_big", &body).await, 202);
+    system.wait_for_log(1, WAIT).await;
+    assert_eq!(
+        system.outcomes().await,
+        [("msg_big".to_owned(), "applied".to_owned(), None)]
+    );
+    assert_eq!(
+        system
+            .scalar("SELECT octet_length(payload->>'body')::bigint AS n FROM clerk_sync.events")
+            .await,
+        Some(body.len() as i64)
+    );
+    assert_eq!(system.rows("Student").await.len(), 1);
+}
