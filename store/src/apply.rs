@@ -81,7 +81,9 @@ pub async fn apply_batch(
 ) -> Result<Plan, Error> {
     loop {
         match apply_once(connection, messages, rules, now_ms).await {
-            Err(error) if repository::users::must_rerun(&error) => continue,
+            Err(error) if repository::users::must_rerun(&error) => {
+                tracing::info!("{error}; applying the batch again");
+            }
             applied => return applied,
         }
     }
