@@ -185,32 +185,31 @@ impl<'a> Columns<'a> {
         }
     }
 
-    /// Run `statement`, whose `{v}` stands for `unnest($1, .. $7) AS v(id,
-    /// ms, rank, svix_id, deleted, roles, profile)`, with these columns
+    /// Run `statement`, which reads the columns as [`COLUMNS`], with them
     /// bound; the rows it changed.
     async fn execute(
         self,
         mut connection: &AsyncPgConnection,
-        statement: &str,
+        statement: String,
     ) -> Result<usize, Error> {
         prepared(
-            diesel::sql_query(statement.replace(
-                "{v}",
-                "unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::bool[], $6::text[], $7::text[]) \
-                 AS v(id, ms, rank, svix_id, deleted, roles, profile)",
-            ))
-            .bind::<Array<Text>, _>(self.ids)
-            .bind::<Array<Nullable<BigInt>>, _>(self.version_ms)
-            .bind::<Array<Nullable<BigInt>>, _>(self.version_rank)
-            .bind::<Array<Nullable<Text>>, _>(self.version_svix_id)
-            .bind::<Array<Bool>, _>(self.deleted)
-            .bind::<Array<Text>, _>(self.roles)
-            .bind::<Array<Nullable<Text>>, _>(self.profiles),
+            diesel::sql_query(statement)
+                .bind::<Array<Text>, _>(self.ids)
+                .bind::<Array<Nullable<BigInt>>, _>(self.version_ms)
+                .bind::<Array<Nullable<BigInt>>, _>(self.version_rank)
+                .bind::<Array<Nullable<Text>>, _>(self.version_svix_id)
+                .bind::<Array<Bool>, _>(self.deleted)
+                .bind::<Array<Text>, _>(self.roles)
+                .bind::<Array<Nullable<Text>>, _>(self.profiles),
         )
         .execute(&mut connection)
         .await
     }
 }
+
+/// The rows of the bound [`Columns`].
+const COLUMNS: &str = "unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::bool[], $6::text[], $7::text[]) \
+     AS v(id, ms, rank, svix_id, deleted, roles, profile)";
 
 /// The roles column from its comma-separated form.
 const ROLES: &str =
@@ -226,12 +225,12 @@ async fn update(
     Columns::of(users)
         .execute(
             connection,
-            &format!(
-            "UPDATE clerk_sync.users AS u SET version_ms = v.ms, version_rank = v.rank::smallint, \
-               version_svix_id = v.svix_id, deleted = v.deleted, roles = {ROLES}, \
-               profile = v.profile::jsonb, updated_at = now() \
-             FROM {{v}} WHERE u.clerk_user_id = v.id"
-        ),
+            format!(
+                "UPDATE clerk_sync.users AS u SET version_ms = v.ms, version_rank = v.rank::smallint, \
+                   version_svix_id = v.svix_id, deleted = v.deleted, roles = {ROLES}, \
+                   profile = v.profile::jsonb, updated_at = now() \
+                 FROM {COLUMNS} WHERE u.clerk_user_id = v.id"
+            ),
         )
         .await
         .map(drop)
@@ -249,11 +248,11 @@ async fn create(
     Columns::of(users)
         .execute(
             connection,
-            &format!(
+            format!(
                 "INSERT INTO clerk_sync.users AS u \
-               (clerk_user_id, version_ms, version_rank, version_svix_id, deleted, roles, profile) \
-             SELECT v.id, v.ms, v.rank::smallint, v.svix_id, v.deleted, {ROLES}, v.profile::jsonb \
-             FROM {{v}} ORDER BY v.id ON CONFLICT DO NOTHING"
+                   (clerk_user_id, version_ms, version_rank, version_svix_id, deleted, roles, profile) \
+                 SELECT v.id, v.ms, v.rank::smallint, v.svix_id, v.deleted, {ROLES}, v.profile::jsonb \
+                 FROM {COLUMNS} ORDER BY v.id ON CONFLICT DO NOTHING"
             ),
         )
         .await
