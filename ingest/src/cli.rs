@@ -1,6 +1,7 @@
-//! The `clerk-sync-ingest` service as its command runs it: settings,
-//! logging, serve until SIGTERM, and the exit code. `main.rs` parses the
-//! arguments; the end-to-end benchmark runs this in a process of its own.
+//! The `clerk-sync-ingest` service as its command runs it: the runtime,
+//! settings, logging, serve until SIGTERM, and the exit code. `main.rs`
+//! parses the arguments; the end-to-end and failover benchmarks run this in
+//! a process of their own.
 
 use crate::settings::Settings;
 use crate::startup::Application;
@@ -9,10 +10,30 @@ use clerk_sync_runtime::telemetry;
 use std::path::Path;
 use std::process::ExitCode;
 
+/// Serve in this process until stopped, on one current-thread runtime.
+///
+/// The HTTP worker threads run their own runtimes; this one only starts the
+/// service and drives the broker link (the AMQP socket's readiness, the
+/// link's supervision). One thread is enough for that; a multi-thread
+/// runtime's workers wake each other to steal work, which costs CPU on
+/// every confirm (docs/src/benchmarks.md, "End to end").
+pub fn run_process(config: Option<&Path>) -> ExitCode {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(serve(config)),
+        Err(e) => {
+            eprintln!("clerk-sync-ingest: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// Load the settings (`config`, else `clerk-sync.toml` if any, and the
 /// environment), then serve until stopped. A start-up failure is one plain
 /// line on stderr naming the setting or the service at fault.
-pub async fn serve(config: Option<&Path>) -> ExitCode {
+async fn serve(config: Option<&Path>) -> ExitCode {
     let settings = match Settings::load(config) {
         Ok(settings) => settings,
         Err(e) => {

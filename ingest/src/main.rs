@@ -15,8 +15,7 @@ struct Cli {
     config: Option<PathBuf>,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    clerk_sync_ingest::cli::serve(cli.config.as_deref()).await
+    clerk_sync_ingest::cli::run_process(cli.config.as_deref())
 }

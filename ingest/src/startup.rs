@@ -98,11 +98,16 @@ impl Application {
                             .match_pattern()
                             .unwrap_or_else(|| "unmatched".to_owned());
                         let status = response.status().as_u16();
-                        let span = tracing::Span::current();
-                        span.record("http.route", route.as_str());
-                        span.record("http.status", status);
+                        // On the span only for exported traces: the log
+                        // formats a span field on every record, and at INFO
+                        // nothing is logged in the span after this point.
+                        if traces::enabled() {
+                            let span = tracing::Span::current();
+                            span.record("http.route", route.as_str());
+                            span.record("http.status", status);
+                        }
                         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-                        tracing::debug!(latency_ms, "request answered");
+                        tracing::debug!(http.route = %route, http.status = status, latency_ms, "request answered");
                         if let Some(metrics) = metrics {
                             metrics
                                 .requests

@@ -26,7 +26,7 @@
 //! Targets are printed PASS or MISS, never enforced.
 //!
 //! The ingest runs as a process of its own with exactly the code of
-//! `clerk-sync-ingest` (`clerk_sync_ingest::cli::serve`): this benchmark's
+//! `clerk-sync-ingest` (`clerk_sync_ingest::cli::run_process`): this benchmark's
 //! executable starts itself with `--serve-ingest`. Both services run with
 //! their default settings and log at INFO to files, as users run them.
 //!
@@ -80,10 +80,10 @@ const ROUNDS: usize = 4;
 const CPU_TARGET: f64 = 310.0;
 
 fn main() -> Result<ExitCode> {
-    let runtime = tokio::runtime::Runtime::new()?;
     if ingest::asked() {
-        return Ok(runtime.block_on(clerk_sync_ingest::cli::serve(None)));
+        return Ok(clerk_sync_ingest::cli::run_process(None));
     }
+    let runtime = tokio::runtime::Runtime::new()?;
     let full = std::env::args().any(|arg| arg == "--bench");
     let (users, rate) = if full {
         (10_000, 1_000.0)

@@ -87,11 +87,14 @@ struct Plan {
     drain_within: Duration,
 }
 
-#[tokio::main]
-async fn main() -> Result<ExitCode> {
+fn main() -> Result<ExitCode> {
     if common::ingest::asked() {
-        return Ok(clerk_sync_ingest::cli::serve(None).await);
+        return Ok(clerk_sync_ingest::cli::run_process(None));
     }
+    tokio::runtime::Runtime::new()?.block_on(failover())
+}
+
+async fn failover() -> Result<ExitCode> {
     if let Some(why) = Cluster::unavailable() {
         println!("failover: not run on this machine: {why}");
         return Ok(ExitCode::SUCCESS);

@@ -1,5 +1,5 @@
 //! The ingest as a process of its own, with exactly the code of
-//! `clerk-sync-ingest` (`clerk_sync_ingest::cli::serve`): the benchmark's
+//! `clerk-sync-ingest` (`clerk_sync_ingest::cli::run_process`): the benchmark's
 //! own executable started with [`SERVE_INGEST`] (the end-to-end and
 //! failover benchmarks).
 
