@@ -10,6 +10,11 @@
 //! * C, ingest at half A's rate: the same requests, open loop: each takes the
 //!   next slot of a fixed schedule and is timed from its slot, so falling
 //!   behind the schedule shows as latency instead of hiding.
+//! * D, the HTTP path alone: the same requests, closed loop, to an ingest
+//!   whose RabbitMQ is not there (nothing listens on its port), so each is
+//!   read, verified and summarised as in B, then answered 503 at once. The
+//!   ingest's CPU per request in B less D's is what publishing costs it.
+//!   D logs nothing: its one ERROR line per request is not what B pays.
 //!
 //! Targets (reported, never enforced): B reaches 70% of A; p99 of C < 20 ms.
 //! The process fails only on errors: a failed publish, a non-2xx answer, an
@@ -59,6 +64,8 @@ const USERS: u64 = 10_000;
 const BODY_BYTES: usize = 2048;
 /// Phase A events verified ahead per second of the phase; beyond, inline.
 const RAW_PER_SECOND: u64 = 25_000;
+/// Phase D requests signed ahead per second of the phase; beyond, inline.
+const FLOOR_PER_SECOND: u64 = 20_000;
 /// A bench-only secret (base64 of 24 bytes).
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
@@ -140,7 +147,7 @@ async fn run(
         .local_addr()?
         .port();
     let base = format!("http://127.0.0.1:{port}");
-    let mut ingest = spawn_ingest(settings, port)?;
+    let mut ingest = spawn_ingest(settings, port, "warn")?;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(CONCURRENCY)
         .build()?;
@@ -176,6 +183,9 @@ async fn run(
     );
     let exit = ingest.stop().await?;
 
+    let (floor, floor_exit) = http_floor(settings, &client, &load, secs, me).await?;
+    println!("D HTTP alone: {}", floor.report());
+
     let share = 100.0 * closed.rate() / raw.rate();
     let p99_half = half.ms(0.99);
     let verdict = |ok: bool| if ok { "PASS" } else { "MISS" };
@@ -186,7 +196,8 @@ async fn run(
          ingest at half raw rate:   {:>6.0} req/s (target {target:.0}) {}\n\
          target ingest >= 70% of raw:     {} ({share:.0}%)\n\
          target p99 < 20 ms at half rate: {} ({p99_half:.2} ms)\n\
-         ingest after SIGTERM:            {exit}",
+         ingest CPU per request:          {:.0} µs (B), {:.0} µs without publishing (D)\n\
+         ingest after SIGTERM:            {exit} (B, C), {floor_exit} (D)",
         raw.rate(),
         raw.latencies(),
         closed.rate(),
@@ -195,17 +206,67 @@ async fn run(
         half.latencies(),
         verdict(share >= 70.0),
         verdict(p99_half < 20.0),
+        closed.cpu_per_event("ingest"),
+        floor.cpu_per_event("ingest"),
     );
-    for (phase, stats) in [("A", &raw), ("B", &closed), ("C", &half)] {
+    for (phase, stats) in [("A", &raw), ("B", &closed), ("C", &half), ("D", &floor)] {
         if let Some(error) = &stats.first_error {
             bail!("phase {phase}: {} failed, first: {error}", stats.failed);
         }
     }
-    ensure!(
-        exit.success(),
-        "the ingest exited with {exit} after SIGTERM"
-    );
+    for exit in [exit, floor_exit] {
+        ensure!(
+            exit.success(),
+            "the ingest exited with {exit} after SIGTERM"
+        );
+    }
     Ok(())
+}
+
+/// Phase D (see the top of this file): returns its figures and the exit
+/// status of its ingest after SIGTERM.
+async fn http_floor(
+    settings: &AmqpSettings,
+    client: &reqwest::Client,
+    load: &Arc<Load>,
+    secs: u64,
+    me: Option<(&'static str, u32)>,
+) -> Result<(Stats, std::process::ExitStatus)> {
+    // A port nothing listens on once the listener is dropped.
+    let nowhere = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let settings = AmqpSettings {
+        url: SecretUrl::new(format!("amqp://guest:guest@{nowhere}/%2f")),
+        ..settings.clone()
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut ingest = spawn_ingest(&settings, port, "off")?;
+    ingest
+        .wait_readyz(client, &base, reqwest::StatusCode::SERVICE_UNAVAILABLE)
+        .await?;
+    let url = format!("{base}{}", paths::WEBHOOK);
+    // Signing inline would take the load generator's CPU from the ingest.
+    let requests = Pool::new(secs * FLOOR_PER_SECOND, || load.sign())?;
+    let probes = [me, Some(("ingest", ingest.pid()))];
+    let (load, client) = (load.clone(), client.clone());
+    let floor = drive(secs, None, &probes, move || {
+        let request = requests.take(|| load.sign());
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            match send(&client, &url, request.map_err(|e| format!("{e:#}"))?).await {
+                Err(e) if e.starts_with("HTTP 503") && e.contains("RabbitMQ is unavailable") => {
+                    Ok(())
+                }
+                Ok(()) => Err("answered 2xx with no RabbitMQ to publish to".to_owned()),
+                Err(e) => Err(e),
+            }
+        }
+    })
+    .await;
+    let exit = ingest.stop().await?;
+    Ok((floor?, exit))
 }
 
 /// A Clerk `user.updated` event about one of the bench users, padded to ~2 KB.

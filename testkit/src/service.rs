@@ -26,19 +26,31 @@ impl Service {
 
     /// Wait until `GET {base}/readyz` answers 200.
     pub async fn wait_ready(&mut self, client: &reqwest::Client, base: &str) -> Result<()> {
+        self.wait_readyz(client, base, reqwest::StatusCode::OK)
+            .await
+    }
+
+    /// Wait until `GET {base}/readyz` answers `status` (503: serving, but
+    /// its broker or database is not there).
+    pub async fn wait_readyz(
+        &mut self,
+        client: &reqwest::Client,
+        base: &str,
+        status: reqwest::StatusCode,
+    ) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait()? {
-                bail!("{} exited before it was ready: {status}", self.name);
+            if let Some(exit) = self.child.try_wait()? {
+                bail!("{} exited before it was ready: {exit}", self.name);
             }
-            let ready = client.get(format!("{base}/readyz")).send().await;
-            if ready.is_ok_and(|r| r.status() == reqwest::StatusCode::OK) {
+            let answer = client.get(format!("{base}/readyz")).send().await;
+            if answer.is_ok_and(|r| r.status() == status) {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         bail!(
-            "{} was not ready (GET /readyz == 200) within 30 s",
+            "{} did not answer GET /readyz with {status} within 30 s",
             self.name
         )
     }

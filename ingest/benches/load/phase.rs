@@ -84,6 +84,14 @@ impl Stats {
         self.ok as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
 
+    /// The CPU time per event of the process `who`, in µs (0 if not probed).
+    pub(crate) fn cpu_per_event(&self, who: &str) -> f64 {
+        let cpu = self.cpu.iter().find(|(name, _)| *name == who);
+        cpu.map_or(0.0, |(_, cpu)| {
+            cpu.as_secs_f64() * 1e6 / self.ok.max(1) as f64
+        })
+    }
+
     pub(crate) fn ms(&self, quantile: f64) -> f64 {
         self.latency.value_at_quantile(quantile) as f64 / 1e3
     }

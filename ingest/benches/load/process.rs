@@ -10,8 +10,9 @@ use lapin::Connection;
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// The ingest binary as a child process.
-pub(crate) fn spawn_ingest(amqp: &AmqpSettings, port: u16) -> Result<Service> {
+/// The ingest binary as a child process, logging what `log_filter`
+/// (`RUST_LOG`) lets through.
+pub(crate) fn spawn_ingest(amqp: &AmqpSettings, port: u16, log_filter: &str) -> Result<Service> {
     Service::spawn(
         "clerk-sync-ingest",
         Command::new(env!("CARGO_BIN_EXE_clerk-sync-ingest"))
@@ -20,7 +21,7 @@ pub(crate) fn spawn_ingest(amqp: &AmqpSettings, port: u16) -> Result<Service> {
             .env("AMQP_URL", amqp.url.expose())
             .env("CLERK_SYNC__AMQP__PREFIX", &amqp.prefix)
             .env("CLERK_SYNC__AMQP__SHARDS", amqp.shards.to_string())
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", log_filter)
             .stdin(Stdio::null()),
     )
 }
