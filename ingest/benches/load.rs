@@ -196,7 +196,7 @@ async fn run(
          raw confirmed publishes/s: {:>6.0} ({})\n\
          ingest requests/s:         {:>6.0} ({share:.0}% of raw) {}\n\
          ingest at half raw rate:   {:>6.0} req/s (target {target:.0}) {}\n\
-         target ingest >= 60% of raw, the load generator on its cores: {} ({share:.0}%)\n\
+         target ingest >= 60% of raw, load generator on the same cores: {} ({share:.0}%)\n\
          target p99 < 20 ms at half rate: {} ({p99_half:.2} ms)\n\
          ingest CPU per request:          {:.0} µs (B), {:.0} µs without publishing (D)\n\
          ingest after SIGTERM:            {exit} (B, C), {floor_exit} (D)",
