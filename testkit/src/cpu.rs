@@ -1,21 +1,55 @@
 //! CPU time from `/proc` (Linux, USER_HZ 100), for benchmarks that report
 //! what each process spent per event.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// CPU time used so far: user + system of process `pid`, or user, system,
 /// irq and softirq of all cores for `None`.
 pub fn cpu_time(pid: Option<u32>) -> Option<Duration> {
-    let (path, skip, fields) = match pid {
-        Some(pid) => (format!("/proc/{pid}/stat"), 0, [11, 12].as_slice()),
-        None => ("/proc/stat".to_owned(), 1, [0, 1, 2, 5, 6].as_slice()),
+    match pid {
+        Some(pid) => task_time(&format!("/proc/{pid}/stat")),
+        None => ticks(
+            &std::fs::read_to_string("/proc/stat").ok()?,
+            1,
+            &[0, 1, 2, 5, 6],
+        ),
+    }
+}
+
+/// CPU time used so far by the threads of process `pid` that run now,
+/// summed by thread name (as the kernel keeps it: cut to 15 bytes).
+pub fn cpu_time_by_thread(pid: u32) -> BTreeMap<String, Duration> {
+    let mut times = BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return times;
     };
-    let stat = std::fs::read_to_string(path).ok()?;
-    // A process's fields follow its name: "pid (name) state ppid ...".
-    let line = stat
-        .rsplit_once(") ")
-        .map_or(stat.as_str(), |(_, rest)| rest);
-    let values: Vec<_> = line.lines().next()?.split_whitespace().skip(skip).collect();
+    for task in tasks.flatten() {
+        let path = task.path();
+        let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        if let Some(time) = task_time(&path.join("stat").to_string_lossy()) {
+            *times.entry(name.trim().to_owned()).or_default() += time;
+        }
+    }
+    times
+}
+
+/// User + system time of the process or thread whose `stat` file is `path`.
+fn task_time(path: &str) -> Option<Duration> {
+    stat_time(&std::fs::read_to_string(path).ok()?)
+}
+
+/// User + system time in a `stat` line: "pid (name) state ppid ...", the
+/// name possibly with spaces and parentheses of its own.
+fn stat_time(stat: &str) -> Option<Duration> {
+    let fields = stat.rsplit_once(") ").map_or(stat, |(_, rest)| rest);
+    ticks(fields, 0, &[11, 12])
+}
+
+/// The sum of `fields` (0-based, after skipping `skip` words) of the first
+/// line of `text`, in ticks of 10 ms.
+fn ticks(text: &str, skip: usize, fields: &[usize]) -> Option<Duration> {
+    let values: Vec<_> = text.lines().next()?.split_whitespace().skip(skip).collect();
     let ticks = fields
         .iter()
         .filter_map(|&i| values.get(i)?.parse::<u64>().ok());
@@ -105,4 +139,48 @@ pub fn system_time(pid: u32) -> Option<Duration> {
     let (_, rest) = stat.rsplit_once(") ")?;
     let ticks: u64 = rest.split_whitespace().nth(12)?.parse().ok()?;
     Some(Duration::from_millis(ticks * 10))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    #[test]
+    fn a_thread_that_works_is_counted_under_its_name_within_the_process() {
+        let stop = Arc::new(AtomicBool::new(false));
+        let spinning = stop.clone();
+        let worker = std::thread::Builder::new()
+            .name("cpu-test-spin".to_owned())
+            .spawn(move || {
+                while !spinning.load(Ordering::Relaxed) {
+                    std::hint::spin_loop();
+                }
+            })
+            .expect("spawn a thread");
+        let pid = std::process::id();
+        let started = std::time::Instant::now();
+        let mut threads = cpu_time_by_thread(pid);
+        while threads.get("cpu-test-spin").copied().unwrap_or_default() < Duration::from_millis(50)
+            && started.elapsed() < Duration::from_secs(20)
+        {
+            std::thread::sleep(Duration::from_millis(20));
+            threads = cpu_time_by_thread(pid);
+        }
+        let process = cpu_time(Some(pid)).expect("this process's CPU time");
+        stop.store(true, Ordering::Relaxed);
+        worker.join().expect("the thread ends");
+        let spun = threads.get("cpu-test-spin").copied().unwrap_or_default();
+        assert!(spun >= Duration::from_millis(50), "{threads:?}");
+        // The process's time, read after, holds its threads'.
+        let sum: Duration = threads.values().sum();
+        assert!(sum <= process, "{sum:?} > {process:?}");
+    }
+
+    #[test]
+    fn a_stat_line_is_read_after_its_name_even_with_spaces_and_parentheses() {
+        let stat = "42 (actix (x) wo) S 1 42 42 0 -1 4194560 0 0 0 0 150 30 0 0 20 0";
+        assert_eq!(stat_time(stat), Some(Duration::from_millis(1800)));
+    }
 }

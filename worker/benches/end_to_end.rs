@@ -300,6 +300,7 @@ fn report(phase: &str, sent: &Sent, applied: f64, cpu: &PerEvent, parts: &Parts)
         sent.latencies()
     );
     println!("    {}", cpu.report(parts.rabbitmq.is_some()));
+    println!("    {}", cpu.ingest_threads_report());
 }
 
 /// A number from the environment variable `name`, else `default`.

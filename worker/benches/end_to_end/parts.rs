@@ -2,7 +2,8 @@
 //! (this process), the ingest, the worker, RabbitMQ, PostgreSQL, and the
 //! rest of the machine (the kernel's network and disk work, anything else).
 
-use clerk_sync_testkit::cpu::{cpu_time, cpu_time_of_named, system_time};
+use clerk_sync_testkit::cpu::{cpu_time, cpu_time_by_thread, cpu_time_of_named, system_time};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 pub struct Parts {
@@ -13,9 +14,10 @@ pub struct Parts {
 
 /// CPU time so far of: the load generator, the ingest, the worker,
 /// RabbitMQ, PostgreSQL (every `postgres` process), the whole machine;
-/// and the kernel's part of the ingest's, the worker's and RabbitMQ's.
-#[derive(Debug, Clone, Copy)]
-pub struct Cpu([Duration; 6], Duration);
+/// the kernel's part of the ingest's, the worker's and RabbitMQ's; and the
+/// ingest's by thread name.
+#[derive(Debug, Clone)]
+pub struct Cpu([Duration; 6], Duration, BTreeMap<String, Duration>);
 
 impl Parts {
     pub fn snapshot(&self) -> Cpu {
@@ -34,6 +36,7 @@ impl Parts {
                 .flatten()
                 .filter_map(system_time)
                 .sum(),
+            cpu_time_by_thread(self.ingest),
         )
     }
 }
@@ -52,6 +55,8 @@ pub struct PerEvent {
     /// Share of the ingest's, the worker's and RabbitMQ's CPU spent in the
     /// kernel (system calls: sockets, wake-ups, fsync), %.
     pub kernel: f64,
+    /// Share of the ingest's CPU by thread name, %, the largest first.
+    pub ingest_threads: Vec<(String, f64)>,
 }
 
 impl PerEvent {
@@ -79,6 +84,20 @@ impl PerEvent {
             self.kernel
         )
     }
+
+    /// Where the ingest's CPU went, by thread: e.g. `actix-server wo` (the
+    /// HTTP workers), `lapin-io-loop` (lapin's I/O thread), and the main
+    /// thread (its runtime, which serves lapin's socket), named after the
+    /// executable.
+    pub fn ingest_threads_report(&self) -> String {
+        let shares: Vec<String> = self
+            .ingest_threads
+            .iter()
+            .filter(|(_, share)| *share >= 0.5)
+            .map(|(name, share)| format!("{name} {share:.0}%"))
+            .collect();
+        format!("the ingest's CPU by thread: {}", shares.join(", "))
+    }
 }
 
 impl Cpu {
@@ -103,8 +122,31 @@ impl Cpu {
             busy: used[5] / 1e6 / (seconds.max(1e-9) * cores) * 100.0,
             kernel: 100.0 * self.1.saturating_sub(before.1).as_secs_f64() * 1e6
                 / (used[1] + used[2] + used[3]).max(1.0),
+            ingest_threads: shares_since(&self.2, &before.2),
         }
     }
+}
+
+/// Each name's share of the time used between `before` and `after`, %,
+/// the largest first.
+fn shares_since(
+    after: &BTreeMap<String, Duration>,
+    before: &BTreeMap<String, Duration>,
+) -> Vec<(String, f64)> {
+    let used: Vec<(String, f64)> = after
+        .iter()
+        .map(|(name, time)| {
+            let earlier = before.get(name).copied().unwrap_or_default();
+            (name.clone(), time.saturating_sub(earlier).as_secs_f64())
+        })
+        .collect();
+    let total: f64 = used.iter().map(|(_, time)| time).sum();
+    let mut shares: Vec<_> = used
+        .into_iter()
+        .map(|(name, time)| (name, 100.0 * time / total.max(1e-9)))
+        .collect();
+    shares.sort_by(|a, b| b.1.total_cmp(&a.1));
+    shares
 }
 
 /// Wait until the machine is quiet (under 15% of its cores busy over half
