@@ -8,7 +8,7 @@ use std::time::Duration;
 /// irq and softirq of all cores for `None`.
 pub fn cpu_time(pid: Option<u32>) -> Option<Duration> {
     match pid {
-        Some(pid) => task_time(&format!("/proc/{pid}/stat")),
+        Some(pid) => task_time(&format!("/proc/{pid}/stat"), USER_AND_SYSTEM),
         None => ticks(
             &std::fs::read_to_string("/proc/stat").ok()?,
             1,
@@ -27,23 +27,29 @@ pub fn cpu_time_by_thread(pid: u32) -> BTreeMap<String, Duration> {
     for task in tasks.flatten() {
         let path = task.path();
         let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
-        if let Some(time) = task_time(&path.join("stat").to_string_lossy()) {
+        if let Some(time) = task_time(&path.join("stat").to_string_lossy(), USER_AND_SYSTEM) {
             *times.entry(name.trim().to_owned()).or_default() += time;
         }
     }
     times
 }
 
-/// User + system time of the process or thread whose `stat` file is `path`.
-fn task_time(path: &str) -> Option<Duration> {
-    stat_time(&std::fs::read_to_string(path).ok()?)
+/// The fields after the name of a `stat` file that hold user and system
+/// time (utime, stime), and system time alone.
+const USER_AND_SYSTEM: &[usize] = &[11, 12];
+const SYSTEM: &[usize] = &[12];
+
+/// The time in `fields` of the process or thread whose `stat` file is
+/// `path`.
+fn task_time(path: &str, fields: &[usize]) -> Option<Duration> {
+    stat_time(&std::fs::read_to_string(path).ok()?, fields)
 }
 
-/// User + system time in a `stat` line: "pid (name) state ppid ...", the
+/// The time in `fields` of a `stat` line: "pid (name) state ppid ...", the
 /// name possibly with spaces and parentheses of its own.
-fn stat_time(stat: &str) -> Option<Duration> {
-    let fields = stat.rsplit_once(") ").map_or(stat, |(_, rest)| rest);
-    ticks(fields, 0, &[11, 12])
+fn stat_time(stat: &str, fields: &[usize]) -> Option<Duration> {
+    let (_, after_name) = stat.rsplit_once(") ")?;
+    ticks(after_name, 0, fields)
 }
 
 /// The sum of `fields` (0-based, after skipping `skip` words) of the first
@@ -135,10 +141,7 @@ pub fn rabbitmq_pid(amqp_url: &str) -> Option<u32> {
 /// System (kernel) CPU time so far of process `pid`: the part of
 /// [`cpu_time`] spent in system calls and on its behalf.
 pub fn system_time(pid: u32) -> Option<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, rest) = stat.rsplit_once(") ")?;
-    let ticks: u64 = rest.split_whitespace().nth(12)?.parse().ok()?;
-    Some(Duration::from_millis(ticks * 10))
+    task_time(&format!("/proc/{pid}/stat"), SYSTEM)
 }
 
 #[cfg(test)]
@@ -183,6 +186,10 @@ mod tests {
     #[test]
     fn a_stat_line_is_read_after_its_name_even_with_spaces_and_parentheses() {
         let stat = "42 (actix (x) wo) S 1 42 42 0 -1 4194560 0 0 0 0 150 30 0 0 20 0";
-        assert_eq!(stat_time(stat), Some(Duration::from_millis(1800)));
+        assert_eq!(
+            stat_time(stat, USER_AND_SYSTEM),
+            Some(Duration::from_millis(1800))
+        );
+        assert_eq!(stat_time(stat, SYSTEM), Some(Duration::from_millis(300)));
     }
 }

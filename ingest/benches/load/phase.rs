@@ -87,9 +87,12 @@ impl Stats {
     /// The CPU time per event of the process `who`, in µs (0 if not probed).
     pub(crate) fn cpu_per_event(&self, who: &str) -> f64 {
         let cpu = self.cpu.iter().find(|(name, _)| *name == who);
-        cpu.map_or(0.0, |(_, cpu)| {
-            cpu.as_secs_f64() * 1e6 / self.ok.max(1) as f64
-        })
+        cpu.map_or(0.0, |(_, cpu)| self.micros_per_event(*cpu))
+    }
+
+    /// `cpu` spread over the events that succeeded, in µs.
+    fn micros_per_event(&self, cpu: Duration) -> f64 {
+        cpu.as_secs_f64() * 1e6 / self.ok.max(1) as f64
     }
 
     pub(crate) fn ms(&self, quantile: f64) -> f64 {
@@ -104,16 +107,15 @@ impl Stats {
     /// Counts, rate, latencies, and CPU time per event of each process and
     /// of the rest of the machine (the kernel, and any other load).
     pub(crate) fn report(&self) -> String {
-        let per_event = |cpu: f64| cpu * 1e6 / self.ok.max(1) as f64;
         let ((_, machine), processes) = self
             .cpu
             .split_last()
             .unwrap_or((&("", Duration::ZERO), &[]));
         let ours: Duration = processes.iter().map(|(_, cpu)| *cpu).sum();
-        let other = per_event(machine.saturating_sub(ours).as_secs_f64());
+        let other = self.micros_per_event(machine.saturating_sub(ours));
         let cpu: Vec<_> = processes
             .iter()
-            .map(|(who, cpu)| format!("{who} {:.0}", per_event(cpu.as_secs_f64())))
+            .map(|(who, cpu)| format!("{who} {:.0}", self.micros_per_event(*cpu)))
             .collect();
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let busy = 100.0 * machine.as_secs_f64() / self.elapsed.as_secs_f64() / cores as f64;
