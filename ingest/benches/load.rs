@@ -42,7 +42,7 @@ use clerk_sync_domain::envelope::EnvelopeSummary;
 use clerk_sync_domain::paths;
 use clerk_sync_domain::topology::Topology;
 use clerk_sync_ingest::verify::{SvixHeaders, VerifiedWebhook, Verifier};
-use clerk_sync_ingest::{broker::Broker, metrics::Metrics, publisher::Publisher};
+use clerk_sync_ingest::{broker::Broker, metrics::Metrics, publisher::Publishers};
 use clerk_sync_runtime::settings::{AmqpSettings, WebhookSecrets};
 use clerk_sync_runtime::{amqp, secret_url::SecretUrl};
 use clerk_sync_testkit::cpu::rabbitmq_pid;
@@ -123,19 +123,24 @@ async fn run(
     // Phase A: the raw limit of confirmed publishes.
     let events = Pool::new(secs * RAW_PER_SECOND, || load.event())?;
     let broker = Broker::start(settings, Arc::new(Metrics::new())).await?;
-    let publisher = Publisher::new(&broker);
-    let raw = drive(secs, None, &[me, rabbitmq], {
-        let (events, load) = (events.clone(), load.clone());
-        move || {
-            let (event, publisher) = (events.take(|| load.event()), publisher.clone());
-            async move {
-                let (verified, summary) = &*event.map_err(|e| format!("{e:#}"))?;
-                let published = publisher.publish(verified, summary, now().as_millis() as u64);
-                published.await.map(drop).map_err(|e| e.to_string())
-            }
-        }
-    })
-    .await?;
+    // The ingest's publisher lives on its thread: driven there.
+    let local = tokio::task::LocalSet::new();
+    let raw = local
+        .run_until(async {
+            let publisher = Publishers::new(&broker).on_this_thread();
+            broker.opened(1).await;
+            let (events, load) = (events.clone(), load.clone());
+            drive_local(secs, &[me, rabbitmq], move || {
+                let (event, publisher) = (events.take(|| load.event()), publisher.clone());
+                async move {
+                    let (verified, summary) = &*event.map_err(|e| format!("{e:#}"))?;
+                    let published = publisher.publish(verified, summary, now().as_millis() as u64);
+                    published.await.map(drop).map_err(|e| e.to_string())
+                }
+            })
+            .await
+        })
+        .await?;
     broker.close().await;
     println!(
         "A raw: {} (events verified before the loop, {} in it)",

@@ -2,10 +2,12 @@
 //! and publishes each to RabbitMQ, answering 2xx only once it is durable.
 
 pub mod admission;
+pub mod amqp;
 pub mod body;
 pub mod broker;
 pub mod cli;
 pub mod connection_limits;
+pub mod links;
 pub mod metrics;
 pub mod publisher;
 pub mod routes;

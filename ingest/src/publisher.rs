@@ -1,22 +1,24 @@
 //! Publishing one verified webhook, confirmed by RabbitMQ.
 //!
-//! Each request publishes on the shared confirm-mode channel and awaits its
-//! own confirm, so many requests have publishes in flight at once and none
-//! waits for another's confirm; at most `amqp.max_unconfirmed` at once.
-//! Nothing is published while RabbitMQ blocks the connection (a memory or
-//! disk alarm): those requests, and those whose publish was waiting when
-//! the block came, are answered 503 at once with `Retry-After`.
+//! Each request publishes on its HTTP worker thread's confirm-mode
+//! connection and awaits its own confirm, so many requests have publishes
+//! in flight at once and none waits for another's confirm; at most
+//! `amqp.max_unconfirmed` at once over all threads. Nothing is published
+//! while RabbitMQ blocks the connection (a memory or disk alarm): those
+//! requests, and those whose publish was waiting when the block came, are
+//! answered 503 at once with `Retry-After`.
 
-use crate::broker::{Broker, Shared};
+use crate::amqp::Outcome;
+use crate::broker::{self, Broker, Shared, ThreadLink};
 use crate::metrics::{QueueLabels, ReasonLabels};
 use crate::verify::VerifiedWebhook;
 use clerk_sync_domain::envelope::EnvelopeSummary;
 use clerk_sync_domain::message_headers as header;
 use clerk_sync_runtime::amqp_value::long_string;
 use clerk_sync_runtime::traces;
-use lapin::options::BasicPublishOptions;
+use lapin::BasicProperties;
 use lapin::types::{AMQPValue, FieldTable, ShortString};
-use lapin::{BasicProperties, Confirmation};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 use tracing::Instrument;
@@ -32,8 +34,8 @@ pub enum PublishError {
     Nacked,
     #[error("RabbitMQ could not route the event to queue {0}; retry later")]
     Unroutable(String),
-    #[error("RabbitMQ connection failed while publishing; retry later")]
-    Broken(#[source] lapin::Error),
+    #[error("RabbitMQ connection failed while publishing ({0}); retry later")]
+    Broken(String),
     /// Why RabbitMQ blocks publishers (a memory or disk alarm).
     #[error("{0}; retry later")]
     Blocked(String),
@@ -67,22 +69,41 @@ impl PublishError {
 /// RabbitMQ lifts an alarm once memory or disk is freed: seconds at best.
 const BLOCKED_RETRY_AFTER_SECS: u64 = 10;
 
-/// A cheap, cloneable handle that publishes over the [`Broker`]'s link.
+/// Makes each HTTP worker thread's [`Publisher`]; cheap to clone, and
+/// sendable to the threads.
 #[derive(Debug, Clone)]
-pub struct Publisher {
+pub struct Publishers {
     shared: Arc<Shared>,
 }
 
-impl Publisher {
+impl Publishers {
     pub fn new(broker: &Broker) -> Self {
         Self {
             shared: broker.shared(),
         }
     }
 
-    /// True while the broker link is usable (`/readyz`).
+    /// The calling thread's publisher, with a connection of its own: call
+    /// it on each HTTP worker thread (in the server's app factory).
+    pub fn on_this_thread(&self) -> Publisher {
+        Publisher {
+            link: broker::thread_link(&self.shared),
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// Publishes over its thread's connection (not `Send`: it stays there).
+#[derive(Debug, Clone)]
+pub struct Publisher {
+    shared: Arc<Shared>,
+    link: Rc<ThreadLink>,
+}
+
+impl Publisher {
+    /// True while every thread's connection is usable (`/readyz`).
     pub fn ready(&self) -> bool {
-        self.shared.ready()
+        self.shared.links.ready()
     }
 
     /// The node in use, or why there is none (`/readyz`).
@@ -129,7 +150,7 @@ impl Publisher {
         summary: &EnvelopeSummary,
         received_at_ms: u64,
     ) -> Result<String, PublishError> {
-        let link = self.shared.current().ok_or(PublishError::Unavailable)?;
+        let link = self.link.current().ok_or(PublishError::Unavailable)?;
         if let Some(reason) = link.blocked_by() {
             return Err(PublishError::Blocked(reason));
         }
@@ -166,28 +187,22 @@ impl Publisher {
             .with_timestamp(received_at_ms / 1000)
             .with_headers(headers);
 
-        let confirmed = async {
-            link.channel
-                .publish(
-                    self.shared.topology.exchange().into(),
-                    queue.as_str().into(),
-                    BasicPublishOptions {
-                        mandatory: true,
-                        ..BasicPublishOptions::default()
-                    },
-                    event.body(),
-                    properties,
-                )
-                .await?
-                .await
-        };
+        let confirm = link
+            .connection
+            .publish(
+                &self.shared.topology.exchange(),
+                &queue,
+                properties,
+                event.body(),
+            )
+            .map_err(|gone| PublishError::Broken(gone.0))?;
         let timeout = self.shared.confirm_timeout();
         // RabbitMQ blocks a connection when it publishes during an alarm,
         // and confirms that publish only once it unblocks (as tested): the
         // wait ends at once. The publish may then be queued too, and the
         // worker's de-duplication absorbs Svix's new copy.
         let outcome = tokio::select! {
-            outcome = tokio::time::timeout(timeout, confirmed).instrument(traces::span(|| tracing::info_span!("confirm"))) => outcome,
+            outcome = tokio::time::timeout(timeout, confirm).instrument(traces::span(|| tracing::info_span!("confirm"))) => outcome,
             reason = link.until_blocked() => return Err(PublishError::Blocked(reason)),
         };
         match outcome {
@@ -196,17 +211,17 @@ impl Publisher {
                 if let Some(reason) = link.blocked_by() {
                     return Err(PublishError::Blocked(reason));
                 }
-                link.report_silent();
-                self.shared.report_broken();
+                self.shared.report_silent(&link.node);
                 Err(PublishError::ConfirmTimeout(timeout.as_millis() as u64))
             }
-            Ok(Err(e)) => {
-                self.shared.report_broken();
-                Err(PublishError::Broken(e))
-            }
-            Ok(Ok(Confirmation::Ack(None))) => Ok(queue),
-            Ok(Ok(Confirmation::Ack(Some(_)))) => Err(PublishError::Unroutable(queue)),
-            Ok(Ok(Confirmation::Nack(_) | Confirmation::NotRequested)) => Err(PublishError::Nacked),
+            Ok(Err(_)) => Err(PublishError::Broken(
+                link.connection
+                    .gone()
+                    .unwrap_or_else(|| "the connection ended".to_owned()),
+            )),
+            Ok(Ok(Outcome::Ack)) => Ok(queue),
+            Ok(Ok(Outcome::Unroutable)) => Err(PublishError::Unroutable(queue)),
+            Ok(Ok(Outcome::Nack)) => Err(PublishError::Nacked),
         }
     }
 }

@@ -8,11 +8,11 @@ use crate::body::BodyLimits;
 use crate::broker::Broker;
 use crate::connection_limits;
 use crate::metrics::{Metrics, RequestLabels};
-use crate::publisher::Publisher;
+use crate::publisher::Publishers;
 use crate::routes;
 use crate::settings::Settings;
 use crate::verify::{SvixHeaders, Verifier};
-use actix_web::dev::{Server, ServerHandle, Service};
+use actix_web::dev::{ServerHandle, Service};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use clerk_sync_domain::paths;
@@ -28,7 +28,8 @@ use tracing::field::Empty;
 
 pub struct Application {
     port: u16,
-    server: Server,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    handle: ServerHandle,
     broker: Broker,
 }
 
@@ -37,7 +38,7 @@ impl Application {
         let verifier = web::Data::new(Verifier::new(settings.webhook.require_secrets()?)?);
         let metrics = Arc::new(Metrics::new());
         let broker = Broker::start(&settings.amqp, metrics.clone()).await?;
-        let publisher = web::Data::new(Publisher::new(&broker));
+        let publishers = Publishers::new(&broker);
         let metrics = web::Data::from(metrics);
         let limits = web::Data::new(BodyLimits {
             max_bytes: settings.ingest.body_limit_bytes,
@@ -54,10 +55,11 @@ impl Application {
             format!("setting ingest.listen (INGEST_LISTEN): cannot listen on {listen}")
         })?;
         let port = listener.local_addr()?.port();
-        let mut server = HttpServer::new(move || {
+        let server = HttpServer::new(move || {
             App::new()
                 .app_data(verifier.clone())
-                .app_data(publisher.clone())
+                // Each HTTP worker thread publishes over a connection of its own.
+                .app_data(web::Data::new(publishers.on_this_thread()))
                 .app_data(metrics.clone())
                 .app_data(limits.clone())
                 .app_data(admission.clone())
@@ -129,9 +131,18 @@ impl Application {
         .keep_alive(connection_limits::KEEP_ALIVE)
         .listen(listener)?
         .shutdown_timeout(settings.ingest.shutdown_timeout_secs);
-        if settings.ingest.http_workers > 0 {
-            server = server.workers(settings.ingest.http_workers);
-        }
+        // Each HTTP worker thread has its own RabbitMQ connection.
+        let threads = match settings.ingest.http_workers {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        };
+        let server = server.workers(threads);
+        let server = server.run();
+        let handle = server.handle();
+        // Polled from now on: the HTTP worker threads start and open their
+        // connections, which `opened` waits for.
+        let server = tokio::spawn(server);
+        broker.opened(threads).await;
         tracing::info!(
             listen = %listen,
             port,
@@ -146,7 +157,8 @@ impl Application {
         );
         Ok(Self {
             port,
-            server: server.run(),
+            server,
+            handle,
             broker,
         })
     }
@@ -158,11 +170,14 @@ impl Application {
 
     /// Stops the server as SIGTERM would.
     pub fn handle(&self) -> ServerHandle {
-        self.server.handle()
+        self.handle.clone()
     }
 
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.server.await.context("HTTP server failed")?;
+        self.server
+            .await
+            .context("HTTP server task failed")?
+            .context("HTTP server failed")?;
         tracing::info!("HTTP server stopped; closing the RabbitMQ connection");
         self.broker.close().await;
         Ok(())

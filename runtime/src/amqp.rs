@@ -113,14 +113,19 @@ pub async fn connect_node(
             Err(e) => return Err(e),
         }
     }
-    Err(AmqpError::Unreachable {
+    Err(none_answered(url, &reasons))
+}
+
+/// No node `url` lists answered; `reasons` says why, node by node.
+pub fn none_answered(url: &SecretUrl, reasons: &[String]) -> AmqpError {
+    AmqpError::Unreachable {
         url: url.redacted(),
         reason: if reasons.is_empty() {
             "no broker URL".to_owned()
         } else {
             format!("no node answered ({})", reasons.join("; "))
         },
-    })
+    }
 }
 
 /// Connect to the one node `url` names (over TLS for `amqps://`, trusting

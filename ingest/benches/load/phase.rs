@@ -142,6 +142,36 @@ where
     F: Fn() -> Fut + Clone + Send + 'static,
     Fut: Future<Output = Result<(), String>> + Send + 'static,
 {
+    measured(secs, probes, |start, deadline, slots| {
+        tokio::spawn(one_worker(start, deadline, slots, rate, op.clone()))
+    })
+    .await
+}
+
+/// [`drive`], closed loop, on this thread's task set: for an `op` that
+/// stays on its thread (the ingest's publisher).
+pub(crate) async fn drive_local<F, Fut>(
+    secs: u64,
+    probes: &[Option<(&'static str, u32)>],
+    op: F,
+) -> Result<Stats>
+where
+    F: Fn() -> Fut + Clone + 'static,
+    Fut: Future<Output = Result<(), String>> + 'static,
+{
+    measured(secs, probes, |start, deadline, slots| {
+        tokio::task::spawn_local(one_worker(start, deadline, slots, None, op.clone()))
+    })
+    .await
+}
+
+/// Run [`CONCURRENCY`] workers made by `spawn`; their stats, with the
+/// CPU time the probes used meanwhile.
+async fn measured(
+    secs: u64,
+    probes: &[Option<(&'static str, u32)>],
+    spawn: impl Fn(Instant, Instant, Arc<AtomicU64>) -> tokio::task::JoinHandle<Result<Stats>>,
+) -> Result<Stats> {
     let probes: Vec<_> = probes
         .iter()
         .flatten()
@@ -153,40 +183,7 @@ where
     let deadline = start + Duration::from_secs(secs);
     let slots = Arc::new(AtomicU64::new(0));
     let workers: Vec<_> = (0..CONCURRENCY)
-        .map(|_| {
-            let (op, slots) = (op.clone(), slots.clone());
-            tokio::spawn(async move {
-                let mut stats = Stats::new()?;
-                loop {
-                    let began = match rate {
-                        Some(rate) => {
-                            let slot = slots.fetch_add(1, Relaxed) as f64 / rate;
-                            let at = start + Duration::from_secs_f64(slot);
-                            if at >= deadline {
-                                break;
-                            }
-                            tokio::time::sleep_until(at.into()).await;
-                            stats.max_lag = stats.max_lag.max(at.elapsed());
-                            at
-                        }
-                        None if Instant::now() >= deadline => break,
-                        None => Instant::now(),
-                    };
-                    match op().await {
-                        Ok(()) => stats.ok += 1,
-                        Err(error) => {
-                            stats.failed += 1;
-                            stats.first_error.get_or_insert(error);
-                            continue;
-                        }
-                    }
-                    stats
-                        .latency
-                        .saturating_record(began.elapsed().as_micros() as u64);
-                }
-                anyhow::Ok(stats)
-            })
-        })
+        .map(|_| spawn(start, deadline, slots.clone()))
         .collect();
     let mut total = Stats::new()?;
     for worker in workers {
@@ -200,4 +197,47 @@ where
         total.cpu.push((who, used.unwrap_or_default()));
     }
     Ok(total)
+}
+
+/// One load worker: `op` until the deadline, back to back or at `rate`.
+async fn one_worker<F, Fut>(
+    start: Instant,
+    deadline: Instant,
+    slots: Arc<AtomicU64>,
+    rate: Option<f64>,
+    op: F,
+) -> Result<Stats>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<(), String>>,
+{
+    let mut stats = Stats::new()?;
+    loop {
+        let began = match rate {
+            Some(rate) => {
+                let slot = slots.fetch_add(1, Relaxed) as f64 / rate;
+                let at = start + Duration::from_secs_f64(slot);
+                if at >= deadline {
+                    break;
+                }
+                tokio::time::sleep_until(at.into()).await;
+                stats.max_lag = stats.max_lag.max(at.elapsed());
+                at
+            }
+            None if Instant::now() >= deadline => break,
+            None => Instant::now(),
+        };
+        match op().await {
+            Ok(()) => stats.ok += 1,
+            Err(error) => {
+                stats.failed += 1;
+                stats.first_error.get_or_insert(error);
+                continue;
+            }
+        }
+        stats
+            .latency
+            .saturating_record(began.elapsed().as_micros() as u64);
+    }
+    Ok(stats)
 }

@@ -77,46 +77,78 @@ where
     let start = Instant::now();
     let next = Arc::new(AtomicUsize::new(0));
     let handles: Vec<_> = (0..tasks)
-        .map(|_| {
-            let (op, next) = (op.clone(), next.clone());
-            tokio::spawn(async move {
-                let mut sent = Sent::new()?;
-                loop {
-                    let item = next.fetch_add(1, Relaxed);
-                    if item >= items {
-                        break;
-                    }
-                    let began = match rate {
-                        Some(rate) => {
-                            let due = start + Duration::from_secs_f64(item as f64 / rate);
-                            tokio::time::sleep_until(due.into()).await;
-                            sent.max_lag = sent.max_lag.max(due.elapsed());
-                            due
-                        }
-                        None => Instant::now(),
-                    };
-                    match op(item).await {
-                        Ok(()) => {
-                            let now = Instant::now();
-                            sent.ok += 1;
-                            sent.answered.push((item, now));
-                            let micros = now.duration_since(began).as_micros();
-                            sent.latency.saturating_record(micros as u64);
-                        }
-                        Err(error) => {
-                            sent.failed += 1;
-                            sent.first_error.get_or_insert(error);
-                        }
-                    }
-                }
-                anyhow::Ok(sent)
-            })
-        })
+        .map(|_| tokio::spawn(one_task(start, next.clone(), items, rate, op.clone())))
         .collect();
+    total(start, handles).await
+}
+
+/// [`drive`] on this thread's task set, for an `op` that stays on its
+/// thread (the ingest's publisher).
+pub async fn drive_local<F, Fut>(items: usize, tasks: usize, op: F) -> Result<Sent>
+where
+    F: Fn(usize) -> Fut + Clone + 'static,
+    Fut: Future<Output = Result<(), String>> + 'static,
+{
+    let start = Instant::now();
+    let next = Arc::new(AtomicUsize::new(0));
+    let handles: Vec<_> = (0..tasks)
+        .map(|_| tokio::task::spawn_local(one_task(start, next.clone(), items, None, op.clone())))
+        .collect();
+    total(start, handles).await
+}
+
+async fn total(
+    start: Instant,
+    handles: Vec<tokio::task::JoinHandle<Result<Sent>>>,
+) -> Result<Sent> {
     let mut total = Sent::new()?;
     for handle in handles {
         total.merge(handle.await??)?;
     }
     total.elapsed = start.elapsed();
     Ok(total)
+}
+
+/// One of the driving tasks: items taken in turn until none is left.
+async fn one_task<F, Fut>(
+    start: Instant,
+    next: Arc<AtomicUsize>,
+    items: usize,
+    rate: Option<f64>,
+    op: F,
+) -> Result<Sent>
+where
+    F: Fn(usize) -> Fut,
+    Fut: Future<Output = Result<(), String>>,
+{
+    let mut sent = Sent::new()?;
+    loop {
+        let item = next.fetch_add(1, Relaxed);
+        if item >= items {
+            break;
+        }
+        let began = match rate {
+            Some(rate) => {
+                let due = start + Duration::from_secs_f64(item as f64 / rate);
+                tokio::time::sleep_until(due.into()).await;
+                sent.max_lag = sent.max_lag.max(due.elapsed());
+                due
+            }
+            None => Instant::now(),
+        };
+        match op(item).await {
+            Ok(()) => {
+                let now = Instant::now();
+                sent.ok += 1;
+                sent.answered.push((item, now));
+                let micros = now.duration_since(began).as_micros();
+                sent.latency.saturating_record(micros as u64);
+            }
+            Err(error) => {
+                sent.failed += 1;
+                sent.first_error.get_or_insert(error);
+            }
+        }
+    }
+    Ok(sent)
 }

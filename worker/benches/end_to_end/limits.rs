@@ -5,13 +5,13 @@
 //! and the decision).
 
 use crate::common::{self, limit::raw_limit, load::Event, measure};
-use crate::drive::drive;
+use crate::drive::drive_local;
 use anyhow::{Context, Result, anyhow};
 use bytes::Bytes;
 use clerk_sync_domain::envelope::EnvelopeSummary;
 use clerk_sync_domain::topology::Topology;
 use clerk_sync_ingest::verify::{SvixHeaders, VerifiedWebhook, Verifier};
-use clerk_sync_ingest::{broker::Broker, metrics::Metrics, publisher::Publisher};
+use clerk_sync_ingest::{broker::Broker, metrics::Metrics, publisher::Publishers};
 use clerk_sync_runtime::amqp;
 use clerk_sync_runtime::secret_url::SecretUrl;
 use clerk_sync_runtime::settings::{AmqpSettings, WebhookSecrets};
@@ -75,18 +75,28 @@ pub async fn confirmed_publishes(events: &[Event], in_flight: usize) -> Result<(
         ..Default::default()
     };
     let broker = Broker::start(&settings, Arc::new(Metrics::new())).await?;
-    let publisher = Publisher::new(&broker);
-    let before = measure::cpu_snapshot(&[std::process::id()]);
-    let sent = drive(events.len(), in_flight, None, move |item| {
-        let (verified, publisher) = (verified.clone(), publisher.clone());
-        async move {
-            let (event, summary) = &verified[item];
-            let published = publisher.publish(event, summary, crate::common::unix_ms() as u64);
-            published.await.map(drop).map_err(|e| e.to_string())
-        }
-    })
-    .await?;
-    let after = measure::cpu_snapshot(&[std::process::id()]);
+    // The ingest's publisher lives on its thread: driven there.
+    let local = tokio::task::LocalSet::new();
+    let (before, sent, after) = local
+        .run_until(async {
+            let publisher = Publishers::new(&broker).on_this_thread();
+            broker.opened(1).await;
+            let before = measure::cpu_snapshot(&[std::process::id()]);
+            let sent = drive_local(events.len(), in_flight, move |item| {
+                let (verified, publisher) = (verified.clone(), publisher.clone());
+                async move {
+                    let (event, summary) = &verified[item];
+                    let published =
+                        publisher.publish(event, summary, crate::common::unix_ms() as u64);
+                    published.await.map(drop).map_err(|e| e.to_string())
+                }
+            })
+            .await;
+            let after = measure::cpu_snapshot(&[std::process::id()]);
+            (before, sent, after)
+        })
+        .await;
+    let sent = sent?;
     broker.close().await;
     let admin = amqp::connect(&settings.url, "bench-limit").await?;
     let topology = Topology::new(settings.prefix.clone(), settings.shards);
