@@ -1,7 +1,9 @@
-//! Building and running the ingest: `Application::build` binds the listener
-//! (port 0 in tests) and connects to RabbitMQ; `run_until_stopped` serves
-//! until SIGTERM/SIGINT (or a [`ServerHandle`] stop), then lets requests in
-//! flight finish, confirms included, and closes the broker link.
+//! Building and running the ingest: `Application::build` declares the
+//! topology, binds the listener (port 0 in tests), starts the HTTP worker
+//! threads and waits for their RabbitMQ connections; `run_until_stopped`
+//! serves until SIGTERM/SIGINT (or a [`ServerHandle`] stop), then lets
+//! requests in flight finish, confirms included (each thread's connection
+//! ends with its thread).
 
 use crate::admission::Admission;
 use crate::body::BodyLimits;
@@ -178,7 +180,7 @@ impl Application {
             .await
             .context("HTTP server task failed")?
             .context("HTTP server failed")?;
-        tracing::info!("HTTP server stopped; closing the RabbitMQ connection");
+        tracing::info!("HTTP server stopped");
         self.broker.close().await;
         Ok(())
     }
