@@ -1,6 +1,6 @@
 //! A confirm-mode channel that tasks on several threads publish on at once
-//! (the ingest's HTTP workers, the worker's batch tasks), each getting the
-//! confirm of its own publish.
+//! (the worker's batch tasks; the ingest, which used it too, now has a
+//! publisher of its own), each getting the confirm of its own publish.
 //!
 //! lapin (4.12) gives a publish the number its confirm will carry, then
 //! queues its frames: two steps, both taken in the first poll of
