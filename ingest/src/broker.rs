@@ -242,8 +242,8 @@ async fn declare_until_done(shared: Arc<Shared>, waiting: Option<watch::Sender<b
 
 /// Keep the thread's connection up until the thread's link is dropped or
 /// the ingest stops.
-async fn supervise(link: std::rc::Weak<ThreadLink>, shared: Arc<Shared>) {
-    let Some((slot, stop)) = link.upgrade().map(|l| (l.slot, l.stop.clone())) else {
+async fn supervise(thread: std::rc::Weak<ThreadLink>, shared: Arc<Shared>) {
+    let Some((slot, stop)) = thread.upgrade().map(|t| (t.slot, t.stop.clone())) else {
         return;
     };
     let mut declared = shared.declared.clone();
@@ -254,67 +254,50 @@ async fn supervise(link: std::rc::Weak<ThreadLink>, shared: Arc<Shared>) {
     let mut backoff = Backoff::SERVICE;
     let mut last_node: Option<String> = None;
     loop {
-        let Some(thread) = link.upgrade() else { return };
-        let connection = match amqp::connect(
-            &shared.settings.url,
-            CONNECTION_NAME,
-            last_node.as_deref(),
-        )
-        .await
-        {
+        let url = &shared.settings.url;
+        match amqp::connect(url, CONNECTION_NAME, last_node.as_deref()).await {
             Ok((connection, node)) => {
+                let Some(owner) = thread.upgrade() else {
+                    return;
+                };
                 let link = Rc::new(Link {
                     blocked: connection.blocked(),
                     connection,
                     node: node.clone(),
                 });
-                shared.links.set(
-                    slot,
-                    LinkState::Connected {
-                        node: node.clone(),
-                        blocked: None,
-                    },
-                );
+                let up = LinkState::Connected {
+                    node: node.clone(),
+                    blocked: None,
+                };
+                shared.links.set(slot, up);
                 last_node = Some(node);
                 backoff.reset();
-                *thread.current.borrow_mut() = Some(link.clone());
-                drop(thread);
+                *owner.current.borrow_mut() = Some(link.clone());
+                drop(owner);
                 watch_connection(&link, &shared, slot, &stop).await;
-                link
+                if let Some(owner) = thread.upgrade() {
+                    owner.current.borrow_mut().take();
+                }
+                if stop.is_cancelled() {
+                    if let Ok(link) = Rc::try_unwrap(link) {
+                        link.connection.close().await;
+                    }
+                    return;
+                }
+                let why = link
+                    .connection
+                    .gone()
+                    .unwrap_or_else(|| "no confirm in time".to_owned());
+                tracing::warn!(reason = %why, "RabbitMQ connection lost: answering 503 until it is back");
+                let lost = LinkState::Waiting("RabbitMQ connection lost; reconnecting".to_owned());
+                shared.links.set(slot, lost);
             }
             Err(e) => {
                 tracing::warn!(error = %e, "RabbitMQ still unavailable");
-                shared.links.set(
-                    slot,
-                    LinkState::Waiting(format!("waiting for RabbitMQ: {e}")),
-                );
-                drop(thread);
-                tokio::select! {
-                    () = stop.cancelled() => return,
-                    () = tokio::time::sleep(backoff.next_delay()) => {}
-                }
-                continue;
+                let waiting = LinkState::Waiting(format!("waiting for RabbitMQ: {e}"));
+                shared.links.set(slot, waiting);
             }
-        };
-        if let Some(thread) = link.upgrade() {
-            thread.current.borrow_mut().take();
         }
-        if stop.is_cancelled() {
-            if let Ok(link) = Rc::try_unwrap(connection) {
-                link.connection.close().await;
-            }
-            return;
-        }
-        let why = connection
-            .connection
-            .gone()
-            .unwrap_or_else(|| "no confirm in time".to_owned());
-        tracing::warn!(reason = %why, "RabbitMQ connection lost: answering 503 until it is back");
-        shared.links.set(
-            slot,
-            LinkState::Waiting("RabbitMQ connection lost; reconnecting".to_owned()),
-        );
-        drop(connection);
         tokio::select! {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(backoff.next_delay()) => {}

@@ -56,9 +56,8 @@ struct State {
     confirms: Confirms<oneshot::Sender<Outcome>>,
     /// Why the connection ended, once it has.
     gone: Option<String>,
-    /// Body bytes still to come of a returned message.
-    returning: Option<u64>,
-    /// A `basic.return` came; its header (with the message id) is next.
+    /// A `basic.return` came; its header (with the message id) is next
+    /// (its body frames, which follow, are not needed).
     return_header: bool,
     last_heard: Instant,
 }
@@ -77,7 +76,6 @@ impl Connection {
                 out: Vec::with_capacity(16 * 1024),
                 confirms: Confirms::default(),
                 gone: None,
-                returning: None,
                 return_header: false,
                 last_heard: Instant::now(),
             }),
@@ -223,14 +221,6 @@ impl Inner {
                 if let Some(id) = header.properties.message_id() {
                     state.confirms.returned(id.as_str());
                 }
-                state.returning = (header.body_size > 0).then_some(header.body_size);
-            }
-            AMQPFrame::Body(CHANNEL, chunk) => {
-                let left = state
-                    .returning
-                    .unwrap_or(0)
-                    .saturating_sub(chunk.len() as u64);
-                state.returning = (left > 0).then_some(left);
             }
             AMQPFrame::Method(0, AMQPClass::Connection(method)) => match method {
                 connection::AMQPMethod::Blocked(blocked) => {
