@@ -145,15 +145,14 @@ fn client_properties(connection_name: &str) -> FieldTable {
 /// unless the URL sets one.
 pub fn tune(uri: &AMQPUri, server: &connection::Tune) -> (u32, u16) {
     let ours = uri.query.frame_max.unwrap_or(0);
+    // No peer may ask for less than the protocol's minimum frame size.
     let frame_max = match (ours, server.frame_max) {
-        (0, theirs) | (theirs, 0) => theirs,
-        (ours, theirs) => ours.min(theirs),
+        (0, 0) => 0,
+        (0, one) | (one, 0) => one.max(FRAME_MIN_SIZE),
+        (ours, theirs) => ours.min(theirs).max(FRAME_MIN_SIZE),
     };
     let heartbeat = uri.query.heartbeat.unwrap_or(server.heartbeat);
-    (
-        frame_max.max(if frame_max == 0 { 0 } else { FRAME_MIN_SIZE }),
-        heartbeat,
-    )
+    (frame_max, heartbeat)
 }
 
 struct Wire {
