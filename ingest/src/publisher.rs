@@ -8,16 +8,16 @@
 //! requests, and those whose publish was waiting when the block came, are
 //! answered 503 at once with `Retry-After`.
 
-use crate::amqp::Outcome;
+use crate::amqp::{Outcome, Publish, Value};
 use crate::broker::{self, Broker, Shared, ThreadLink};
-use crate::metrics::{QueueLabels, ReasonLabels};
+use crate::metrics::{Metrics, QueueLabels, ReasonLabels};
 use crate::verify::VerifiedWebhook;
 use clerk_sync_domain::envelope::EnvelopeSummary;
 use clerk_sync_domain::message_headers as header;
-use clerk_sync_runtime::amqp_value::long_string;
+use clerk_sync_domain::shard::shard_for;
+use clerk_sync_domain::topology::Topology;
 use clerk_sync_runtime::traces;
-use lapin::BasicProperties;
-use lapin::types::{AMQPValue, FieldTable, ShortString};
+use prometheus_client::metrics::counter::Counter;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
@@ -74,12 +74,16 @@ const BLOCKED_RETRY_AFTER_SECS: u64 = 10;
 #[derive(Debug, Clone)]
 pub struct Publishers {
     shared: Arc<Shared>,
+    destinations: Arc<Destinations>,
 }
 
 impl Publishers {
     pub fn new(broker: &Broker) -> Self {
+        let shared = broker.shared();
+        let destinations = Arc::new(Destinations::of(&shared.topology, &shared.metrics));
         Self {
-            shared: broker.shared(),
+            shared,
+            destinations,
         }
     }
 
@@ -89,7 +93,43 @@ impl Publishers {
         Publisher {
             link: broker::thread_link(&self.shared),
             shared: self.shared.clone(),
+            destinations: self.destinations.clone(),
         }
+    }
+}
+
+/// Where publishes go, named once: the exchange, and each shard's queue
+/// (its routing key) with its count of confirmed publishes.
+#[derive(Debug)]
+struct Destinations {
+    exchange: String,
+    queues: Vec<(String, Counter)>,
+}
+
+impl Destinations {
+    fn of(topology: &Topology, metrics: &Metrics) -> Self {
+        let queues = topology
+            .shard_queues()
+            .map(|queue| {
+                let published = metrics
+                    .published
+                    .get_or_create(&QueueLabels {
+                        queue: queue.clone(),
+                    })
+                    .clone();
+                (queue, published)
+            })
+            .collect();
+        Self {
+            exchange: topology.exchange(),
+            queues,
+        }
+    }
+
+    /// The shard queue of `routing_key` and its counter.
+    fn queue_for(&self, routing_key: &str) -> &(String, Counter) {
+        let shard = shard_for(routing_key, self.queues.len() as u16);
+        &self.queues[usize::from(shard)]
     }
 }
 
@@ -97,6 +137,7 @@ impl Publishers {
 #[derive(Debug, Clone)]
 pub struct Publisher {
     shared: Arc<Shared>,
+    destinations: Arc<Destinations>,
     link: Rc<ThreadLink>,
 }
 
@@ -118,21 +159,21 @@ impl Publisher {
         event: &VerifiedWebhook,
         summary: &EnvelopeSummary,
         received_at_ms: u64,
-    ) -> Result<String, PublishError> {
+    ) -> Result<&str, PublishError> {
         let started = Instant::now();
-        let outcome = self.publish_confirmed(event, summary, received_at_ms).await;
+        let svix = event.headers();
+        let routing_key = summary.routing_key(&svix.id);
+        let (queue, published) = self.destinations.queue_for(routing_key);
+        let outcome = self
+            .publish_confirmed(event, summary, routing_key, queue, received_at_ms)
+            .await;
         let metrics = &self.shared.metrics;
         match &outcome {
-            Ok(queue) => {
+            Ok(()) => {
                 metrics
                     .confirm_seconds
                     .observe(started.elapsed().as_secs_f64());
-                metrics
-                    .published
-                    .get_or_create(&QueueLabels {
-                        queue: queue.clone(),
-                    })
-                    .inc();
+                published.inc();
             }
             Err(e) => {
                 metrics
@@ -141,15 +182,17 @@ impl Publisher {
                     .inc();
             }
         }
-        outcome
+        outcome.map(|()| queue.as_str())
     }
 
     async fn publish_confirmed(
         &self,
         event: &VerifiedWebhook,
         summary: &EnvelopeSummary,
+        routing_key: &str,
+        queue: &str,
         received_at_ms: u64,
-    ) -> Result<String, PublishError> {
+    ) -> Result<(), PublishError> {
         let link = self.link.current().ok_or(PublishError::Unavailable)?;
         if let Some(reason) = link.blocked_by() {
             return Err(PublishError::Blocked(reason));
@@ -161,40 +204,30 @@ impl Publisher {
             .try_acquire_owned()
             .map_err(|_| PublishError::TooManyUnconfirmed(self.shared.max_unconfirmed()))?;
         let svix = event.headers();
-        let routing_key = summary.routing_key(&svix.id);
-        let queue = self.shared.topology.queue_for(routing_key);
-
-        let mut headers = FieldTable::default();
-        headers
-            .insert(header::SVIX_ID.into(), long_string(&svix.id))
-            .insert(header::SVIX_TIMESTAMP.into(), long_string(&svix.timestamp))
-            .insert(header::SVIX_SIGNATURE.into(), long_string(&svix.signature))
-            .insert(header::ROUTING_KEY.into(), long_string(routing_key))
-            .insert(
-                header::RECEIVED_AT_MS.into(),
-                AMQPValue::Timestamp(received_at_ms),
-            );
+        let trace = traces::context_headers(&tracing::Span::current());
+        let mut headers = Vec::with_capacity(6 + trace.len());
+        headers.extend([
+            (header::SVIX_ID, Value::Text(&svix.id)),
+            (header::SVIX_TIMESTAMP, Value::Text(&svix.timestamp)),
+            (header::SVIX_SIGNATURE, Value::Text(&svix.signature)),
+            (header::ROUTING_KEY, Value::Text(routing_key)),
+            (header::RECEIVED_AT_MS, Value::Timestamp(received_at_ms)),
+        ]);
         if let Some(event_type) = &summary.event_type {
-            headers.insert(header::EVENT_TYPE.into(), long_string(event_type));
+            headers.push((header::EVENT_TYPE, Value::Text(event_type)));
         }
-        traces::inject(&tracing::Span::current(), &mut headers);
+        headers.extend(trace.iter().map(|(k, v)| (k.as_str(), Value::Text(v))));
         // The svix-id was checked to fit a short string when it was read.
-        let message_id = ShortString::try_new(svix.id.clone()).map_err(|_| PublishError::Nacked)?;
-        let properties = BasicProperties::default()
-            .with_delivery_mode(2)
-            .with_message_id(message_id)
-            .with_content_type("application/json".into())
-            .with_timestamp(received_at_ms / 1000)
-            .with_headers(headers);
-
         let confirm = link
             .connection
-            .publish(
-                &self.shared.topology.exchange(),
-                &queue,
-                properties,
-                event.body(),
-            )
+            .publish(&Publish {
+                exchange: &self.destinations.exchange,
+                routing_key: queue,
+                message_id: &svix.id,
+                timestamp: received_at_ms / 1000,
+                headers: &headers,
+                body: event.body(),
+            })
             .map_err(|gone| PublishError::Broken(gone.0))?;
         let timeout = self.shared.confirm_timeout();
         // RabbitMQ blocks a connection when it publishes during an alarm,
@@ -219,8 +252,8 @@ impl Publisher {
                     .gone()
                     .unwrap_or_else(|| "the connection ended".to_owned()),
             )),
-            Ok(Ok(Outcome::Ack)) => Ok(queue),
-            Ok(Ok(Outcome::Unroutable)) => Err(PublishError::Unroutable(queue)),
+            Ok(Ok(Outcome::Ack)) => Ok(()),
+            Ok(Ok(Outcome::Unroutable)) => Err(PublishError::Unroutable(queue.to_owned())),
             Ok(Ok(Outcome::Nack)) => Err(PublishError::Nacked),
         }
     }

@@ -159,18 +159,28 @@ pub fn add_link(span: &tracing::Span, other: &Context) {
 
 /// Write `span`'s trace context into a message's headers.
 pub fn inject(span: &tracing::Span, headers: &mut FieldTable) {
-    struct Table<'a>(&'a mut FieldTable);
-    impl Injector for Table<'_> {
+    for (key, value) in context_headers(span) {
+        headers.insert(
+            ShortString::from(key),
+            AMQPValue::LongString(value.into_bytes().into()),
+        );
+    }
+}
+
+/// `span`'s trace context as the headers that carry it (W3C
+/// `traceparent`, `tracestate`); none when traces are off.
+pub fn context_headers(span: &tracing::Span) -> Vec<(String, String)> {
+    struct Pairs(Vec<(String, String)>);
+    impl Injector for Pairs {
         fn set(&mut self, key: &str, value: String) {
-            self.0.insert(
-                ShortString::from(key.to_owned()),
-                AMQPValue::LongString(value.into_bytes().into()),
-            );
+            self.0.push((key.to_owned(), value));
         }
     }
+    let mut pairs = Pairs(Vec::new());
     if enabled() {
-        TraceContextPropagator::new().inject_context(&span.context(), &mut Table(headers));
+        TraceContextPropagator::new().inject_context(&span.context(), &mut pairs);
     }
+    pairs.0
 }
 
 /// The trace context a message's headers carry.

@@ -11,8 +11,9 @@
 use super::confirms::{Confirms, Outcome};
 use super::frames;
 use super::handshake::{CHANNEL, Io, Opened};
+use super::publish::{self, Publish};
 use amq_protocol::frame::AMQPFrame;
-use amq_protocol::protocol::{AMQPClass, BasicProperties, basic, channel, connection};
+use amq_protocol::protocol::{AMQPClass, basic, channel, connection};
 use bytes::{Buf, BytesMut};
 use clerk_sync_runtime::broker_link::blocked_reason;
 use std::cell::RefCell;
@@ -99,34 +100,15 @@ impl Connection {
 
     /// Send a mandatory publish; its confirm comes on the receiver, which
     /// fails if the connection ends first.
-    pub fn publish(
-        &self,
-        exchange: &str,
-        routing_key: &str,
-        properties: BasicProperties,
-        body: &[u8],
-    ) -> Result<Confirm, Gone> {
+    pub fn publish(&self, publish: &Publish<'_>) -> Result<Confirm, Gone> {
         let mut state = self.inner.state.borrow_mut();
         if let Some(reason) = &state.gone {
             return Err(Gone(reason.clone()));
         }
-        let message_id = properties
-            .message_id()
-            .as_ref()
-            .map(|id| id.as_str().to_owned())
-            .unwrap_or_default();
-        frames::put_publish(
-            &mut state.out,
-            CHANNEL,
-            exchange,
-            routing_key,
-            properties,
-            body,
-            self.inner.frame_max,
-        )
-        .map_err(|e| Gone(e.to_string()))?;
+        publish::put_publish(&mut state.out, CHANNEL, publish, self.inner.frame_max)
+            .map_err(|e| Gone(e.to_string()))?;
         let (sender, receiver) = oneshot::channel();
-        state.confirms.publish(&message_id, sender);
+        state.confirms.publish(publish.message_id, sender);
         drop(state);
         self.inner.wake_writer.notify_one();
         Ok(receiver)

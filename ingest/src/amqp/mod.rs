@@ -20,10 +20,12 @@ mod confirms;
 mod connection;
 mod frames;
 mod handshake;
+mod publish;
 mod tls;
 
 pub use confirms::Outcome;
 pub use connection::{Confirm, Connection, Gone};
+pub use publish::{Publish, Value};
 
 use clerk_sync_runtime::amqp::{AmqpError, CONNECT_TIMEOUT, none_answered};
 use clerk_sync_runtime::amqp_target::{self, is_untrusted_certificate};

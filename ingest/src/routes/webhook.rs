@@ -20,7 +20,7 @@ use crate::metrics::{Metrics, ReasonLabels};
 use crate::publisher::{PublishError, Publisher};
 use crate::verify::{HeaderError, Rejection, SvixHeaders, Verifier};
 use actix_web::http::StatusCode;
-use actix_web::http::header::{CONTENT_LENGTH, RETRY_AFTER};
+use actix_web::http::header::{CONTENT_LENGTH, ContentType, RETRY_AFTER};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use clerk_sync_domain::envelope::EnvelopeSummary;
 use clerk_sync_runtime::telemetry::fields;
@@ -128,17 +128,22 @@ pub async fn receive(
             }
         }
     }
-    outcome.map(|_| HttpResponse::Accepted().json(json!({ "status": "queued" })))
+    // Written once: the same bytes as serde_json's.
+    outcome.map(|_| {
+        HttpResponse::Accepted()
+            .content_type(ContentType::json())
+            .body(r#"{"status":"queued"}"#)
+    })
 }
 
-async fn accept(
+async fn accept<'p>(
     request: &HttpRequest,
     body: web::Payload,
     verifier: &Verifier,
-    publisher: &Publisher,
+    publisher: &'p Publisher,
     admission: &Admission,
     limits: &BodyLimits,
-) -> Result<String, WebhookError> {
+) -> Result<&'p str, WebhookError> {
     let deadline = Instant::now() + limits.timeout;
     let received_at_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
