@@ -5,11 +5,14 @@
 //! a batch are the same every time, so they are wrapped in [`prepared`],
 //! which lets diesel-async keep them per connection, keyed by their SQL and
 //! bind types. [`connect`](super::database::connect) sets
-//! `plan_cache_mode = force_custom_plan`, so PostgreSQL still plans each
-//! execution with its values: the generic plans it would otherwise switch
-//! to after five executions are poor for these array statements.
+//! `plan_cache_mode = force_custom_plan`, so PostgreSQL plans each
+//! execution with its values: left to choose, it switches to a generic
+//! plan after five executions, which its statistics may make a whole-table
+//! scan where a few keys were wanted.
 //!
-//! And each batch's transaction is planned key by key ([`plan_by_key`]).
+//! A batch's transaction is planned key by key ([`plan_by_key`]): then the
+//! plan no longer depends on the values, and its statements use their
+//! generic plans, planned once per connection.
 
 use diesel::QueryResult;
 use diesel::pg::Pg;
@@ -28,12 +31,20 @@ pub const PLAN_CACHE_MODE: &str = "SET plan_cache_mode = force_custom_plan";
 /// scanned whole tables instead, once per batch (e.g. the claims to 500
 /// addresses among 100,000 users: a sequential scan and a hash join), on
 /// any table not analyzed since it grew: a new install, a sign-up burst,
-/// a bulk import. Sent first in a transaction's first round trip.
+/// a bulk import.
+///
+/// Such a plan is the same whatever the keys, so it is made once per
+/// connection and statement (`force_generic_plan`) instead of for every
+/// batch: planning was about a fifth of PostgreSQL's CPU at 1,000 events/s,
+/// where a batch holds a few events (docs/src/benchmarks.md). Sent first in
+/// a transaction's first round trip; PostgreSQL runs the statements after
+/// it with these settings.
 pub async fn plan_by_key(mut connection: &AsyncPgConnection) -> Result<(), Error> {
     prepared(diesel::sql_query(
         "SELECT set_config('enable_seqscan', 'off', true), \
                 set_config('enable_hashjoin', 'off', true), \
-                set_config('enable_mergejoin', 'off', true)",
+                set_config('enable_mergejoin', 'off', true), \
+                set_config('plan_cache_mode', 'force_generic_plan', true)",
     ))
     .execute(&mut connection)
     .await
