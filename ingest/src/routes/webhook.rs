@@ -162,7 +162,7 @@ async fn accept<'p>(
             busy,
             retry_after_secs: limits.retry_after_secs(),
         })?;
-    let body = limits.read(body, deadline).await?;
+    let body = limits.read(body, declared, deadline).await?;
     let event = traces::span(|| tracing::info_span!("verify"))
         .in_scope(|| verifier.verify(headers, body))?;
     let summary = EnvelopeSummary::read(event.body());
