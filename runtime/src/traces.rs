@@ -14,7 +14,7 @@
 //! from the webhook request, written into each message, read again by the
 //! worker.
 
-use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::types::FieldTable;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
 use opentelemetry_otlp::WithExportConfig;
@@ -154,16 +154,6 @@ pub fn add_link(span: &tracing::Span, other: &Context) {
     let context = other.span().span_context().clone();
     if enabled() && context.is_valid() {
         span.add_link(context);
-    }
-}
-
-/// Write `span`'s trace context into a message's headers.
-pub fn inject(span: &tracing::Span, headers: &mut FieldTable) {
-    for (key, value) in context_headers(span) {
-        headers.insert(
-            ShortString::from(key),
-            AMQPValue::LongString(value.into_bytes().into()),
-        );
     }
 }
 
