@@ -50,6 +50,7 @@ pub mod clerk_sync {
             roles -> Array<Nullable<Text>>,
             profile -> Nullable<Jsonb>,
             updated_at -> Timestamptz,
+            email -> Nullable<Text>,
         }
     }
 

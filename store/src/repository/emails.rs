@@ -65,12 +65,12 @@ async fn claims(
         return Ok(Vec::new());
     }
     // A join on the addresses: in a batch's transaction, a nested loop
-    // probing the index users_email_idx once per address (see
-    // `prepared::plan_by_key`).
+    // probing the index users_email_column_idx once per address (see
+    // `prepared::plan_by_key`). `email` is computed from the profile.
     let rows: Vec<Row> = prepared(diesel::sql_query(
         "SELECT e.email, u.clerk_user_id, u.version_ms, u.version_rank, u.version_svix_id \
          FROM unnest($1::text[]) AS e(email) \
-         JOIN clerk_sync.users AS u ON u.profile->>'email' = e.email \
+         JOIN clerk_sync.users AS u ON u.email = e.email \
          WHERE NOT u.deleted AND u.roles <> '{}' \
            AND u.version_ms IS NOT NULL AND u.version_rank IS NOT NULL AND u.version_svix_id IS NOT NULL",
     )
