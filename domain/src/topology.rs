@@ -44,9 +44,14 @@ impl Topology {
         (0..self.shards).map(|shard| self.shard_queue(shard))
     }
 
+    /// The shard a routing key (the Clerk user id) belongs to.
+    pub fn shard_of(&self, routing_key: &str) -> u16 {
+        shard_for(routing_key, self.shards)
+    }
+
     /// The shard queue a routing key (the Clerk user id) belongs to.
     pub fn queue_for(&self, routing_key: &str) -> String {
-        self.shard_queue(shard_for(routing_key, self.shards))
+        self.shard_queue(self.shard_of(routing_key))
     }
 
     /// The exchange dead-lettered messages go through, and its queue.

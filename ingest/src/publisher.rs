@@ -14,7 +14,6 @@ use crate::metrics::{Metrics, QueueLabels, ReasonLabels};
 use crate::verify::VerifiedWebhook;
 use clerk_sync_domain::envelope::EnvelopeSummary;
 use clerk_sync_domain::message_headers as header;
-use clerk_sync_domain::shard::shard_for;
 use clerk_sync_domain::topology::Topology;
 use clerk_sync_runtime::traces;
 use prometheus_client::metrics::counter::Counter;
@@ -102,6 +101,7 @@ impl Publishers {
 /// (its routing key) with its count of confirmed publishes.
 #[derive(Debug)]
 struct Destinations {
+    topology: Topology,
     exchange: String,
     queues: Vec<(String, Counter)>,
 }
@@ -121,6 +121,7 @@ impl Destinations {
             })
             .collect();
         Self {
+            topology: topology.clone(),
             exchange: topology.exchange(),
             queues,
         }
@@ -128,8 +129,7 @@ impl Destinations {
 
     /// The shard queue of `routing_key` and its counter.
     fn queue_for(&self, routing_key: &str) -> &(String, Counter) {
-        let shard = shard_for(routing_key, self.queues.len() as u16);
-        &self.queues[usize::from(shard)]
+        &self.queues[usize::from(self.topology.shard_of(routing_key))]
     }
 }
 
