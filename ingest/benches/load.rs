@@ -7,6 +7,10 @@
 //!   loop) and awaiting its publisher confirm, in a loop.
 //! * B, ingest: the real `clerk-sync-ingest` binary, 64 HTTP clients each
 //!   POSTing the same kind of events, Svix-signed before the timed loop.
+//!
+//!   A and B alternate in five slices each (A, B, A, B, ...; one in a smoke
+//!   run), the queues emptied after each, so that both see the machine's
+//!   speed of the same minute (`load/alternate.rs`).
 //! * C, ingest at half A's rate: the same requests, open loop: each takes the
 //!   next slot of a fixed schedule and is timed from its slot, so falling
 //!   behind the schedule shows as latency instead of hiding.
@@ -15,10 +19,14 @@
 //!   read, verified and summarised as in B, then answered 503 at once. The
 //!   ingest's CPU per request in B less D's is what publishing costs it.
 //!   D logs nothing: its one ERROR line per request is not what B pays.
+//! * E, the load generator on a core of its own: A and B again against a
+//!   RabbitMQ node of the benchmark's own that runs on CPU 0 only, the
+//!   ingest started on that CPU beside it and this process on CPU 1 (see
+//!   `load/own_cores.rs`; needs 2 CPUs, else reported as not run).
 //!
 //! Targets (reported, never enforced): B reaches 60% of A with the load
-//! generator on the ingest's cores (as here; 70% where it has cores of its
-//! own, which this benchmark does not arrange); p99 of C < 20 ms.
+//! generator on the ingest's cores; E's ingest reaches 70% of E's raw
+//! limit with the load generator on a core of its own; p99 of C < 20 ms.
 //! The process fails only on errors: a failed publish, a non-2xx answer, an
 //! ingest that does not start or does not exit 0 on SIGTERM.
 //!
@@ -42,7 +50,6 @@ use clerk_sync_domain::envelope::EnvelopeSummary;
 use clerk_sync_domain::paths;
 use clerk_sync_domain::topology::Topology;
 use clerk_sync_ingest::verify::{SvixHeaders, VerifiedWebhook, Verifier};
-use clerk_sync_ingest::{broker::Broker, metrics::Metrics, publisher::Publishers};
 use clerk_sync_runtime::settings::{AmqpSettings, WebhookSecrets};
 use clerk_sync_runtime::{amqp, secret_url::SecretUrl};
 use clerk_sync_testkit::cpu::rabbitmq_pid;
@@ -53,10 +60,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use svix::webhooks::Webhook;
 
+#[path = "load/alternate.rs"]
+mod alternate;
+#[path = "load/own_cores.rs"]
+mod own_cores;
 #[path = "load/phase.rs"]
 mod phase;
 #[path = "load/process.rs"]
 mod process;
+use alternate::{Compared, Setup, http_phase, raw_and_http};
+use own_cores::own_cores;
 use phase::*;
 use process::*;
 
@@ -119,70 +132,45 @@ async fn run(
     // Whose CPU time to report: ours, and RabbitMQ's if it runs here.
     let me = Some(("load generator", std::process::id()));
     let rabbitmq = rabbitmq_pid(settings.url.expose()).map(|pid| ("rabbitmq", pid));
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(CONCURRENCY)
+        .build()?;
 
-    // Phase A: the raw limit of confirmed publishes.
-    let events = Pool::new(secs * RAW_PER_SECOND, || load.event())?;
-    let broker = Broker::start(settings, Arc::new(Metrics::new())).await?;
-    // The ingest's publisher lives on its thread: driven there.
-    let local = tokio::task::LocalSet::new();
-    let raw = local
-        .run_until(async {
-            let publisher = Publishers::new(&broker).on_this_thread();
-            broker.opened(1).await;
-            let (events, load) = (events.clone(), load.clone());
-            drive_local(secs, &[me, rabbitmq], move || {
-                let (event, publisher) = (events.take(|| load.event()), publisher.clone());
-                async move {
-                    let (verified, summary) = &*event.map_err(|e| format!("{e:#}"))?;
-                    let published = publisher.publish(verified, summary, now().as_millis() as u64);
-                    published.await.map(drop).map_err(|e| e.to_string())
-                }
-            })
-            .await
-        })
-        .await?;
-    broker.close().await;
-    println!(
-        "A raw: {} (events verified before the loop, {} in it)",
-        raw.report(),
-        events.inline()
-    );
-    purge(admin, topology).await?;
-
-    // Phase B: the real ingest, closed loop.
+    // Phases A and B, alternated, then C: the real ingest, started first.
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
     let base = format!("http://127.0.0.1:{port}");
     let mut ingest = spawn_ingest(settings, port, "warn")?;
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(CONCURRENCY)
-        .build()?;
     ingest.wait_ready(&client, &base).await?;
-    let probes = [me, Some(("ingest", ingest.pid())), rabbitmq];
     let url = format!("{base}{}", paths::WEBHOOK);
-    let post = |requests: Arc<Pool<Signed>>| {
-        let (load, client, url) = (load.clone(), client.clone(), url.clone());
-        move || {
-            let request = requests.take(|| load.sign());
-            let (client, url) = (client.clone(), url.clone());
-            async move { send(&client, &url, request.map_err(|e| format!("{e:#}"))?).await }
-        }
+    let setup = Setup {
+        settings,
+        admin,
+        topology,
+        load: &load,
+        client: &client,
+        url: &url,
+        raw_probes: &[me, rabbitmq],
+        http_probes: &[me, Some(("ingest", ingest.pid())), rabbitmq],
     };
-    let requests = Pool::new((raw.rate() * secs as f64) as u64, || load.sign())?;
-    let closed = drive(secs, None, &probes, post(requests.clone())).await?;
+    let Compared { raw, http, inline } = raw_and_http(&setup, secs).await?;
+    println!(
+        "A raw: {} (events verified before the loop, {} in it)",
+        raw.report(),
+        inline.0
+    );
     println!(
         "B HTTP: {} (requests signed before the loop, {} in it)",
-        closed.report(),
-        requests.inline()
+        http.report(),
+        inline.1
     );
-    purge(admin, topology).await?;
 
     // Phase C: the same requests paced at half the raw rate.
     let target = raw.rate() / 2.0;
     ensure!(target > 0.0, "phase A confirmed nothing");
     let requests = Pool::new((target * secs as f64) as u64 + 1, || load.sign())?;
-    let half = drive(secs, Some(target), &probes, post(requests)).await?;
+    let half = http_phase(&setup, secs, Some(target), requests).await?;
     let lag = half.max_lag.as_secs_f64() * 1e3;
     println!(
         "C paced: {} (target {target:.0}/s, up to {lag:.1} ms behind)",
@@ -193,7 +181,19 @@ async fn run(
     let (floor, floor_exit) = http_floor(settings, &client, &load, secs, me).await?;
     println!("D HTTP alone: {}", floor.report());
 
-    let share = 100.0 * closed.rate() / raw.rate();
+    let own = own_cores(&settings.prefix, &load, &client, secs).await?;
+    if let Some(own) = &own {
+        println!(
+            "E raw, load generator on a core of its own: {}",
+            own.raw.report()
+        );
+        println!(
+            "E HTTP, load generator on a core of its own: {}",
+            own.http.report()
+        );
+    }
+
+    let share = 100.0 * http.rate() / raw.rate();
     let p99_half = half.ms(0.99);
     let verdict = |ok: bool| if ok { "PASS" } else { "MISS" };
     println!(
@@ -207,21 +207,35 @@ async fn run(
          ingest after SIGTERM:            {exit} (B, C), {floor_exit} (D)",
         raw.rate(),
         raw.latencies(),
-        closed.rate(),
-        closed.latencies(),
+        http.rate(),
+        http.latencies(),
         half.rate(),
         half.latencies(),
         verdict(share >= 60.0),
         verdict(p99_half < 20.0),
-        closed.cpu_per_event("ingest"),
+        http.cpu_per_event("ingest"),
         floor.cpu_per_event("ingest"),
     );
-    for (phase, stats) in [("A", &raw), ("B", &closed), ("C", &half), ("D", &floor)] {
+    let mut phases = vec![("A", &raw), ("B", &http), ("C", &half), ("D", &floor)];
+    let mut exits = vec![exit, floor_exit];
+    match &own {
+        Some(own) => {
+            let share = 100.0 * own.http.rate() / own.raw.rate();
+            println!(
+                "target ingest >= 70% of raw, load generator on a core of its own (E): {} ({share:.0}%)",
+                verdict(share >= 70.0)
+            );
+            phases.extend([("E raw", &own.raw), ("E HTTP", &own.http)]);
+            exits.push(own.exit);
+        }
+        None => println!("phase E (the load generator on a core of its own) needs 2 CPUs: not run"),
+    }
+    for (phase, stats) in phases {
         if let Some(error) = &stats.first_error {
             bail!("phase {phase}: {} failed, first: {error}", stats.failed);
         }
     }
-    for exit in [exit, floor_exit] {
+    for exit in exits {
         ensure!(
             exit.success(),
             "the ingest exited with {exit} after SIGTERM"
@@ -237,7 +251,7 @@ async fn http_floor(
     client: &reqwest::Client,
     load: &Arc<Load>,
     secs: u64,
-    me: Option<(&'static str, u32)>,
+    me: Probe,
 ) -> Result<(Stats, std::process::ExitStatus)> {
     // A port nothing listens on once the listener is dropped.
     let nowhere = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;

@@ -17,6 +17,22 @@ pub fn cpu_time(pid: Option<u32>) -> Option<Duration> {
     }
 }
 
+/// Let every thread of process `pid` (and those it starts later) run only
+/// on `cpus`, a `taskset` list such as `"1"` or `"0-1"`.
+pub fn pin(pid: u32, cpus: &str) -> std::io::Result<()> {
+    let output = std::process::Command::new("taskset")
+        .args(["-a", "-p", "-c", cpus, &pid.to_string()])
+        .output()?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    Err(std::io::Error::other(format!(
+        "taskset -a -p -c {cpus} {pid}: {}",
+        stderr.trim()
+    )))
+}
+
 /// CPU time used so far by the threads of process `pid` that run now,
 /// summed by thread name (as the kernel keeps it: cut to 15 bytes).
 pub fn cpu_time_by_thread(pid: u32) -> BTreeMap<String, Duration> {

@@ -32,6 +32,8 @@ pub struct PrivateNode {
     pub tls_port: Option<u16>,
     dist_port: u16,
     dir: PathBuf,
+    /// The CPUs (a `taskset` list) the node's VM may run on, if limited.
+    cpus: Option<String>,
 }
 
 /// A port free now (the node binds it a moment later).
@@ -51,6 +53,16 @@ impl PrivateNode {
 
     /// Start a node that also listens for AMQPS with `tls`.
     pub fn start_with(tls: Option<&TlsListener>) -> Self {
+        Self::start_node(tls, None)
+    }
+
+    /// Start a node whose VM runs only on `cpus` (a `taskset` list, such
+    /// as `"0"`): Erlang then starts one scheduler per CPU of the list.
+    pub fn start_on_cpus(cpus: &str) -> Self {
+        Self::start_node(None, Some(cpus.to_owned()))
+    }
+
+    fn start_node(tls: Option<&TlsListener>, cpus: Option<String>) -> Self {
         let name = unique("rmq");
         let dir = std::env::temp_dir().join(format!("clerk-sync-{name}"));
         let node = Self {
@@ -59,10 +71,19 @@ impl PrivateNode {
             tls_port: tls.map(|_| free_port()),
             dist_port: free_port(),
             dir,
+            cpus,
         };
         node.configure(tls);
-        let server = node
-            .command(&format!("{BIN}/rabbitmq-server"))
+        let server = format!("{BIN}/rabbitmq-server");
+        let mut server = match &node.cpus {
+            Some(cpus) => {
+                let mut command = node.command("taskset");
+                command.args(["-c", cpus, &server]);
+                command
+            }
+            None => node.command(&server),
+        };
+        let server = server
             .arg("-detached")
             .output()
             .unwrap_or_else(|e| panic!("cannot run rabbitmq-server: {e}"));

@@ -11,6 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
+/// A process whose CPU time a phase reports: its name and pid, if found.
+pub(crate) type Probe = Option<(&'static str, u32)>;
+
 /// Items made before a timed phase so that the load generator's CPU goes to
 /// the load itself; once they run out, made inline (and counted).
 #[derive(Debug)]
@@ -73,8 +76,16 @@ impl Stats {
         })
     }
 
+    /// Add `other`'s counts, latencies, time and CPU time to these.
     pub(crate) fn merge(&mut self, other: Self) -> Result<()> {
         (self.ok, self.failed) = (self.ok + other.ok, self.failed + other.failed);
+        self.elapsed += other.elapsed;
+        for (who, cpu) in other.cpu {
+            match self.cpu.iter_mut().find(|(name, _)| *name == who) {
+                Some((_, total)) => *total += cpu,
+                None => self.cpu.push((who, cpu)),
+            }
+        }
         self.first_error = self.first_error.take().or(other.first_error);
         self.max_lag = self.max_lag.max(other.max_lag);
         Ok(self.latency.add(&other.latency)?)
@@ -135,7 +146,7 @@ impl Stats {
 pub(crate) async fn drive<F, Fut>(
     secs: u64,
     rate: Option<f64>,
-    probes: &[Option<(&'static str, u32)>],
+    probes: &[Probe],
     op: F,
 ) -> Result<Stats>
 where
@@ -150,11 +161,7 @@ where
 
 /// [`drive`], closed loop, on this thread's task set: for an `op` that
 /// stays on its thread (the ingest's publisher).
-pub(crate) async fn drive_local<F, Fut>(
-    secs: u64,
-    probes: &[Option<(&'static str, u32)>],
-    op: F,
-) -> Result<Stats>
+pub(crate) async fn drive_local<F, Fut>(secs: u64, probes: &[Probe], op: F) -> Result<Stats>
 where
     F: Fn() -> Fut + Clone + 'static,
     Fut: Future<Output = Result<(), String>> + 'static,
@@ -169,7 +176,7 @@ where
 /// CPU time the probes used meanwhile.
 async fn measured(
     secs: u64,
-    probes: &[Option<(&'static str, u32)>],
+    probes: &[Probe],
     spawn: impl Fn(Instant, Instant, Arc<AtomicU64>) -> tokio::task::JoinHandle<Result<Stats>>,
 ) -> Result<Stats> {
     let probes: Vec<_> = probes

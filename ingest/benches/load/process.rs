@@ -13,9 +13,33 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// The ingest binary as a child process, logging what `log_filter`
 /// (`RUST_LOG`) lets through.
 pub(crate) fn spawn_ingest(amqp: &AmqpSettings, port: u16, log_filter: &str) -> Result<Service> {
+    spawn_ingest_with(Command::new(INGEST), amqp, port, log_filter)
+}
+
+/// [`spawn_ingest`] run only on `cpus` (a `taskset` list) from its start:
+/// it sees those CPUs alone, and starts one HTTP worker for each.
+pub(crate) fn spawn_ingest_on(
+    cpus: &str,
+    amqp: &AmqpSettings,
+    port: u16,
+    log_filter: &str,
+) -> Result<Service> {
+    let mut taskset = Command::new("taskset");
+    taskset.args(["-c", cpus, INGEST]);
+    spawn_ingest_with(taskset, amqp, port, log_filter)
+}
+
+const INGEST: &str = env!("CARGO_BIN_EXE_clerk-sync-ingest");
+
+fn spawn_ingest_with(
+    mut command: Command,
+    amqp: &AmqpSettings,
+    port: u16,
+    log_filter: &str,
+) -> Result<Service> {
     Service::spawn(
         "clerk-sync-ingest",
-        Command::new(env!("CARGO_BIN_EXE_clerk-sync-ingest"))
+        command
             .env("CLERK_WEBHOOK_SECRET", SECRET)
             .env("INGEST_LISTEN", format!("127.0.0.1:{port}"))
             .env("AMQP_URL", amqp.url.expose())
