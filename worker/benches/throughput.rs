@@ -13,7 +13,8 @@
 //! Beside them, the machine's limit in the same run: the same rows (one log
 //! row per event, one Student row per user of the batch) written in batches
 //! of the same size straight through diesel-async, with no RabbitMQ and no
-//! decision. Each worker's peak resident memory is read from /proc. Then
+//! decision, measured just before and just after the one-worker run (the
+//! queues already loaded), which is compared with their mean. Each worker's peak resident memory is read from /proc. Then
 //! the second load, a sign-up burst (or a bulk import): as many events,
 //! each a new user's `user.created`, applied by one worker, beside its own
 //! limit, and checked against the model the same way.
@@ -31,11 +32,12 @@ use clerk_sync_runtime::secret_url::SecretUrl;
 use clerk_sync_store::repository::database;
 use common::check::{self, LogSpec};
 use common::limit::raw_limit;
-use common::load::{generate, modelled, publish};
-use common::measure::{cpu_report, cpu_snapshot, peak_rss_mib};
+use common::load::{Event, generate, modelled, publish};
+use common::measure::{cpu_report, cpu_snapshot, peak_rss_mib, rabbitmq_settled};
 use common::model;
 use common::verdict;
 use common::workers::{self, Worker};
+use diesel_async::AsyncPgConnection;
 use std::collections::BTreeSet;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -184,10 +186,7 @@ async fn bench(
     let _ = connection.close(200, "declared".into()).await;
 
     let mut pg = database::connect(db).await?;
-    let (raw, raw_cpu) = raw_limit(&mut pg, &events, BATCH_SIZE).await?;
-    println!("  limit: same rows, same batches, diesel-async only: {raw:>8.0} events/s");
-    println!("      {raw_cpu}");
-
+    let mut raw = 0.0;
     let expected = model::expected(&modelled(&events));
     let all: BTreeSet<String> = events.iter().map(|e| e.svix_id.clone()).collect();
     let log = LogSpec {
@@ -199,7 +198,15 @@ async fn bench(
     for workers in WORKERS {
         common::reset(&mut pg).await?;
         publish(amqp_url, topology, &events).await?;
-        let run = run_workers(workers, db, prefix, total as u64).await?;
+        let (run, observed) = if workers == 1 {
+            let (run, observed, limit) = bracketed(&mut pg, &events, db, prefix).await?;
+            limit.print("  ");
+            raw = limit.mean();
+            (run, observed)
+        } else {
+            let run = run_workers(workers, db, prefix, total as u64).await?;
+            (run, check::observe(db).await?)
+        };
         let rss: Vec<String> = run.peak_rss_mib.iter().map(|m| format!("{m:.1}")).collect();
         println!(
             "  {workers} worker{}: {:>8.0} events/s ({:.0}% of the limit) in {:.1} s, peak RSS {} MiB",
@@ -211,7 +218,7 @@ async fn bench(
         );
         println!("      {}", run.cpu);
         println!("      {}", share_line(&run.logged_by, total as u64));
-        let differences = check::differences(&expected, &log, &check::observe(db).await?);
+        let differences = check::differences(&expected, &log, &observed);
         println!(
             "      tables and log equal the model: {} (model: {} Student and {} Instructor rows, {} deleted users without rows, {} svix-ids each logged once)",
             verdict(differences.is_empty()),
@@ -277,14 +284,11 @@ async fn sign_up_burst(
     let events = generate(total, total);
     let mut pg = database::connect(db).await?;
     common::reset(&mut pg).await?;
-    let (raw, raw_cpu) = raw_limit(&mut pg, &events, BATCH_SIZE).await?;
-    common::reset(&mut pg).await?;
     publish(amqp_url, topology, &events).await?;
-    let run = run_workers(1, db, prefix, total as u64).await?;
-    let share = 100.0 * run.rate / raw;
+    let (run, observed, limit) = bracketed(&mut pg, &events, db, prefix).await?;
+    let share = 100.0 * run.rate / limit.mean();
     println!("  sign-up burst: {total} events, each a new user's user.created");
-    println!("    limit: same rows, same batches, diesel-async only: {raw:>8.0} events/s");
-    println!("      {raw_cpu}");
+    limit.print("    ");
     println!(
         "    1 worker : {:>8.0} events/s ({share:.0}% of the limit) in {:.1} s, peak RSS {:.1} MiB",
         run.rate,
@@ -298,7 +302,7 @@ async fn sign_up_burst(
         allowed: &BTreeSet::new(),
     };
     let expected = model::expected(&modelled(&events));
-    let differences = check::differences(&expected, &log, &check::observe(db).await?);
+    let differences = check::differences(&expected, &log, &observed);
     println!(
         "      tables and log equal the model: {}",
         verdict(differences.is_empty())
@@ -307,6 +311,50 @@ async fn sign_up_burst(
         println!("        {difference}");
     }
     Ok((share, differences.is_empty()))
+}
+
+/// One worker on the loaded queues, between two measures of the limit
+/// for `events` (the tables emptied before each): this machine's speed
+/// moves by tens of percent from one minute to the next, so the worker is
+/// compared with the mean of the limit just before and just after it. The
+/// run, the tables it left, and the limit.
+async fn bracketed(
+    pg: &mut AsyncPgConnection,
+    events: &[Event],
+    db: &SecretUrl,
+    prefix: &str,
+) -> Result<(Run, check::Observed, Limit)> {
+    rabbitmq_settled().await;
+    let before = raw_limit(pg, events, BATCH_SIZE).await?;
+    common::reset(pg).await?;
+    let run = run_workers(1, db, prefix, events.len() as u64).await?;
+    let observed = check::observe(db).await?;
+    common::reset(pg).await?;
+    let after = raw_limit(pg, events, BATCH_SIZE).await?;
+    Ok((run, observed, Limit { before, after }))
+}
+
+/// The limit measured before and after a run: (events/s, CPU report).
+struct Limit {
+    before: (f64, String),
+    after: (f64, String),
+}
+
+impl Limit {
+    fn mean(&self) -> f64 {
+        (self.before.0 + self.after.0) / 2.0
+    }
+
+    fn print(&self, indent: &str) {
+        println!(
+            "{indent}limit: same rows, same batches, diesel-async only: {:>8.0} events/s (mean of {:.0} just before the run and {:.0} just after)",
+            self.mean(),
+            self.before.0,
+            self.after.0
+        );
+        println!("{indent}    before: {}", self.before.1);
+        println!("{indent}    after:  {}", self.after.1);
+    }
 }
 
 /// "share per process: 51% / 49% (1020 / 980 events)" from the counters.

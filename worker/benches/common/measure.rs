@@ -34,6 +34,26 @@ pub fn cpu_report(
     )
 }
 
+/// Wait (up to 20 s) until RabbitMQ is quiet, using under 5% of a core
+/// over a fifth of a second: after a large publish it goes on writing for
+/// seconds, which a measure of PostgreSQL's limit must not pay for.
+pub async fn rabbitmq_settled() {
+    let Some(pid) = rabbitmq_pid(super::AMQP_URL) else {
+        return;
+    };
+    let window = Duration::from_millis(200);
+    for _ in 0..100 {
+        let before = cpu_time(Some(pid)).unwrap_or_default();
+        tokio::time::sleep(window).await;
+        let used = cpu_time(Some(pid))
+            .unwrap_or_default()
+            .saturating_sub(before);
+        if used < window / 20 {
+            return;
+        }
+    }
+}
+
 /// VmHWM (peak resident set) of a process, MiB.
 pub fn peak_rss_mib(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
