@@ -20,8 +20,8 @@
 //!   ingest's CPU per request in B less D's is what publishing costs it.
 //!   D logs nothing: its one ERROR line per request is not what B pays.
 //! * E, the load generator on a core of its own: A and B again against a
-//!   RabbitMQ node of the benchmark's own that runs on CPU 0 only, the
-//!   ingest started on that CPU beside it and this process on CPU 1 (see
+//!   RabbitMQ node of the benchmark's own that runs on one CPU only, the
+//!   ingest started on that CPU beside it and this process on another (see
 //!   `load/own_cores.rs`; needs 2 CPUs, else reported as not run).
 //!
 //! Targets (reported, never enforced): B reaches 60% of A with the load

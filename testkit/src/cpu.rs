@@ -33,6 +33,32 @@ pub fn pin(pid: u32, cpus: &str) -> std::io::Result<()> {
     )))
 }
 
+/// The CPUs process `pid` may run on (`Cpus_allowed_list` of its status,
+/// such as `0-1` or `0,2-3`), each once, in order.
+pub fn allowed_cpus(pid: u32) -> Vec<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Cpus_allowed_list:"))
+        .map_or_else(Vec::new, cpu_list)
+}
+
+/// `0-2,5` as `[0, 1, 2, 5]`; what does not parse is left out.
+fn cpu_list(list: &str) -> Vec<u32> {
+    let mut cpus: Vec<u32> = list
+        .trim()
+        .split(',')
+        .filter_map(|range| {
+            let (first, last) = range.split_once('-').unwrap_or((range, range));
+            Some(first.trim().parse::<u32>().ok()?..=last.trim().parse::<u32>().ok()?)
+        })
+        .flatten()
+        .collect();
+    cpus.sort_unstable();
+    cpus.dedup();
+    cpus
+}
+
 /// CPU time used so far by the threads of process `pid` that run now,
 /// summed by thread name (as the kernel keeps it: cut to 15 bytes).
 pub fn cpu_time_by_thread(pid: u32) -> BTreeMap<String, Duration> {
@@ -165,6 +191,20 @@ mod tests {
     use super::*;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
+
+    #[test]
+    fn a_cpu_list_reads_as_the_kernel_writes_it() {
+        assert_eq!(cpu_list("0-1\n"), vec![0, 1]);
+        assert_eq!(cpu_list("0,2-3,7"), vec![0, 2, 3, 7]);
+        assert_eq!(cpu_list("3"), vec![3]);
+        assert_eq!(cpu_list("2-1,x,4-y,5"), vec![5]);
+        assert_eq!(cpu_list(""), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn this_process_may_run_on_at_least_one_cpu() {
+        assert!(!allowed_cpus(std::process::id()).is_empty());
+    }
 
     #[test]
     fn a_thread_that_works_is_counted_under_its_name_within_the_process() {

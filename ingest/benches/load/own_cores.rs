@@ -1,10 +1,10 @@
 //! Phase E: phases A and B again, alternated, with the load generator on a
-//! core of its own. A RabbitMQ node of the benchmark's own runs on CPU 0 only (one
-//! Erlang scheduler), the ingest runs there beside it (one HTTP worker:
-//! it sees that CPU alone), and this
-//! process (the raw publisher of A, the HTTP client of B) on CPU 1: what
-//! is measured then has one core, and nothing it measures runs on it.
-//! Needs 2 CPUs; the node is stopped and its folder removed at the end.
+//! core of its own. A RabbitMQ node of the benchmark's own runs on one CPU
+//! only (one Erlang scheduler), the ingest runs there beside it (one HTTP
+//! worker: it sees that CPU alone), and this process (the raw publisher of
+//! A, the HTTP client of B) on another: what is measured then has one
+//! core, and nothing it measures runs on it. Needs 2 CPUs; the node is
+//! stopped and its folder removed at the end.
 
 use crate::alternate::{Compared, Setup, raw_and_http};
 use crate::phase::{Probe, Stats};
@@ -15,14 +15,10 @@ use clerk_sync_domain::paths;
 use clerk_sync_domain::topology::Topology;
 use clerk_sync_runtime::settings::AmqpSettings;
 use clerk_sync_runtime::{amqp, secret_url::SecretUrl};
-use clerk_sync_testkit::cpu::{pin, rabbitmq_pid};
+use clerk_sync_testkit::cpu::{allowed_cpus, pin, rabbitmq_pid};
 use clerk_sync_testkit::private_node::PrivateNode;
 use std::process::ExitStatus;
 use std::sync::Arc;
-
-/// Where what is measured runs, and where the load generator runs.
-const MEASURED_CPU: &str = "0";
-const GENERATOR_CPU: &str = "1";
 
 /// Phase E's figures: the raw limit and the ingest, closed loop.
 pub(crate) struct OwnCores {
@@ -32,18 +28,23 @@ pub(crate) struct OwnCores {
     pub(crate) exit: ExitStatus,
 }
 
-/// Phase E, or `None` on a machine of fewer than 2 CPUs.
+/// Phase E, or `None` when this process may run on fewer than 2 CPUs. What
+/// is measured runs on the first CPU it may use, the load generator on the
+/// second.
 pub(crate) async fn own_cores(
     prefix: &str,
     load: &Arc<Load>,
     client: &reqwest::Client,
     secs: u64,
 ) -> Result<Option<OwnCores>> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if cores < 2 {
-        return Ok(None);
-    }
-    let node = tokio::task::spawn_blocking(|| PrivateNode::start_on_cpus(MEASURED_CPU))
+    let me = std::process::id();
+    let allowed = allowed_cpus(me);
+    let (measured, generator) = match allowed[..] {
+        [measured, generator, ..] => (measured.to_string(), generator.to_string()),
+        _ => return Ok(None),
+    };
+    let on = measured.clone();
+    let node = tokio::task::spawn_blocking(move || PrivateNode::start_on_cpus(&on))
         .await
         .context("starting a RabbitMQ node of the benchmark's own")?;
     let settings = AmqpSettings {
@@ -52,17 +53,18 @@ pub(crate) async fn own_cores(
         shards: SHARDS,
         ..Default::default()
     };
-    let me = std::process::id();
-    pin(me, GENERATOR_CPU).context("pinning the load generator")?;
-    let measured = measure(&settings, &node, load, client, secs).await;
-    pin(me, &format!("0-{}", cores - 1)).context("unpinning the load generator")?;
+    let all: Vec<String> = allowed.iter().map(u32::to_string).collect();
+    pin(me, &generator).context("pinning the load generator")?;
+    let figures = measure(&settings, &node, &measured, load, client, secs).await;
+    pin(me, &all.join(",")).context("unpinning the load generator")?;
     tokio::task::spawn_blocking(move || drop(node)).await?;
-    measured.map(Some)
+    figures.map(Some)
 }
 
 async fn measure(
     settings: &AmqpSettings,
     node: &PrivateNode,
+    cpu: &str,
     load: &Arc<Load>,
     client: &reqwest::Client,
     secs: u64,
@@ -75,7 +77,7 @@ async fn measure(
         .port();
     let base = format!("http://127.0.0.1:{port}");
     // Started on its CPU, as in a container of one CPU: one HTTP worker.
-    let mut ingest = spawn_ingest_on(MEASURED_CPU, settings, port, "warn")?;
+    let mut ingest = spawn_ingest_on(cpu, settings, port, "warn")?;
     ingest.wait_ready(client, &base).await?;
     let url = format!("{base}{}", paths::WEBHOOK);
     let setup = Setup {
