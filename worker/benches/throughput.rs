@@ -14,10 +14,11 @@
 //! row per event, one Student row per user of the batch) written in batches
 //! of the same size straight through diesel-async, with no RabbitMQ and no
 //! decision, measured just before and just after the one-worker run (the
-//! queues already loaded), which is compared with their mean. Each worker's peak resident memory is read from /proc. Then
-//! the second load, a sign-up burst (or a bulk import): as many events,
-//! each a new user's `user.created`, applied by one worker, beside its own
-//! limit, and checked against the model the same way.
+//! queues already loaded), which is compared with their mean. Each
+//! worker's peak resident memory is read from /proc. Then the second load,
+//! a sign-up burst (or a bulk import): as many events, each a new user's
+//! `user.created`, applied by one worker, beside its own limit (measured
+//! the same way), and checked against the model the same way.
 //!
 //! `cargo bench -p clerk-sync-worker --bench throughput`; without `--bench`
 //! (as `cargo test --all-targets` runs it) a smoke run of 2,000 events.
