@@ -53,7 +53,7 @@ use clerk_sync_ingest::verify::{SvixHeaders, VerifiedWebhook, Verifier};
 use clerk_sync_runtime::settings::{AmqpSettings, WebhookSecrets};
 use clerk_sync_runtime::{amqp, secret_url::SecretUrl};
 use clerk_sync_testkit::cpu::rabbitmq_pid;
-use clerk_sync_testkit::webhook;
+use clerk_sync_testkit::{speed, webhook};
 use lapin::Connection;
 use serde_json::json;
 use std::sync::Arc;
@@ -108,6 +108,7 @@ async fn main() -> Result<()> {
     }
     let mode = if smoke { "smoke" } else { "full" };
     println!("clerk-sync ingest load ({mode}): {seconds} s per phase, prefix {prefix}");
+    println!("{}", tokio::task::spawn_blocking(speed::report).await?);
     let admin = amqp::connect(&settings.url, "clerk-sync-bench").await?;
     let topology = Topology::new(prefix, SHARDS);
     let outcome = run(&settings, &admin, &topology, seconds).await;

@@ -2,8 +2,8 @@
 //! database and a topology of a test's own (removed when it ends), signed
 //! webhooks, a TCP proxy that cuts or slows a service, a RabbitMQ node of a
 //! test's own (and TLS files for it), a vhost and users of a test's own,
-//! CPU figures, a service run by a benchmark as a child process, a fake of
-//! Clerk's Backend API. Never a dependency of the binaries.
+//! CPU figures, how fast the machine is right now, a service run by a
+//! benchmark as a child process, a fake of Clerk's Backend API. Never a dependency of the binaries.
 
 pub mod broker;
 pub mod certificates;
@@ -15,6 +15,7 @@ pub mod private_node;
 pub mod private_postgres;
 pub mod proxy;
 pub mod service;
+pub mod speed;
 pub mod topology;
 pub mod vhost;
 pub mod webhook;

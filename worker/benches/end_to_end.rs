@@ -55,6 +55,7 @@ use clerk_sync_store::repository::database;
 use clerk_sync_store::settings::Settings;
 use clerk_sync_testkit::cpu::rabbitmq_pid;
 use clerk_sync_testkit::service::Service;
+use clerk_sync_testkit::speed;
 use clerk_sync_testkit::webhook::SECRET;
 use common::check::{self, LogSpec};
 use common::ingest;
@@ -137,6 +138,7 @@ async fn bench(
         "clerk-sync end to end: {} events for {users} users (mean body {mean} bytes): {users} at {rate:.0}/s, then {closed} closed loop over {CONNECTIONS} connections; 1 ingest, 1 worker, RabbitMQ, PostgreSQL and the load generator on {cores} cores",
         events.len()
     );
+    println!("{}", tokio::task::spawn_blocking(speed::report).await?);
     database::create_if_missing(db).await?;
     database::migrate(db).await?;
 

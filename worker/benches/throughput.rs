@@ -31,6 +31,7 @@ use clerk_sync_domain::topology::Topology;
 use clerk_sync_runtime::amqp;
 use clerk_sync_runtime::secret_url::SecretUrl;
 use clerk_sync_store::repository::database;
+use clerk_sync_testkit::speed;
 use common::check::{self, LogSpec};
 use common::limit::raw_limit;
 use common::load::{Event, generate, modelled, publish};
@@ -180,6 +181,7 @@ async fn bench(
     println!(
         "worker throughput: {total} events for {users} users, mean body {mean} bytes, batch size {BATCH_SIZE}, {SHARDS} shards"
     );
+    println!("  {}", tokio::task::spawn_blocking(speed::report).await?);
     database::create_if_missing(db).await?;
     database::migrate(db).await?;
     let connection = amqp::connect(amqp_url, "bench-topology").await?;
