@@ -20,16 +20,23 @@ pub fn cpu_time(pid: Option<u32>) -> Option<Duration> {
 /// Let every thread of process `pid` (and those it starts later) run only
 /// on `cpus`, a `taskset` list such as `"1"` or `"0-1"`.
 pub fn pin(pid: u32, cpus: &str) -> std::io::Result<()> {
-    let output = std::process::Command::new("taskset")
-        .args(["-a", "-p", "-c", cpus, &pid.to_string()])
-        .output()?;
-    if output.status.success() {
-        return Ok(());
+    let mut stderr = String::new();
+    // `taskset -a` fails when one of the threads it lists ends before it
+    // gets to it (a runtime's idle blocking threads do): tried again.
+    for _ in 0..10 {
+        let output = std::process::Command::new("taskset")
+            .args(["-a", "-p", "-c", cpus, &pid.to_string()])
+            .output()?;
+        if output.status.success() {
+            return Ok(());
+        }
+        stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+        if !stderr.contains("No such process") {
+            break;
+        }
     }
-    let stderr = String::from_utf8_lossy(&output.stderr);
     Err(std::io::Error::other(format!(
-        "taskset -a -p -c {cpus} {pid}: {}",
-        stderr.trim()
+        "taskset -a -p -c {cpus} {pid}: {stderr}"
     )))
 }
 
@@ -199,6 +206,21 @@ mod tests {
         assert_eq!(cpu_list("3"), vec![3]);
         assert_eq!(cpu_list("2-1,x,4-y,5"), vec![5]);
         assert_eq!(cpu_list(""), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn a_process_pinned_may_run_on_those_cpus_only() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("spawn sleep");
+        let first = allowed_cpus(child.id()).first().copied().unwrap_or(0);
+        let pinned = pin(child.id(), &first.to_string());
+        let allowed = allowed_cpus(child.id());
+        let _ = child.kill();
+        let _ = child.wait();
+        pinned.expect("pinned");
+        assert_eq!(allowed, vec![first]);
     }
 
     #[test]
