@@ -3,7 +3,8 @@
 //! webhooks, a TCP proxy that cuts or slows a service, a RabbitMQ node of a
 //! test's own (and TLS files for it), a vhost and users of a test's own,
 //! CPU figures, how fast the machine is right now, a service run by a
-//! benchmark as a child process, a fake of Clerk's Backend API. Never a dependency of the binaries.
+//! benchmark as a child process, a fake of Clerk's Backend API. Never a
+//! dependency of the binaries.
 
 pub mod broker;
 pub mod certificates;

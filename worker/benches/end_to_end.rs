@@ -60,7 +60,7 @@ use clerk_sync_testkit::webhook::SECRET;
 use common::check::{self, LogSpec};
 use common::ingest;
 use common::load::{generate, modelled};
-use common::measure::peak_rss_mib;
+use common::measure::{machine_quiet, peak_rss_mib};
 use common::workers::{self, Worker, free_port};
 use drive::{Sent, drive};
 use freshness::Listener;
@@ -188,7 +188,7 @@ async fn bench(
     // PostgreSQL and RabbitMQ to do (vacuum, log writes) is not counted.
     println!(
         "machine quiet after {:.1} s",
-        parts::settle().await.as_secs_f64()
+        machine_quiet().await.as_secs_f64()
     );
     let listener = Listener::start(db).await?;
     let before = parts.snapshot();
@@ -222,7 +222,7 @@ async fn bench(
 
     println!(
         "machine quiet after {:.1} s",
-        parts::settle().await.as_secs_f64()
+        machine_quiet().await.as_secs_f64()
     );
     let before = parts.snapshot();
     let batches = worker.batches(&client).await?;

@@ -35,7 +35,7 @@ use clerk_sync_testkit::speed;
 use common::check::{self, LogSpec};
 use common::limit::raw_limit;
 use common::load::{Event, generate, modelled, publish};
-use common::measure::{cpu_report, cpu_snapshot, peak_rss_mib, rabbitmq_settled};
+use common::measure::{cpu_report, cpu_snapshot, peak_rss_mib, rabbitmq_quiet};
 use common::model;
 use common::verdict;
 use common::workers::{self, Worker};
@@ -327,7 +327,7 @@ async fn bracketed(
     db: &SecretUrl,
     prefix: &str,
 ) -> Result<(Run, check::Observed, Limit)> {
-    rabbitmq_settled().await;
+    rabbitmq_quiet().await;
     let before = raw_limit(pg, events, BATCH_SIZE).await?;
     common::reset(pg).await?;
     let run = run_workers(1, db, prefix, events.len() as u64).await?;

@@ -34,24 +34,35 @@ pub fn cpu_report(
     )
 }
 
-/// Wait (up to 20 s) until RabbitMQ is quiet, using under 5% of a core
-/// over a fifth of a second: after a large publish it goes on writing for
-/// seconds, which a measure of PostgreSQL's limit must not pay for.
-pub async fn rabbitmq_settled() {
-    let Some(pid) = rabbitmq_pid(super::AMQP_URL) else {
-        return;
-    };
-    let window = Duration::from_millis(200);
-    for _ in 0..100 {
-        let before = cpu_time(Some(pid)).unwrap_or_default();
+/// Wait until the machine is quiet (under 15% of its cores busy over half
+/// a second), for at most 30 s: how long it took.
+pub async fn machine_quiet() -> Duration {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    settle(None, 0.15 * cores, Duration::from_millis(500)).await
+}
+
+/// Wait until RabbitMQ is quiet (under 5% of a core over a fifth of a
+/// second), for at most 30 s: after a large publish it goes on writing
+/// for seconds, which a measure of PostgreSQL's limit must not pay for.
+pub async fn rabbitmq_quiet() {
+    if let Some(pid) = rabbitmq_pid(super::AMQP_URL) {
+        settle(Some(pid), 0.05, Duration::from_millis(200)).await;
+    }
+}
+
+/// Wait until `who` (a process; the whole machine for `None`) used less
+/// than `cores` of CPU over one `window`, for at most 30 s.
+async fn settle(who: Option<u32>, cores: f64, window: Duration) -> Duration {
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(30) {
+        let before = cpu_time(who).unwrap_or_default();
         tokio::time::sleep(window).await;
-        let used = cpu_time(Some(pid))
-            .unwrap_or_default()
-            .saturating_sub(before);
-        if used < window / 20 {
-            return;
+        let used = cpu_time(who).unwrap_or_default().saturating_sub(before);
+        if used.as_secs_f64() < cores * window.as_secs_f64() {
+            break;
         }
     }
+    started.elapsed()
 }
 
 /// VmHWM (peak resident set) of a process, MiB.

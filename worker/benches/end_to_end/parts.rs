@@ -148,20 +148,3 @@ fn shares_since(
     shares.sort_by(|a, b| b.1.total_cmp(&a.1));
     shares
 }
-
-/// Wait until the machine is quiet (under 15% of its cores busy over half
-/// a second), for at most 30 s: how long it took.
-pub async fn settle() -> Duration {
-    let started = std::time::Instant::now();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-    let window = Duration::from_millis(500);
-    while started.elapsed() < Duration::from_secs(30) {
-        let before = cpu_time(None).unwrap_or_default();
-        tokio::time::sleep(window).await;
-        let busy = cpu_time(None).unwrap_or_default().saturating_sub(before);
-        if busy.as_secs_f64() < 0.15 * cores * window.as_secs_f64() {
-            break;
-        }
-    }
-    started.elapsed()
-}
