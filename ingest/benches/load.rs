@@ -53,7 +53,7 @@ use clerk_sync_ingest::verify::{SvixHeaders, VerifiedWebhook, Verifier};
 use clerk_sync_runtime::settings::{AmqpSettings, WebhookSecrets};
 use clerk_sync_runtime::{amqp, secret_url::SecretUrl};
 use clerk_sync_testkit::cpu::rabbitmq_pid;
-use clerk_sync_testkit::{speed, webhook};
+use clerk_sync_testkit::{http1, speed, webhook};
 use lapin::Connection;
 use serde_json::json;
 use std::sync::Arc;
@@ -84,9 +84,7 @@ const FLOOR_PER_SECOND: u64 = 20_000;
 /// A bench-only secret (base64 of 24 bytes).
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
-/// A signed request as Svix sends it, and a verified event with the summary
-/// the ingest routes it by.
-type Signed = Arc<(SvixHeaders, Bytes)>;
+/// A verified event with the summary the ingest routes it by.
 type Event = Arc<(VerifiedWebhook, EnvelopeSummary)>;
 
 #[tokio::main]
@@ -133,9 +131,8 @@ async fn run(
     // Whose CPU time to report: ours, and RabbitMQ's if it runs here.
     let me = Some(("load generator", std::process::id()));
     let rabbitmq = rabbitmq_pid(settings.url.expose()).map(|pid| ("rabbitmq", pid));
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(CONCURRENCY)
-        .build()?;
+    // For the ingest's readiness; the load goes through `http1`.
+    let client = reqwest::Client::new();
 
     // Phases A and B, alternated, then C: the real ingest, started first.
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
@@ -144,14 +141,13 @@ async fn run(
     let base = format!("http://127.0.0.1:{port}");
     let mut ingest = spawn_ingest(settings, port, "warn")?;
     ingest.wait_ready(&client, &base).await?;
-    let url = format!("{base}{}", paths::WEBHOOK);
+    let connections = Arc::new(http1::Client::new(([127, 0, 0, 1], port).into()));
     let setup = Setup {
         settings,
         admin,
         topology,
         load: &load,
-        client: &client,
-        url: &url,
+        http: &connections,
         raw_probes: &[me, rabbitmq],
         http_probes: &[me, Some(("ingest", ingest.pid())), rabbitmq],
     };
@@ -170,7 +166,9 @@ async fn run(
     // Phase C: the same requests paced at half the raw rate.
     let target = raw.rate() / 2.0;
     ensure!(target > 0.0, "phase A confirmed nothing");
-    let requests = Pool::new((target * secs as f64) as u64 + 1, || load.sign())?;
+    let requests = Pool::new((target * secs as f64) as u64 + 1, || {
+        load.request(&connections)
+    })?;
     let half = http_phase(&setup, secs, Some(target), requests).await?;
     let lag = half.max_lag.as_secs_f64() * 1e3;
     println!(
@@ -268,16 +266,16 @@ async fn http_floor(
     ingest
         .wait_readyz(client, &base, reqwest::StatusCode::SERVICE_UNAVAILABLE)
         .await?;
-    let url = format!("{base}{}", paths::WEBHOOK);
+    let http = Arc::new(http1::Client::new(([127, 0, 0, 1], port).into()));
     // Signing inline would take the load generator's CPU from the ingest.
-    let requests = Pool::new(secs * FLOOR_PER_SECOND, || load.sign())?;
+    let requests = Pool::new(secs * FLOOR_PER_SECOND, || load.request(&http))?;
     let probes = [me, Some(("ingest", ingest.pid()))];
-    let (load, client) = (load.clone(), client.clone());
+    let load = load.clone();
     let floor = drive(secs, None, &probes, move || {
-        let request = requests.take(|| load.sign());
-        let (client, url) = (client.clone(), url.clone());
+        let request = requests.take(|| load.request(&http));
+        let http = http.clone();
         async move {
-            match send(&client, &url, request.map_err(|e| format!("{e:#}"))?).await {
+            match send(&http, request).await {
                 Err(e) if e.starts_with("HTTP 503") && e.contains("RabbitMQ is unavailable") => {
                     Ok(())
                 }
@@ -333,8 +331,9 @@ struct Load {
 }
 
 impl Load {
-    /// The next request: svix-id `msg_bench_<n>`, body of user `n % USERS`.
-    fn sign(&self) -> Result<Signed> {
+    /// The next event as Svix sends it: svix-id `msg_bench_<n>`, body of
+    /// user `n % USERS`.
+    fn sign(&self) -> Result<(SvixHeaders, Bytes)> {
         let n = self.ids.fetch_add(1, Relaxed);
         let body = self
             .bodies
@@ -344,28 +343,38 @@ impl Load {
         let (id, timestamp) = (format!("msg_bench_{n}"), now().as_secs() as i64);
         let signature = self.signer.sign(&id, timestamp, &body)?;
         let timestamp = timestamp.to_string();
-        Ok(Arc::new((
-            SvixHeaders {
-                id,
-                timestamp,
-                signature,
-            },
-            body,
-        )))
+        let headers = SvixHeaders {
+            id,
+            timestamp,
+            signature,
+        };
+        Ok((headers, body))
     }
 
-    /// The next request, verified as the ingest does, with its summary.
+    /// The next event as a request to the ingest `client` sends to.
+    fn request(&self, client: &http1::Client) -> Result<http1::Request> {
+        let (headers, body) = self.sign()?;
+        let signed = [&headers.id, &headers.timestamp, &headers.signature].map(String::as_str);
+        Ok(webhook::signed_request(
+            client,
+            paths::WEBHOOK,
+            signed,
+            body,
+        ))
+    }
+
+    /// The next event, verified as the ingest does, with its summary.
     fn event(&self) -> Result<Event> {
-        let (headers, body) = Arc::unwrap_or_clone(self.sign()?);
+        let (headers, body) = self.sign()?;
         let verified = self.verifier.verify(headers, body)?;
         let summary = EnvelopeSummary::read(verified.body());
         Ok(Arc::new((verified, summary)))
     }
 }
 
-/// POST one signed event to the ingest; Ok only for a 2xx answer.
-async fn send(client: &reqwest::Client, url: &str, request: Signed) -> Result<(), String> {
-    let (headers, body) = &*request;
-    let signed = [&headers.id, &headers.timestamp, &headers.signature].map(String::as_str);
-    webhook::post_signed(client, url, signed, body.clone()).await
+/// Send one request (or say why it could not be made); Ok only for a 2xx
+/// answer.
+async fn send(client: &http1::Client, request: Result<http1::Request>) -> Result<(), String> {
+    let request = request.map_err(|e| format!("{e:#}"))?;
+    client.send(&request).await?.success()
 }

@@ -1,5 +1,7 @@
 //! Webhooks signed as Svix signs them, for tests and benchmarks.
 
+use crate::http1;
+use bytes::Bytes;
 use std::time::{SystemTime, UNIX_EPOCH};
 use svix::webhooks::{Webhook, WebhookError};
 
@@ -46,6 +48,23 @@ pub async fn post(
         request = request.header(name, value);
     }
     request.send().await.map_or(0, |r| r.status().as_u16())
+}
+
+/// A POST of `body`, already signed (as for [`post_signed`]), to `path`
+/// of the server `client` sends to, for the lean load generator.
+pub fn signed_request(
+    client: &http1::Client,
+    path: &str,
+    [id, timestamp, signature]: [&str; 3],
+    body: Bytes,
+) -> http1::Request {
+    let headers = [
+        ("content-type", "application/json"),
+        ("svix-id", id),
+        ("svix-timestamp", timestamp),
+        ("svix-signature", signature),
+    ];
+    http1::post(&client.server().to_string(), path, &headers, body)
 }
 
 /// POST `body`, already signed (`svix-id`, `svix-timestamp` and

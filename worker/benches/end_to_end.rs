@@ -48,15 +48,14 @@ mod limits;
 mod parts;
 
 use anyhow::{Result, bail};
-use clerk_sync_domain::paths;
 use clerk_sync_domain::topology::Topology;
 use clerk_sync_runtime::secret_url::SecretUrl;
 use clerk_sync_store::repository::database;
 use clerk_sync_store::settings::Settings;
 use clerk_sync_testkit::cpu::rabbitmq_pid;
 use clerk_sync_testkit::service::Service;
-use clerk_sync_testkit::speed;
 use clerk_sync_testkit::webhook::SECRET;
+use clerk_sync_testkit::{http1, speed};
 use common::check::{self, LogSpec};
 use common::ingest;
 use common::load::{generate, modelled};
@@ -152,11 +151,12 @@ async fn bench(
     println!("  the same rows written straight through diesel-async: {rows:>7.0} events/s");
     println!("      {rows_cpu}");
 
-    let requests = Arc::new(limits::sign(&events)?);
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(CONNECTIONS)
-        .build()?;
+    let signed = limits::sign(&events)?;
+    // For readiness and metrics; the load goes through `http1`.
+    let client = reqwest::Client::new();
     let port = free_port()?;
+    let http = Arc::new(http1::Client::new(([127, 0, 0, 1], port).into()));
+    let requests = Arc::new(limits::requests(&http, signed));
     let base = format!("http://127.0.0.1:{port}");
     let mut ingest = spawn_ingest(wrapper, prefix, port, logs)?;
     ingest.wait_ready(&client, &base).await?;
@@ -175,12 +175,11 @@ async fn bench(
         worker: worker.pid(),
         rabbitmq: rabbitmq_pid(common::AMQP_URL),
     };
-    let url = format!("{base}{}", paths::WEBHOOK);
     let post = |from: usize| {
-        let (requests, client, url) = (requests.clone(), client.clone(), url.clone());
+        let (requests, http) = (requests.clone(), http.clone());
         move |item: usize| {
-            let (requests, client, url) = (requests.clone(), client.clone(), url.clone());
-            async move { limits::post(&client, &url, &requests[from + item]).await }
+            let (requests, http) = (requests.clone(), http.clone());
+            async move { limits::post(&http, &requests[from + item]).await }
         }
     };
 

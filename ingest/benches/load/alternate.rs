@@ -11,6 +11,7 @@ use anyhow::Result;
 use clerk_sync_domain::topology::Topology;
 use clerk_sync_ingest::{broker::Broker, metrics::Metrics, publisher::Publishers};
 use clerk_sync_runtime::settings::AmqpSettings;
+use clerk_sync_testkit::http1;
 use lapin::Connection;
 use std::sync::Arc;
 
@@ -23,9 +24,8 @@ pub(crate) struct Setup<'a> {
     pub(crate) admin: &'a Connection,
     pub(crate) topology: &'a Topology,
     pub(crate) load: &'a Arc<Load>,
-    pub(crate) client: &'a reqwest::Client,
-    /// The running ingest's webhook URL.
-    pub(crate) url: &'a str,
+    /// Connections to the running ingest.
+    pub(crate) http: &'a Arc<http1::Client>,
     /// Whose CPU time each phase reports.
     pub(crate) raw_probes: &'a [Probe],
     pub(crate) http_probes: &'a [Probe],
@@ -48,7 +48,8 @@ pub(crate) async fn raw_and_http(setup: &Setup<'_>, secs: u64) -> Result<Compare
         let (raw_slice, events) = raw_phase(setup, slice).await?;
         purge(setup.admin, setup.topology).await?;
         let load = setup.load;
-        let requests = Pool::new((raw_slice.rate() * slice as f64) as u64, || load.sign())?;
+        let size = (raw_slice.rate() * slice as f64) as u64;
+        let requests = Pool::new(size, || load.request(setup.http))?;
         let http_slice = http_phase(setup, slice, None, requests.clone()).await?;
         purge(setup.admin, setup.topology).await?;
         raw.merge(raw_slice)?;
@@ -93,17 +94,13 @@ pub(crate) async fn http_phase(
     setup: &Setup<'_>,
     secs: u64,
     rate: Option<f64>,
-    requests: Arc<Pool<crate::Signed>>,
+    requests: Arc<Pool<http1::Request>>,
 ) -> Result<Stats> {
-    let (load, client, url) = (
-        setup.load.clone(),
-        setup.client.clone(),
-        setup.url.to_owned(),
-    );
+    let (load, http) = (setup.load.clone(), setup.http.clone());
     drive(secs, rate, setup.http_probes, move || {
-        let request = requests.take(|| load.sign());
-        let (client, url) = (client.clone(), url.clone());
-        async move { send(&client, &url, request.map_err(|e| format!("{e:#}"))?).await }
+        let request = requests.take(|| load.request(&http));
+        let http = http.clone();
+        async move { send(&http, request).await }
     })
     .await
 }

@@ -11,11 +11,11 @@ use crate::phase::{Probe, Stats};
 use crate::process::spawn_ingest_on;
 use crate::{Load, SHARDS};
 use anyhow::{Context, Result};
-use clerk_sync_domain::paths;
 use clerk_sync_domain::topology::Topology;
 use clerk_sync_runtime::settings::AmqpSettings;
 use clerk_sync_runtime::{amqp, secret_url::SecretUrl};
 use clerk_sync_testkit::cpu::{allowed_cpus, pin, rabbitmq_pid};
+use clerk_sync_testkit::http1;
 use clerk_sync_testkit::private_node::PrivateNode;
 use std::process::ExitStatus;
 use std::sync::Arc;
@@ -79,14 +79,13 @@ async fn measure(
     // Started on its CPU, as in a container of one CPU: one HTTP worker.
     let mut ingest = spawn_ingest_on(cpu, settings, port, "warn")?;
     ingest.wait_ready(client, &base).await?;
-    let url = format!("{base}{}", paths::WEBHOOK);
+    let http = Arc::new(http1::Client::new(([127, 0, 0, 1], port).into()));
     let setup = Setup {
         settings,
         admin: &admin,
         topology: &Topology::new(settings.prefix.clone(), SHARDS),
         load,
-        client,
-        url: &url,
+        http: &http,
         raw_probes: &[me, rabbitmq],
         http_probes: &[me, Some(("ingest", ingest.pid())), rabbitmq],
     };

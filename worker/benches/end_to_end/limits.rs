@@ -9,6 +9,7 @@ use crate::drive::drive_local;
 use anyhow::{Context, Result, anyhow};
 use bytes::Bytes;
 use clerk_sync_domain::envelope::EnvelopeSummary;
+use clerk_sync_domain::paths;
 use clerk_sync_domain::topology::Topology;
 use clerk_sync_ingest::verify::{SvixHeaders, VerifiedWebhook, Verifier};
 use clerk_sync_ingest::{broker::Broker, metrics::Metrics, publisher::Publishers};
@@ -17,6 +18,7 @@ use clerk_sync_runtime::secret_url::SecretUrl;
 use clerk_sync_runtime::settings::{AmqpSettings, WebhookSecrets};
 use clerk_sync_store::repository::database;
 use clerk_sync_store::settings::Settings;
+use clerk_sync_testkit::http1;
 use clerk_sync_testkit::webhook::{self, SECRET, unix_now};
 use std::sync::Arc;
 
@@ -46,11 +48,18 @@ pub fn sign(events: &[Event]) -> Result<Vec<Signed>> {
         .collect()
 }
 
-/// POST one signed event; Ok only for a 2xx answer.
-pub async fn post(client: &reqwest::Client, url: &str, request: &Signed) -> Result<(), String> {
-    let headers = &request.headers;
-    let signed = [&headers.id, &headers.timestamp, &headers.signature].map(String::as_str);
-    webhook::post_signed(client, url, signed, request.body.clone()).await
+/// Every signed event as a request to the ingest `client` sends to.
+pub fn requests(client: &http1::Client, signed: Vec<Signed>) -> Vec<http1::Request> {
+    let request = |Signed { headers, body }: Signed| {
+        let signed = [&headers.id, &headers.timestamp, &headers.signature].map(String::as_str);
+        webhook::signed_request(client, paths::WEBHOOK, signed, body)
+    };
+    signed.into_iter().map(request).collect()
+}
+
+/// Send one request; Ok only for a 2xx answer.
+pub async fn post(client: &http1::Client, request: &http1::Request) -> Result<(), String> {
+    client.send(request).await?.success()
 }
 
 /// Every event published as the ingest publishes it (verified beforehand),
