@@ -320,3 +320,44 @@ fn run_stops_on_sigterm_while_it_is_still_migrating() {
     assert_eq!(status.code(), Some(0), "{status:?}");
     drop(silent);
 }
+
+#[derive(diesel::QueryableByName)]
+struct Method {
+    #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+    method: Option<String>,
+}
+
+/// The log's payloads are compressed with lz4 where the server has it
+/// (this machine's PostgreSQL does; the migration leaves pglz elsewhere).
+#[tokio::test]
+async fn the_logs_payloads_are_compressed_with_lz4() {
+    let database = TestDatabase::named_only();
+    let broker = TestTopology::new(1);
+    let output = migrate(&database, &broker, &[]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let has_lz4 = count(
+        &database,
+        "SELECT count(*) AS n FROM pg_settings WHERE name = 'default_toast_compression' AND 'lz4' = ANY (enumvals)",
+    )
+    .await;
+    assert_eq!(has_lz4, 1, "this machine's PostgreSQL is built with lz4");
+    let mut connection = database.connect().await;
+    // A body of about 3 KB, as a user with a few linked accounts has.
+    let insert = "INSERT INTO clerk_sync.events (svix_id, received_at, payload, outcome, recorded_at) \
+        VALUES ('msg_lz4', now(), jsonb_build_object('body', repeat('{\"id\":\"idn_0123\"}', 180)), 'applied', now())";
+    diesel::sql_query(insert)
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    let stored = diesel::sql_query(
+        "SELECT pg_column_compression(payload) AS method FROM clerk_sync.events WHERE svix_id = 'msg_lz4'",
+    )
+    .get_result::<Method>(&mut connection)
+    .await
+    .unwrap();
+    assert_eq!(stored.method.as_deref(), Some("lz4"));
+}
