@@ -19,14 +19,16 @@
 //!   read, verified and summarised as in B, then answered 503 at once. The
 //!   ingest's CPU per request in B less D's is what publishing costs it.
 //!   D logs nothing: its one ERROR line per request is not what B pays.
-//! * E, the load generator on a core of its own: A and B again against a
-//!   RabbitMQ node of the benchmark's own that runs on one CPU only, the
-//!   ingest started on that CPU beside it and this process on another (see
+//! * E and F, the load generator on a core of its own: A and B again
+//!   against a RabbitMQ node of the benchmark's own that runs on one CPU
+//!   only, the ingest started on one CPU and this process on another; the
+//!   node runs beside the ingest in E, beside this process in F (see
 //!   `load/own_cores.rs`; needs 2 CPUs, else reported as not run).
 //!
 //! Targets (reported, never enforced): B reaches 60% of A with the load
-//! generator on the ingest's cores; E's ingest reaches 70% of E's raw
-//! limit with the load generator on a core of its own; p99 of C < 20 ms.
+//! generator on the ingest's cores; the ingest reaches 70% of the raw
+//! limit of the same phase with the load generator on a core of its own,
+//! in E and in F, each judged apart; p99 of C < 20 ms.
 //! The process fails only on errors: a failed publish, a non-2xx answer, an
 //! ingest that does not start or does not exit 0 on SIGTERM.
 //!
@@ -69,7 +71,7 @@ mod phase;
 #[path = "load/process.rs"]
 mod process;
 use alternate::{Compared, Setup, http_phase, raw_and_http};
-use own_cores::own_cores;
+use own_cores::{Placement, own_cores};
 use phase::*;
 use process::*;
 
@@ -180,16 +182,19 @@ async fn run(
     let (floor, floor_exit) = http_floor(settings, &client, &load, secs, me).await?;
     println!("D HTTP alone: {}", floor.report());
 
-    let own = own_cores(&settings.prefix, &load, &client, secs).await?;
-    if let Some(own) = &own {
-        println!(
-            "E raw, load generator on a core of its own: {}",
-            own.raw.report()
-        );
-        println!(
-            "E HTTP, load generator on a core of its own: {}",
-            own.http.report()
-        );
+    let mut own = Vec::new();
+    for (phase, placement, beside) in [
+        ("E", Placement::BesideRabbitmq, "the ingest beside RabbitMQ"),
+        ("F", Placement::Alone, "the ingest alone"),
+    ] {
+        let Some(figures) = own_cores(placement, &settings.prefix, &load, &client, secs).await?
+        else {
+            continue;
+        };
+        for (what, stats) in [("raw", &figures.raw), ("HTTP", &figures.http)] {
+            println!("{phase} {what}, {beside}: {}", stats.report());
+        }
+        own.push((phase, beside, figures));
     }
 
     let share = 100.0 * http.rate() / raw.rate();
@@ -217,18 +222,31 @@ async fn run(
     );
     let mut phases = vec![("A", &raw), ("B", &http), ("C", &half), ("D", &floor)];
     let mut exits = vec![exit, floor_exit];
-    match &own {
-        Some(own) => {
-            let share = 100.0 * own.http.rate() / own.raw.rate();
-            println!(
-                "target ingest >= 70% of raw, load generator on a core of its own (E): {} ({share:.0}%)",
-                verdict(share >= 70.0)
-            );
-            phases.extend([("E raw", &own.raw), ("E HTTP", &own.http)]);
-            exits.push(own.exit);
-        }
-        None => println!("phase E (the load generator on a core of its own) needs 2 CPUs: not run"),
+    if own.is_empty() {
+        println!("phases E and F (the load generator on a core of its own) need 2 CPUs: not run");
     }
+    for (phase, beside, figures) in &own {
+        let share = 100.0 * figures.http.rate() / figures.raw.rate();
+        println!(
+            "target ingest >= 70% of raw, load generator on a core of its own ({phase}, {beside}): {} ({share:.0}%)",
+            verdict(share >= 70.0)
+        );
+        exits.push(figures.exit);
+    }
+    let own_phases = own.iter().flat_map(|(phase, _, figures)| {
+        [
+            (*phase, "raw", &figures.raw),
+            (*phase, "HTTP", &figures.http),
+        ]
+    });
+    let own_phases: Vec<_> = own_phases
+        .map(|(phase, what, stats)| (format!("{phase} {what}"), stats))
+        .collect();
+    phases.extend(
+        own_phases
+            .iter()
+            .map(|(name, stats)| (name.as_str(), *stats)),
+    );
     for (phase, stats) in phases {
         if let Some(error) = &stats.first_error {
             bail!("phase {phase}: {} failed, first: {error}", stats.failed);

@@ -1,9 +1,13 @@
-//! Phase E: phases A and B again, alternated, with the load generator on a
-//! core of its own. A RabbitMQ node of the benchmark's own runs on one CPU
-//! only (one Erlang scheduler), the ingest runs there beside it (one HTTP
-//! worker: it sees that CPU alone), and this process (the raw publisher of
-//! A, the HTTP client of B) on another: what is measured then has one
-//! core, and nothing it measures runs on it. Needs 2 CPUs; the node is
+//! Phases E and F: phases A and B again, alternated, with the load
+//! generator off the ingest's core, against a RabbitMQ node of the
+//! benchmark's own that runs on one CPU only (one Erlang scheduler). The
+//! ingest runs on the first CPU this process may use (one HTTP worker: it
+//! sees that CPU alone), this process (the raw publisher of A, the HTTP
+//! client of B) on the second; the node runs beside the ingest in E
+//! ([`Placement::BesideRabbitmq`]: what is measured has one core, and
+//! nothing it measures runs on it) and beside this process in F
+//! ([`Placement::Alone`]: the ingest has a core of its own, as behind a
+//! load balancer with RabbitMQ elsewhere). Needs 2 CPUs; the node is
 //! stopped and its folder removed at the end.
 
 use crate::alternate::{Compared, Setup, raw_and_http};
@@ -28,10 +32,19 @@ pub(crate) struct OwnCores {
     pub(crate) exit: ExitStatus,
 }
 
-/// Phase E, or `None` when this process may run on fewer than 2 CPUs. What
-/// is measured runs on the first CPU it may use, the load generator on the
-/// second.
+/// Where the RabbitMQ node runs: the ingest's CPU is the first this
+/// process may use, the load generator's the second.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Placement {
+    /// E: on the ingest's CPU.
+    BesideRabbitmq,
+    /// F: on the load generator's CPU.
+    Alone,
+}
+
+/// Phase E or F, or `None` when this process may run on fewer than 2 CPUs.
 pub(crate) async fn own_cores(
+    placement: Placement,
     prefix: &str,
     load: &Arc<Load>,
     client: &reqwest::Client,
@@ -43,7 +56,10 @@ pub(crate) async fn own_cores(
         [measured, generator, ..] => (measured.to_string(), generator.to_string()),
         _ => return Ok(None),
     };
-    let on = measured.clone();
+    let on = match placement {
+        Placement::BesideRabbitmq => measured.clone(),
+        Placement::Alone => generator.clone(),
+    };
     let node = tokio::task::spawn_blocking(move || PrivateNode::start_on_cpus(&on))
         .await
         .context("starting a RabbitMQ node of the benchmark's own")?;
