@@ -220,7 +220,10 @@ async fn run(
         http.cpu_per_event("ingest"),
         floor.cpu_per_event("ingest"),
     );
-    let mut phases = vec![("A", &raw), ("B", &http), ("C", &half), ("D", &floor)];
+    let mut phases: Vec<(String, &Stats)> =
+        [("A", &raw), ("B", &http), ("C", &half), ("D", &floor)]
+            .map(|(phase, stats)| (phase.to_owned(), stats))
+            .into();
     let mut exits = vec![exit, floor_exit];
     if own.is_empty() {
         println!("phases E and F (the load generator on a core of its own) need 2 CPUs: not run");
@@ -231,22 +234,10 @@ async fn run(
             "target ingest >= 70% of raw, load generator on a core of its own ({phase}, {beside}): {} ({share:.0}%)",
             verdict(share >= 70.0)
         );
+        phases.push((format!("{phase} raw"), &figures.raw));
+        phases.push((format!("{phase} HTTP"), &figures.http));
         exits.push(figures.exit);
     }
-    let own_phases = own.iter().flat_map(|(phase, _, figures)| {
-        [
-            (*phase, "raw", &figures.raw),
-            (*phase, "HTTP", &figures.http),
-        ]
-    });
-    let own_phases: Vec<_> = own_phases
-        .map(|(phase, what, stats)| (format!("{phase} {what}"), stats))
-        .collect();
-    phases.extend(
-        own_phases
-            .iter()
-            .map(|(name, stats)| (name.as_str(), *stats)),
-    );
     for (phase, stats) in phases {
         if let Some(error) = &stats.first_error {
             bail!("phase {phase}: {} failed, first: {error}", stats.failed);

@@ -50,8 +50,9 @@ pub async fn post(
     request.send().await.map_or(0, |r| r.status().as_u16())
 }
 
-/// A POST of `body`, already signed (as for [`post_signed`]), to `path`
-/// of the server `client` sends to, for the lean load generator.
+/// A POST of `body`, already signed (`svix-id`, `svix-timestamp` and
+/// `svix-signature` as Svix sends them), to `path` of the server `client`
+/// sends to, for the lean load generator.
 pub fn signed_request(
     client: &http1::Client,
     path: &str,
@@ -65,38 +66,4 @@ pub fn signed_request(
         ("svix-signature", signature),
     ];
     http1::post(&client.server().to_string(), path, &headers, body)
-}
-
-/// POST `body`, already signed (`svix-id`, `svix-timestamp` and
-/// `svix-signature` as Svix sends them), to `url`: Ok only for a 2xx
-/// answer, read to its end so the connection goes back to the pool; else
-/// what went wrong, the answer included.
-pub async fn post_signed(
-    client: &reqwest::Client,
-    url: &str,
-    [id, timestamp, signature]: [&str; 3],
-    body: impl Into<reqwest::Body>,
-) -> Result<(), String> {
-    let response = client
-        .post(url)
-        .header("content-type", "application/json")
-        .header("svix-id", id)
-        .header("svix-timestamp", timestamp)
-        .header("svix-signature", signature)
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| format!("request failed: {e}"))?;
-    let status = response.status();
-    let answer = response
-        .bytes()
-        .await
-        .map_err(|e| format!("reading the answer: {e}"))?;
-    if status.is_success() {
-        return Ok(());
-    }
-    Err(format!(
-        "HTTP {status}: {}",
-        String::from_utf8_lossy(&answer)
-    ))
 }

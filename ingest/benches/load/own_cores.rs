@@ -32,13 +32,13 @@ pub(crate) struct OwnCores {
     pub(crate) exit: ExitStatus,
 }
 
-/// Where the RabbitMQ node runs: the ingest's CPU is the first this
-/// process may use, the load generator's the second.
+/// Whom the ingest shares its CPU with (the first this process may use;
+/// the load generator's is the second): where the RabbitMQ node runs.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Placement {
-    /// E: on the ingest's CPU.
+    /// E: the node runs on the ingest's CPU.
     BesideRabbitmq,
-    /// F: on the load generator's CPU.
+    /// F: the node runs on the load generator's CPU.
     Alone,
 }
 
