@@ -15,6 +15,15 @@ fn migrate(database: &TestDatabase, broker: &TestTopology, extra: &[(&str, &str)
     command.output().unwrap()
 }
 
+/// Fails the test with `migrate`'s stderr unless it exited 0.
+fn assert_succeeded(output: &Output) {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 #[derive(diesel::QueryableByName)]
 struct Count {
     #[diesel(sql_type = BigInt)]
@@ -36,11 +45,7 @@ async fn migrate_creates_the_database_tables_and_topology_and_is_idempotent() {
     let broker = TestTopology::new(3);
     for _ in 0..2 {
         let output = migrate(&database, &broker, &[]);
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        assert_succeeded(&output);
     }
     let tables = count(
         &database,
@@ -66,11 +71,7 @@ async fn three_migrations_at_once_all_succeed() {
     });
     for output in outputs {
         let output = output.unwrap_or_else(|_| panic!("migrate thread panicked"));
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        assert_succeeded(&output);
     }
     assert_eq!(
         count(
@@ -121,11 +122,7 @@ async fn a_database_prisma_already_built_is_adopted() {
     }
     let broker = TestTopology::new(3);
     let output = migrate(&database, &broker, &[]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_succeeded(&output);
 
     #[derive(diesel::QueryableByName)]
     struct Row {
@@ -210,11 +207,7 @@ async fn the_diesel_schema_matches_the_migrated_database() {
     let database = TestDatabase::named_only();
     let broker = TestTopology::new(3);
     let output = migrate(&database, &broker, &[]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_succeeded(&output);
     let mut connection = database.connect().await;
     // SELECT EXISTS (SELECT <every declared column> FROM <table>): false on
     // an empty table, an error if a table or column is not as declared.
@@ -334,11 +327,7 @@ async fn the_logs_payloads_are_compressed_with_lz4() {
     let database = TestDatabase::named_only();
     let broker = TestTopology::new(1);
     let output = migrate(&database, &broker, &[]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_succeeded(&output);
     let has_lz4 = count(
         &database,
         "SELECT count(*) AS n FROM pg_settings WHERE name = 'default_toast_compression' AND 'lz4' = ANY (enumvals)",
